@@ -1,0 +1,196 @@
+use crate::Digest;
+use std::fmt;
+use std::time::Duration;
+
+/// Why a plugin could not be loaded or a call into it failed.
+///
+/// Every variant names the plugin and, once its bytes are known, its digest,
+/// so one log line is enough to tell which plugin did what.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {plugin}: cannot read {path}: {source}")]
+    Read {
+        plugin: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "plugin {plugin}@{digest:?}: not a WebAssembly component ({detail}); build it for wasm32-wasip2 or wrap a core module with `wasm-tools component new`"
+    )]
+    NotAComponent {
+        plugin: String,
+        digest: Digest,
+        detail: String,
+    },
+    #[error(
+        "plugin {plugin}@{digest:?}: compiling took longer than {limit:?}; raise compile_timeout_ms if the component is this large on purpose"
+    )]
+    CompileTimeout {
+        plugin: String,
+        digest: Digest,
+        limit: Duration,
+    },
+    #[error("plugin {plugin}@{digest:?}: {detail}")]
+    WrongWorld {
+        plugin: String,
+        digest: Digest,
+        detail: String,
+    },
+    #[error(
+        "plugin {plugin}@{digest:?}: imports `{import}`, which the {world} world does not allow (only WASI 0.2 and the world's own imports may be linked)"
+    )]
+    ForbiddenImport {
+        plugin: String,
+        digest: Digest,
+        world: &'static str,
+        import: String,
+    },
+    #[error("plugin {plugin}@{digest:?}: ran past its {deadline:?} deadline and was stopped")]
+    Deadline {
+        plugin: String,
+        digest: Digest,
+        deadline: Duration,
+    },
+    #[error(
+        "plugin {plugin}@{digest:?}: tried to grow its memory to {requested} bytes, over its cap of {cap} bytes, and was stopped"
+    )]
+    MemoryLimit {
+        plugin: String,
+        digest: Digest,
+        requested: usize,
+        cap: usize,
+    },
+    #[error(
+        "plugin {plugin}@{digest:?}: recursed too deep: overflowed its wasm stack of {cap} bytes"
+    )]
+    StackOverflow {
+        plugin: String,
+        digest: Digest,
+        cap: usize,
+    },
+    #[error("plugin {plugin}@{digest:?}: ran out of fuel ({fuel} units) and was stopped")]
+    OutOfFuel {
+        plugin: String,
+        digest: Digest,
+        fuel: u64,
+    },
+    #[error("plugin {plugin}@{digest:?}: trapped: {trap}{}", stderr_suffix(.stderr))]
+    Trap {
+        plugin: String,
+        digest: Digest,
+        trap: String,
+        /// The last line the plugin wrote to stderr (a Rust panic message, a
+        /// Python traceback's last line), if any.
+        stderr: Option<String>,
+    },
+    #[error("plugin {plugin}@{digest:?}: refused the request: {message}")]
+    Refused {
+        plugin: String,
+        digest: Digest,
+        message: String,
+    },
+    #[error("plugin {plugin}@{digest:?}: returned bad output: {problem}")]
+    BadOutput {
+        plugin: String,
+        digest: Digest,
+        problem: OutputProblem,
+    },
+    #[error("plugin {plugin}: {detail}")]
+    Config { plugin: String, detail: String },
+    #[error("plugin runtime: {0}")]
+    Runtime(String),
+}
+
+fn stderr_suffix(stderr: &Option<String>) -> String {
+    match stderr {
+        Some(line) => format!(" (stderr: {line})"),
+        None => String::new(),
+    }
+}
+
+impl PluginError {
+    /// The plugin the error is about.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            Self::Read { plugin, .. }
+            | Self::NotAComponent { plugin, .. }
+            | Self::CompileTimeout { plugin, .. }
+            | Self::WrongWorld { plugin, .. }
+            | Self::ForbiddenImport { plugin, .. }
+            | Self::Deadline { plugin, .. }
+            | Self::MemoryLimit { plugin, .. }
+            | Self::StackOverflow { plugin, .. }
+            | Self::OutOfFuel { plugin, .. }
+            | Self::Trap { plugin, .. }
+            | Self::Refused { plugin, .. }
+            | Self::BadOutput { plugin, .. }
+            | Self::Config { plugin, .. } => Some(plugin),
+            Self::Runtime(_) => None,
+        }
+    }
+
+    /// A short, stable name for the kind of failure, for `--json` output and
+    /// metrics: `deadline`, `memory`, `trap`, …
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "read",
+            Self::NotAComponent { .. } => "not-a-component",
+            Self::CompileTimeout { .. } => "compile-timeout",
+            Self::WrongWorld { .. } => "wrong-world",
+            Self::ForbiddenImport { .. } => "forbidden-import",
+            Self::Deadline { .. } => "deadline",
+            Self::MemoryLimit { .. } => "memory",
+            Self::StackOverflow { .. } => "stack-overflow",
+            Self::OutOfFuel { .. } => "fuel",
+            Self::Trap { .. } => "trap",
+            Self::Refused { .. } => "refused",
+            Self::BadOutput { problem, .. } => problem.kind(),
+            Self::Config { .. } => "config",
+            Self::Runtime(_) => "runtime",
+        }
+    }
+}
+
+/// What was wrong with a plugin's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputProblem {
+    /// Not one score per node.
+    WrongLength { expected: usize, got: usize },
+    /// A score that is NaN or infinite.
+    NotFinite { node: usize, value: f64 },
+    /// A score outside [-1, 1].
+    OutOfRange { node: usize, value: f64 },
+    /// Part names or values that are not well formed.
+    BadParts(String),
+}
+
+impl OutputProblem {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::WrongLength { .. } => "wrong-length",
+            Self::NotFinite { .. } => "not-finite",
+            Self::OutOfRange { .. } => "out-of-range",
+            Self::BadParts(_) => "bad-parts",
+        }
+    }
+}
+
+impl fmt::Display for OutputProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WrongLength { expected, got } => {
+                write!(
+                    f,
+                    "{got} scores for {expected} nodes (one per node is required)"
+                )
+            }
+            Self::NotFinite { node, value } => {
+                write!(f, "score of node {node} is {value} (scores must be finite)")
+            }
+            Self::OutOfRange { node, value } => {
+                write!(f, "score of node {node} is {value}, outside [-1, 1]")
+            }
+            Self::BadParts(detail) => write!(f, "explanation parts: {detail}"),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The sandboxed plugin runtime of `orch`, shared by the control plane and
+//! the agent.
+//!
+//! Everything that is policy in `orch` is a WebAssembly component: a
+//! scheduler scorer today, task drivers and secret providers later. This
+//! crate is the one place that loads them. Each plugin kind follows the same
+//! lifecycle:
+//!
+//! 1. **load**: read the bytes, hash them (sha256), compile once; compiled
+//!    code is cached by digest in memory and on disk ([`Runtime::load`]);
+//! 2. **validate**: check the component exports its world at the version
+//!    this host speaks and imports nothing beyond WASI 0.2 and what the world
+//!    allows ([`Runtime::scorer`]);
+//! 3. **instantiate with limits**: every call gets a fresh instance in a
+//!    store with a memory cap, a deadline (epoch interruption), optional fuel
+//!    and a wasm stack cap; WASI is linked but grants nothing;
+//! 4. **call** and **check**: output is validated, never trusted; a trap, a
+//!    timeout or a limit hit is a [`PluginError`] naming the plugin and its
+//!    digest, and the instance is thrown away.
+//!
+//! The host (scheduler workers) and `orch plugin test` (the conformance
+//! suite) are the callers.
+
+mod cache;
+mod digest;
+mod error;
+mod inspect;
+mod limits;
+mod runtime;
+mod sandbox;
+mod scheduler;
+
+pub use digest::Digest;
+pub use error::{OutputProblem, PluginError};
+pub use inspect::{Inspection, WorldKind};
+pub use limits::Limits;
+pub use runtime::{CallStats, Component, Runtime, RuntimeConfig};
+pub use scheduler::{
+    Node, Resources, SCORER_WORLD, ScoreRequest, ScoreResponse, Scored, ScorerInfo, ScorerPlugin,
+    validate_response,
+};

@@ -1,0 +1,44 @@
+use serde::Deserialize;
+use std::time::Duration;
+
+/// What one plugin call may use. Every field has a safe default; the
+/// operator tightens or loosens them per plugin in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory the instance may grow to, in bytes (all memories together).
+    pub memory_bytes: usize,
+    /// Wall-clock deadline of one call, enforced by epoch interruption.
+    #[serde(with = "millis", rename = "deadline_ms")]
+    pub deadline: Duration,
+    /// Fuel (roughly, wasm instructions) one call may burn. `None` leaves it
+    /// unmetered; metering needs [`crate::RuntimeConfig::fuel`].
+    pub fuel: Option<u64>,
+    /// How much a plugin may write to stdout and stderr per call, in bytes;
+    /// the rest is dropped.
+    pub output_bytes: usize,
+    /// How long compiling the component may take.
+    #[serde(with = "millis", rename = "compile_timeout_ms")]
+    pub compile_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(1),
+            fuel: None,
+            output_bytes: 64 << 10,
+            compile_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,334 @@
+//! The engine, the linker and the call path every plugin kind shares.
+
+use crate::cache::Cache;
+use crate::sandbox::Sandbox;
+use crate::{Digest, Limits, PluginError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, Store, Trap};
+
+/// Settings that apply to every plugin of one runtime (the engine's own
+/// settings); per-plugin settings are [`Limits`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are kept across restarts; `None` keeps
+    /// them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Meter fuel, so that plugins with a `fuel` limit can be run. Costs
+    /// some speed for every plugin of the runtime.
+    pub fuel: bool,
+    /// Wasm stack each instance may use, in bytes.
+    pub max_stack_bytes: usize,
+    /// How often deadlines are checked; a call overruns its deadline by at
+    /// most about this much.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            fuel: false,
+            max_stack_bytes: 512 << 10,
+            epoch_tick: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Loads, checks and runs plugin components. Cheap to clone; clones share
+/// the engine and the compiled-component cache.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    cache: Cache,
+    config: RuntimeConfig,
+}
+
+/// A compiled component, not yet checked against any world.
+#[derive(Clone)]
+pub struct Component {
+    pub(crate) name: String,
+    pub(crate) digest: Digest,
+    pub(crate) size: usize,
+    pub(crate) component: wasmtime::component::Component,
+}
+
+impl Component {
+    /// The name the plugin was loaded under (a built-in's name or a path).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The sha256 of its bytes.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+    /// Size of its bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// What one call cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Making the fresh instance.
+    pub instantiate: Duration,
+    /// The call itself, lifting and lowering included.
+    pub call: Duration,
+    /// Linear memory the instance grew to, in bytes.
+    pub memory_bytes: usize,
+    /// Fuel burnt, when the runtime meters fuel.
+    pub fuel_used: Option<u64>,
+}
+
+impl Runtime {
+    /// Makes an engine with epoch interruption and the given settings, and a
+    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`]).
+    pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(config.fuel)
+            .max_wasm_stack(config.max_stack_bytes);
+        let engine = Engine::new(&wasm).map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
+        start_ticker(&engine, config.epoch_tick)
+            .map_err(|e| PluginError::Runtime(format!("starting the deadline ticker: {e}")))?;
+        let cache = Cache::new(&engine, config.cache_dir.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                config,
+            }),
+        })
+    }
+
+    /// The runtime's settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Loads the component at `path`; the path is also its name.
+    pub fn load_file(&self, path: &Path, limits: &Limits) -> Result<Component, PluginError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            plugin: name.clone(),
+            path: name.clone(),
+            source,
+        })?;
+        self.load(&name, &bytes, limits)
+    }
+
+    /// Compiles `bytes` under the name `name`, or takes the compiled code
+    /// from the cache when these exact bytes were compiled before.
+    pub fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<Component, PluginError> {
+        let digest = Digest::of(bytes);
+        let plugin = name.to_owned();
+        let component = match self.inner.cache.get(&self.inner.engine, &digest) {
+            Some(c) => c,
+            None => {
+                check_is_component(&plugin, digest, bytes)?;
+                let c = self.compile(&plugin, digest, bytes, limits.compile_timeout)?;
+                self.inner.cache.put(digest, &c);
+                c
+            }
+        };
+        Ok(Component {
+            name: plugin,
+            digest,
+            size: bytes.len(),
+            component,
+        })
+    }
+
+    /// Compiles on another thread so that a component built to be slow to
+    /// compile cannot hold the caller past `timeout`.
+    fn compile(
+        &self,
+        plugin: &str,
+        digest: Digest,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<wasmtime::component::Component, PluginError> {
+        let (tx, rx) = mpsc::channel();
+        let engine = self.inner.engine.clone();
+        let bytes = bytes.to_vec();
+        std::thread::Builder::new()
+            .name(format!("compile {}", digest.short()))
+            .spawn(move || {
+                let _ = tx.send(wasmtime::component::Component::new(&engine, &bytes));
+            })
+            .map_err(|e| PluginError::Runtime(format!("spawning a compile thread: {e}")))?;
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(PluginError::NotAComponent {
+                plugin: plugin.to_owned(),
+                digest,
+                detail: format!("{e:#}"),
+            }),
+            Err(_) => Err(PluginError::CompileTimeout {
+                plugin: plugin.to_owned(),
+                digest,
+                limit: timeout,
+            }),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<Sandbox> {
+        &self.inner.linker
+    }
+
+    /// Runs one call in a fresh store with `limits`: `instantiate` makes the
+    /// instance, `call` uses it. Whatever happens, the store and instance are
+    /// dropped afterwards, so a fault never leaks into the next call.
+    pub(crate) fn call<I, R>(
+        &self,
+        plugin: &Component,
+        limits: &Limits,
+        instantiate: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<I>,
+        call: impl FnOnce(&I, &mut Store<Sandbox>) -> wasmtime::Result<R>,
+    ) -> Result<(R, CallStats), PluginError> {
+        let mut store = Store::new(&self.inner.engine, Sandbox::deny_all(limits));
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        let tick = self.inner.config.epoch_tick.as_nanos().max(1);
+        // One tick more than the deadline: the first tick may come at once.
+        let ticks = (limits.deadline.as_nanos().div_ceil(tick) + 1).min(u128::from(u64::MAX));
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        let fuel = self.fuel_for(plugin, limits)?;
+        if let Some(fuel) = fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| PluginError::Runtime(format!("setting fuel: {e:#}")))?;
+        }
+
+        let started = Instant::now();
+        let instance = instantiate(&mut store);
+        let instantiated = Instant::now();
+        let result = instance.and_then(|i| call(&i, &mut store));
+        let done = Instant::now();
+        let stats = CallStats {
+            instantiate: instantiated - started,
+            call: done - instantiated,
+            memory_bytes: store.data().limiter.peak,
+            fuel_used: fuel.and_then(|f| Some(f - store.get_fuel().ok()?)),
+        };
+        match result {
+            Ok(r) => Ok((r, stats)),
+            Err(e) => Err(self.classify(plugin, limits, fuel, &store, e)),
+        }
+    }
+
+    fn fuel_for(&self, plugin: &Component, limits: &Limits) -> Result<Option<u64>, PluginError> {
+        match (self.inner.config.fuel, limits.fuel) {
+            (true, fuel) => Ok(Some(fuel.unwrap_or(u64::MAX))),
+            (false, None) => Ok(None),
+            (false, Some(_)) => Err(PluginError::Config {
+                plugin: plugin.name.clone(),
+                detail: "a fuel limit is set but the runtime does not meter fuel; set `fuel = true` in the [plugins] section".into(),
+            }),
+        }
+    }
+
+    /// Turns what a failed call left behind into an error that says what
+    /// the plugin did.
+    fn classify(
+        &self,
+        plugin: &Component,
+        limits: &Limits,
+        fuel: Option<u64>,
+        store: &Store<Sandbox>,
+        error: wasmtime::Error,
+    ) -> PluginError {
+        let name = plugin.name.clone();
+        let digest = plugin.digest;
+        if let Some(requested) = store.data().limiter.refused {
+            return PluginError::MemoryLimit {
+                plugin: name,
+                digest,
+                requested,
+                cap: limits.memory_bytes,
+            };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PluginError::Deadline {
+                plugin: name,
+                digest,
+                deadline: limits.deadline,
+            },
+            Some(Trap::StackOverflow) => PluginError::StackOverflow {
+                plugin: name,
+                digest,
+                cap: self.inner.config.max_stack_bytes,
+            },
+            Some(Trap::OutOfFuel) => PluginError::OutOfFuel {
+                plugin: name,
+                digest,
+                fuel: fuel.unwrap_or_default(),
+            },
+            Some(trap) => PluginError::Trap {
+                plugin: name,
+                digest,
+                trap: trap.to_string(),
+                stderr: store.data().last_stderr_line(),
+            },
+            None => PluginError::Trap {
+                plugin: name,
+                digest,
+                trap: format!("{error:#}"),
+                stderr: store.data().last_stderr_line(),
+            },
+        }
+    }
+}
+
+/// Tells a component from a core module or anything else by the preamble:
+/// `\0asm`, a 16-bit version, a 16-bit layer (0: core module, 1: component).
+fn check_is_component(plugin: &str, digest: Digest, bytes: &[u8]) -> Result<(), PluginError> {
+    let detail = match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => return Ok(()),
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => "it is a core wasm module",
+        _ => "it does not start with the wasm magic bytes",
+    };
+    Err(PluginError::NotAComponent {
+        plugin: plugin.to_owned(),
+        digest,
+        detail: detail.to_owned(),
+    })
+}
+
+/// Advances the engine's epoch every `tick` for as long as the engine lives.
+fn start_ticker(engine: &Engine, tick: Duration) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("orch-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        })
+        .map(drop)
+}

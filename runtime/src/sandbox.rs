@@ -1,0 +1,148 @@
+//! The store every plugin call runs in: WASI linked but granting nothing,
+//! deterministic clocks and randomness, capped output and memory.
+
+use crate::Limits;
+use std::time::Duration;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{
+    Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView,
+    WasiView,
+};
+
+/// Per-call state of a plugin store.
+pub(crate) struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    stderr: MemoryOutputPipe,
+}
+
+impl Sandbox {
+    /// A sandbox that grants nothing: no preopened directories, no
+    /// environment, no arguments, no network, empty stdin; stdout is
+    /// dropped and stderr kept (capped) for error messages; clocks and random
+    /// numbers are fixed so the same input always gives the same answer.
+    pub(crate) fn deny_all(limits: &Limits) -> Self {
+        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stderr(stderr.clone())
+            .wall_clock(FixedClock)
+            .monotonic_clock(FixedClock)
+            .secure_random(Deterministic::new(SEED.to_vec()))
+            .insecure_random(Deterministic::new(SEED.to_vec()))
+            .insecure_random_seed(u128::from_le_bytes(SEED))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        Self {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits.memory_bytes),
+            stderr,
+        }
+    }
+
+    /// The last line the plugin wrote to stderr that says something: a
+    /// Rust panic's message, a Python traceback's exception. Toolchain hints
+    /// (`note: run with RUST_BACKTRACE=1 …`) are skipped.
+    pub(crate) fn last_stderr_line(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("note: "))
+            .map(|l| l.chars().take(300).collect())
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Fixed bytes behind both WASI random sources. A plugin that wants
+/// variety per decision should use the request's `placement` number.
+const SEED: [u8; 16] = *b"orch-determinism";
+
+/// A clock stopped at the Unix epoch (wall) and at zero (monotonic): a
+/// scorer cannot make its answer depend on when it runs.
+struct FixedClock;
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Caps linear memory and tables, and remembers the total and any refusal so
+/// the caller can tell a memory-limit trap from any other.
+pub(crate) struct Limiter {
+    cap: usize,
+    pub(crate) peak: usize,
+    pub(crate) refused: Option<usize>,
+}
+
+/// Table elements an instance may have; generous for any toolchain's
+/// function tables, small enough that a runaway table cannot hurt the host.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl Limiter {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            peak: 0,
+            refused: None,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Memories are counted together (a component may have several), and
+        // they only grow, so the running total is also the peak.
+        let total = self.peak.saturating_sub(current).saturating_add(desired);
+        if total > self.cap {
+            self.refused = Some(total);
+            return Err(wasmtime::format_err!(
+                "memory limit: growing to {total} bytes would pass the cap of {} bytes",
+                self.cap
+            ));
+        }
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
