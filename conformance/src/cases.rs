@@ -2,7 +2,7 @@
 //! at build time). A case either lists its nodes or asks for `nodes`
 //! generated ones from a `seed`.
 
-use orch_plugin_runtime::{Node, Resources, ScoreRequest};
+use orch_plugin_runtime::{Node, NodeColumns, Resources, ScoreRequest};
 use serde::Deserialize;
 
 /// (kind, file stem, TOML text) of every case file.
@@ -124,7 +124,7 @@ impl CaseFile {
                 placement: self.placement,
                 job_priority: self.job_priority,
                 ask,
-                nodes,
+                nodes: NodeColumns::from_nodes(&nodes),
                 attribute_names: self.attribute_names,
                 strings: self.strings,
                 attributes: self.attributes,

@@ -24,7 +24,7 @@ pub fn typical_request(nodes: usize, seed: u64) -> orch_plugin_runtime::ScoreReq
             memory_mib: 256,
             disk_mib: 100,
         },
-        nodes: cases::typical_nodes(nodes, seed),
+        nodes: orch_plugin_runtime::NodeColumns::from_nodes(&cases::typical_nodes(nodes, seed)),
         attribute_names: Vec::new(),
         strings: Vec::new(),
         attributes: Vec::new(),

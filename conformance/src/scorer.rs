@@ -3,8 +3,8 @@
 use crate::cases::{self, Case};
 use crate::{Options, Report};
 use orch_plugin_runtime::{
-    Component, Node, OutputProblem, PluginError, Resources, Runtime, SCORER_WORLD, ScoreRequest,
-    ScoreResponse, Scored, ScorerPlugin, validate_response,
+    Component, Node, NodeColumns, OutputProblem, PluginError, Resources, Runtime, SCORER_WORLD,
+    ScoreRequest, ScoreResponse, Scored, ScorerPlugin, validate_response,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -136,25 +136,46 @@ fn scorer_export(runtime: &Runtime, component: &Component) -> String {
 fn keep(answers: &mut Vec<Answer>, case: &Case, scored: &Scored) {
     answers.push(Answer {
         case: case.name.clone(),
-        nodes: case.request.nodes.len(),
+        nodes: case.request.nodes.len().unwrap_or_default(),
         response: scored.response.clone(),
     });
 }
 
+/// Scores `case` again on the instance that just answered it, and once more
+/// on a fresh instance: a scorer must be a function of its input alone, so
+/// the live decision (a reused instance) and its replay (a fresh one) agree.
 fn check_deterministic(plugin: &ScorerPlugin, case: &Case, first: &Scored, report: &mut Report) {
-    match plugin.score_unchecked(&case.request) {
-        Ok(again) if same_answer(&first.response, &again.response) => report.pass(
-            "deterministic",
-            format!(
-                "the same answer, bit for bit, for {} scored twice",
-                case.name
-            ),
-        ),
-        Ok(_) => report.fail(
-            "deterministic",
-            format!("{} scored twice gave two different answers", case.name),
-        ),
-        Err(e) => report.fail("deterministic", format!("second call: {e}")),
+    let again = plugin.score_unchecked(&case.request);
+    let fresh = plugin.fresh().score_unchecked(&case.request);
+    match (again, fresh) {
+        (Ok(again), Ok(fresh)) => {
+            if !same_answer(&first.response, &again.response) {
+                report.fail(
+                    "deterministic",
+                    format!(
+                        "{} scored twice by the same instance gave different answers: the scorer keeps state between calls or reads the clock or randomness",
+                        case.name
+                    ),
+                );
+            } else if !same_answer(&first.response, &fresh.response) {
+                report.fail(
+                    "deterministic",
+                    format!(
+                        "{}: a fresh instance answered differently from a reused one",
+                        case.name
+                    ),
+                );
+            } else {
+                report.pass(
+                    "deterministic",
+                    format!(
+                        "the same answer, bit for bit, for {} on a reused and on a fresh instance",
+                        case.name
+                    ),
+                );
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => report.fail("deterministic", format!("scoring again: {e}")),
     }
 }
 
@@ -178,7 +199,13 @@ fn check_cases(
     let mut failure = None;
     let mut budget = None;
     for case in cases.iter().filter(|c| c.check == check) {
-        let result = plugin.score_unchecked(&case.request);
+        // The budget case runs on a fresh instance, so its figures include
+        // instantiating.
+        let result = if case.budget {
+            plugin.fresh().score_unchecked(&case.request)
+        } else {
+            plugin.score_unchecked(&case.request)
+        };
         match &result {
             Ok(scored) => keep(answers, case, scored),
             // Refusing an odd request is allowed: the host's failure policy
@@ -258,8 +285,10 @@ fn check_generated(plugin: &ScorerPlugin, cases: u32, report: &mut Report) {
     let mut runner = TestRunner::new_with_rng(config, rng);
     let result = runner.run(&request(), |request| {
         match plugin.score_unchecked(&request) {
-            Ok(scored) => validate_response(&scored.response, request.nodes.len())
-                .map_err(|p| TestCaseError::fail(p.to_string())),
+            Ok(scored) => {
+                validate_response(&scored.response, request.nodes.len().unwrap_or_default())
+                    .map_err(|p| TestCaseError::fail(p.to_string()))
+            }
             Err(PluginError::Refused { .. }) => Ok(()),
             Err(e) => Err(TestCaseError::fail(e.to_string())),
         }
@@ -278,10 +307,9 @@ fn check_generated(plugin: &ScorerPlugin, cases: u32, report: &mut Report) {
 }
 
 fn summarize(r: &ScoreRequest) -> String {
-    let nodes: Vec<String> = r
-        .nodes
-        .iter()
-        .take(3)
+    let count = r.nodes.len().unwrap_or_default();
+    let nodes: Vec<String> = (0..count.min(3))
+        .filter_map(|i| r.nodes.node(i))
         .map(|n| {
             format!(
                 "cap {}/{}/{} used {}/{}/{}",
@@ -296,9 +324,9 @@ fn summarize(r: &ScoreRequest) -> String {
         .collect();
     format!(
         "{} nodes [{}{}], ask {}/{}/{}, {} attributes",
-        r.nodes.len(),
+        count,
         nodes.join("; "),
-        if r.nodes.len() > 3 { "; …" } else { "" },
+        if count > 3 { "; …" } else { "" },
         r.ask.cpu_mhz,
         r.ask.memory_mib,
         r.ask.disk_mib,
@@ -382,7 +410,7 @@ fn request() -> impl Strategy<Value = ScoreRequest> {
                 placement,
                 job_priority,
                 ask,
-                nodes: nodes.clone(),
+                nodes: NodeColumns::from_nodes(&nodes),
                 attribute_names: names.clone(),
                 strings: strings.clone(),
                 attributes,

@@ -33,12 +33,13 @@ class Scorer(exports.Scorer):
             # takes over and the reason reaches the operator.
             raise Err(f"job priority {request.job_priority} is outside 0-200")
         ask = request.ask
+        nodes = request.nodes  # columns: entry i of each list is node i
         scores = []
-        parts = []
-        for node in request.nodes:
-            cpu = used_fraction(node.capacity.cpu_mhz, node.allocated.cpu_mhz + ask.cpu_mhz)
-            memory = used_fraction(node.capacity.memory_mib, node.allocated.memory_mib + ask.memory_mib)
-            balance = 1.0 - abs(cpu - memory)
-            scores.append(balance)
-            parts.append(balance)
-        return ScoreResponse(part_names=["balance"], scores=scores, parts=parts)
+        for cpu_cap, cpu_used, mem_cap, mem_used in zip(
+            nodes.cpu_capacity, nodes.cpu_allocated, nodes.memory_capacity, nodes.memory_allocated
+        ):
+            cpu = used_fraction(cpu_cap, cpu_used + ask.cpu_mhz)
+            memory = used_fraction(mem_cap, mem_used + ask.memory_mib)
+            scores.append(1.0 - abs(cpu - memory))
+        # One part, "balance", which is the whole score.
+        return ScoreResponse(part_names=["balance"], scores=scores, parts=list(scores))

@@ -37,9 +37,10 @@
 //! orch_plugin_sdk::export_scorer!(LeastAllocs);
 //! ```
 
+pub mod math;
 mod scorer;
 
-pub use scorer::{ABSENT, Info, Node, Resources, ScoreRequest, Scorer, Scores};
+pub use scorer::{ABSENT, Info, Node, NodeColumns, Resources, ScoreRequest, Scorer, Scores};
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

@@ -1,5 +1,7 @@
 //! The scorer side of `orch:scheduler@0.1.0`, in plain Rust types.
 
+use std::iter::Zip;
+
 /// Attribute value id meaning "this node does not have the attribute".
 pub const ABSENT: u32 = u32::MAX;
 
@@ -38,6 +40,171 @@ pub struct Node {
     pub total_allocs: u32,
 }
 
+/// The candidate nodes, kept as columns the way they cross into the
+/// component (one copy per column, no per-node work); iterate them to get
+/// [`Node`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeColumns {
+    pub cpu_capacity: Vec<u32>,
+    pub memory_capacity: Vec<u64>,
+    pub disk_capacity: Vec<u64>,
+    pub cpu_allocated: Vec<u32>,
+    pub memory_allocated: Vec<u64>,
+    pub disk_allocated: Vec<u64>,
+    pub job_allocs: Vec<u32>,
+    pub total_allocs: Vec<u32>,
+}
+
+impl NodeColumns {
+    /// How many nodes there are.
+    pub fn len(&self) -> usize {
+        self.cpu_capacity.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.cpu_capacity.is_empty()
+    }
+
+    /// Node `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<Node> {
+        Some(Node {
+            capacity: Resources {
+                cpu_mhz: *self.cpu_capacity.get(i)?,
+                memory_mib: *self.memory_capacity.get(i)?,
+                disk_mib: *self.disk_capacity.get(i)?,
+            },
+            allocated: Resources {
+                cpu_mhz: *self.cpu_allocated.get(i)?,
+                memory_mib: *self.memory_allocated.get(i)?,
+                disk_mib: *self.disk_allocated.get(i)?,
+            },
+            job_allocs: *self.job_allocs.get(i)?,
+            total_allocs: *self.total_allocs.get(i)?,
+        })
+    }
+
+    /// The nodes, in order.
+    pub fn iter(&self) -> Nodes<'_> {
+        // Zipped slice iterators: the compiler sees every column's bounds
+        // once, so the loop is as tight as over a `Vec<Node>`.
+        Nodes {
+            zip: self
+                .cpu_capacity
+                .iter()
+                .zip(&self.memory_capacity)
+                .zip(&self.disk_capacity)
+                .zip(&self.cpu_allocated)
+                .zip(&self.memory_allocated)
+                .zip(&self.disk_allocated)
+                .zip(&self.job_allocs)
+                .zip(&self.total_allocs),
+        }
+    }
+
+    /// Appends a node.
+    pub fn push(&mut self, node: Node) {
+        self.cpu_capacity.push(node.capacity.cpu_mhz);
+        self.memory_capacity.push(node.capacity.memory_mib);
+        self.disk_capacity.push(node.capacity.disk_mib);
+        self.cpu_allocated.push(node.allocated.cpu_mhz);
+        self.memory_allocated.push(node.allocated.memory_mib);
+        self.disk_allocated.push(node.allocated.disk_mib);
+        self.job_allocs.push(node.job_allocs);
+        self.total_allocs.push(node.total_allocs);
+    }
+
+    /// Whether every column has the same length.
+    pub fn is_rectangular(&self) -> bool {
+        let n = self.len();
+        [
+            self.memory_capacity.len(),
+            self.disk_capacity.len(),
+            self.cpu_allocated.len(),
+            self.memory_allocated.len(),
+            self.disk_allocated.len(),
+            self.job_allocs.len(),
+            self.total_allocs.len(),
+        ]
+        .iter()
+        .all(|&len| len == n)
+    }
+}
+
+impl FromIterator<Node> for NodeColumns {
+    fn from_iter<T: IntoIterator<Item = Node>>(nodes: T) -> Self {
+        let mut columns = Self::default();
+        for node in nodes {
+            columns.push(node);
+        }
+        columns
+    }
+}
+
+impl From<Vec<Node>> for NodeColumns {
+    fn from(nodes: Vec<Node>) -> Self {
+        nodes.into_iter().collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a NodeColumns {
+    type Item = Node;
+    type IntoIter = Nodes<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+type Column<'a, T> = std::slice::Iter<'a, T>;
+type Zipped<'a> = Zip<
+    Zip<
+        Zip<
+            Zip<
+                Zip<Zip<Zip<Column<'a, u32>, Column<'a, u64>>, Column<'a, u64>>, Column<'a, u32>>,
+                Column<'a, u64>,
+            >,
+            Column<'a, u64>,
+        >,
+        Column<'a, u32>,
+    >,
+    Column<'a, u32>,
+>;
+
+/// Iterator over the nodes of [`NodeColumns`]; stops at the shortest column.
+#[derive(Debug, Clone)]
+pub struct Nodes<'a> {
+    zip: Zipped<'a>,
+}
+
+impl Iterator for Nodes<'_> {
+    type Item = Node;
+
+    fn next(&mut self) -> Option<Node> {
+        let (((((((cpu_c, mem_c), disk_c), cpu_a), mem_a), disk_a), job), total) =
+            self.zip.next()?;
+        Some(Node {
+            capacity: Resources {
+                cpu_mhz: *cpu_c,
+                memory_mib: *mem_c,
+                disk_mib: *disk_c,
+            },
+            allocated: Resources {
+                cpu_mhz: *cpu_a,
+                memory_mib: *mem_a,
+                disk_mib: *disk_a,
+            },
+            job_allocs: *job,
+            total_allocs: *total,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.zip.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Nodes<'_> {}
+
 /// Everything a scorer needs for one placement decision.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScoreRequest {
@@ -48,7 +215,7 @@ pub struct ScoreRequest {
     /// Resources the allocation being placed asks for.
     pub ask: Resources,
     /// The candidates; scores are returned in this order.
-    pub nodes: Vec<Node>,
+    pub nodes: NodeColumns,
     /// Names of the node attributes sent.
     pub attribute_names: Vec<String>,
     /// Interned attribute values.
@@ -141,7 +308,7 @@ pub trait Scorer {
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod wasm {
-    use super::{Info, Node, Resources, ScoreRequest, Scorer};
+    use super::{Info, NodeColumns, Resources, ScoreRequest, Scorer};
     use crate::bindings::exports::orch::scheduler::scorer as wit;
     use crate::bindings::orch::types::types::Resources as WitResources;
 
@@ -169,20 +336,25 @@ pub(crate) mod wasm {
     pub fn score<S: Scorer + Default>(
         request: wit::ScoreRequest,
     ) -> Result<wit::ScoreResponse, String> {
+        let c = request.nodes;
+        let nodes = NodeColumns {
+            cpu_capacity: c.cpu_capacity,
+            memory_capacity: c.memory_capacity,
+            disk_capacity: c.disk_capacity,
+            cpu_allocated: c.cpu_allocated,
+            memory_allocated: c.memory_allocated,
+            disk_allocated: c.disk_allocated,
+            job_allocs: c.job_allocs,
+            total_allocs: c.total_allocs,
+        };
+        if !nodes.is_rectangular() {
+            return Err("the host sent node columns of different lengths".to_owned());
+        }
         let request = ScoreRequest {
             placement: request.placement,
             job_priority: request.job_priority,
             ask: resources(request.ask),
-            nodes: request
-                .nodes
-                .into_iter()
-                .map(|n| Node {
-                    capacity: resources(n.capacity),
-                    allocated: resources(n.allocated),
-                    job_allocs: n.job_allocs,
-                    total_allocs: n.total_allocs,
-                })
-                .collect(),
+            nodes,
             attribute_names: request.attribute_names,
             strings: request.strings,
             attributes: request.attributes,
@@ -213,7 +385,7 @@ mod tests {
     #[test]
     fn attribute_lookup_by_name() {
         let req = ScoreRequest {
-            nodes: vec![Node::default(), Node::default()],
+            nodes: vec![Node::default(), Node::default()].into(),
             attribute_names: vec!["os".into(), "rack".into()],
             strings: vec!["linux".into(), "r1".into()],
             attributes: vec![0, ABSENT, 0, 1],

@@ -36,6 +36,6 @@ pub use inspect::{Inspection, WorldKind};
 pub use limits::Limits;
 pub use runtime::{CallStats, Component, Runtime, RuntimeConfig};
 pub use scheduler::{
-    Node, Resources, SCORER_WORLD, ScoreRequest, ScoreResponse, Scored, ScorerInfo, ScorerPlugin,
-    validate_response,
+    Node, NodeColumns, Resources, SCORER_WORLD, ScoreRequest, ScoreResponse, Scored, ScorerInfo,
+    ScorerPlugin, validate_response,
 };

@@ -4,8 +4,8 @@ use crate::cache::Cache;
 use crate::sandbox::Sandbox;
 use crate::{Digest, Limits, PluginError};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store, Trap};
@@ -199,45 +199,73 @@ impl Runtime {
         &self.inner.linker
     }
 
-    /// Runs one call in a fresh store with `limits`: `instantiate` makes the
-    /// instance, `call` uses it. Whatever happens, the store and instance are
-    /// dropped afterwards, so a fault never leaks into the next call.
+    /// Runs one call with `limits` on an idle instance from `pool`, or a new
+    /// one made by `instantiate`. An instance whose call failed in any way
+    /// (trap, deadline, memory, fuel) is dropped with its store, so a fault
+    /// never leaks into the next call; one that succeeded goes back to the
+    /// pool.
     pub(crate) fn call<I, R>(
         &self,
         plugin: &Component,
         limits: &Limits,
+        pool: &Pool<I>,
         instantiate: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<I>,
         call: impl FnOnce(&I, &mut Store<Sandbox>) -> wasmtime::Result<R>,
     ) -> Result<(R, CallStats), PluginError> {
-        let mut store = Store::new(&self.inner.engine, Sandbox::deny_all(limits));
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        let fuel = self.fuel_for(plugin, limits)?;
+        let started = Instant::now();
+        let mut warm = match pool.take() {
+            Some(warm) => warm,
+            None => {
+                let mut store = Store::new(&self.inner.engine, Sandbox::deny_all(limits));
+                store.limiter(|s| &mut s.limiter);
+                store.epoch_deadline_trap();
+                self.arm(&mut store, limits, fuel)?;
+                match instantiate(&mut store) {
+                    Ok(instance) => Warm { store, instance },
+                    Err(e) => return Err(self.classify(plugin, limits, fuel, &store, e)),
+                }
+            }
+        };
+        let instantiated = Instant::now();
+        self.arm(&mut warm.store, limits, fuel)?;
+        warm.store.data_mut().start_call();
+        let result = call(&warm.instance, &mut warm.store);
+        let done = Instant::now();
+        let stats = CallStats {
+            instantiate: instantiated - started,
+            call: done - instantiated,
+            memory_bytes: warm.store.data().limiter.peak,
+            fuel_used: fuel.and_then(|f| Some(f - warm.store.get_fuel().ok()?)),
+        };
+        match result {
+            Ok(r) => {
+                if !warm.store.data().worn_out() {
+                    pool.put(warm);
+                }
+                Ok((r, stats))
+            }
+            Err(e) => Err(self.classify(plugin, limits, fuel, &warm.store, e)),
+        }
+    }
+
+    /// Sets the deadline and fuel of the next call.
+    fn arm(
+        &self,
+        store: &mut Store<Sandbox>,
+        limits: &Limits,
+        fuel: Option<u64>,
+    ) -> Result<(), PluginError> {
         let tick = self.inner.config.epoch_tick.as_nanos().max(1);
         // One tick more than the deadline: the first tick may come at once.
-        let ticks = (limits.deadline.as_nanos().div_ceil(tick) + 1).min(u128::from(u64::MAX));
+        let ticks = limits.deadline.as_nanos().div_ceil(tick) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        let fuel = self.fuel_for(plugin, limits)?;
         if let Some(fuel) = fuel {
             store
                 .set_fuel(fuel)
                 .map_err(|e| PluginError::Runtime(format!("setting fuel: {e:#}")))?;
         }
-
-        let started = Instant::now();
-        let instance = instantiate(&mut store);
-        let instantiated = Instant::now();
-        let result = instance.and_then(|i| call(&i, &mut store));
-        let done = Instant::now();
-        let stats = CallStats {
-            instantiate: instantiated - started,
-            call: done - instantiated,
-            memory_bytes: store.data().limiter.peak,
-            fuel_used: fuel.and_then(|f| Some(f - store.get_fuel().ok()?)),
-        };
-        match result {
-            Ok(r) => Ok((r, stats)),
-            Err(e) => Err(self.classify(plugin, limits, fuel, &store, e)),
-        }
+        Ok(())
     }
 
     fn fuel_for(&self, plugin: &Component, limits: &Limits) -> Result<Option<u64>, PluginError> {
@@ -299,6 +327,41 @@ impl Runtime {
                 trap: format!("{error:#}"),
                 stderr: store.data().last_stderr_line(),
             },
+        }
+    }
+}
+
+/// An instance ready for another call, with the store it lives in.
+pub(crate) struct Warm<I> {
+    store: Store<Sandbox>,
+    instance: I,
+}
+
+/// Idle instances of one plugin. Scheduler workers call a plugin from
+/// several threads; each call takes an instance, so none is shared.
+pub(crate) struct Pool<I> {
+    idle: Mutex<Vec<Warm<I>>>,
+}
+
+/// Idle instances kept per plugin; more concurrent callers than this make
+/// and drop extra instances.
+const MAX_IDLE: usize = 8;
+
+impl<I> Pool<I> {
+    pub(crate) fn new() -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self) -> Option<Warm<I>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn put(&self, warm: Warm<I>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(warm);
         }
     }
 }

@@ -17,13 +17,18 @@ pub(crate) struct Sandbox {
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     stderr: MemoryOutputPipe,
+    /// Where in `stderr` the current call's output starts.
+    stderr_mark: usize,
+    stderr_cap: usize,
 }
 
 impl Sandbox {
     /// A sandbox that grants nothing: no preopened directories, no
     /// environment, no arguments, no network, empty stdin; stdout is
-    /// dropped and stderr kept (capped) for error messages; clocks and random
-    /// numbers are fixed so the same input always gives the same answer.
+    /// dropped and stderr kept (capped) for error messages; clocks are
+    /// stopped and random numbers a fixed sequence, so a plugin that uses
+    /// them anyway is caught by the conformance suite's determinism check
+    /// rather than passing by luck.
     pub(crate) fn deny_all(limits: &Limits) -> Self {
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
         let mut builder = WasiCtxBuilder::new();
@@ -42,7 +47,21 @@ impl Sandbox {
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.memory_bytes),
             stderr,
+            stderr_mark: 0,
+            stderr_cap: limits.output_bytes,
         }
+    }
+
+    /// Marks the start of a call: error messages only quote what the plugin
+    /// wrote from here on.
+    pub(crate) fn start_call(&mut self) {
+        self.stderr_mark = self.stderr.contents().len();
+    }
+
+    /// Whether the instance should be retired rather than reused: its
+    /// capped stderr buffer is more than half full.
+    pub(crate) fn worn_out(&self) -> bool {
+        self.stderr.contents().len() > self.stderr_cap / 2
     }
 
     /// The last line the plugin wrote to stderr that says something: a
@@ -50,7 +69,7 @@ impl Sandbox {
     /// (`note: run with RUST_BACKTRACE=1 …`) are skipped.
     pub(crate) fn last_stderr_line(&self) -> Option<String> {
         let bytes = self.stderr.contents();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = String::from_utf8_lossy(bytes.get(self.stderr_mark..).unwrap_or_default());
         text.lines()
             .rev()
             .map(str::trim)

@@ -1,8 +1,9 @@
 //! The scorer world, `orch:scheduler/scorer-plugin@0.1.0`, on the host side.
 
 use crate::inspect::{KNOWN_WORLDS, is_linked_wasi, same_minor, split_version};
-use crate::runtime::CallStats;
+use crate::runtime::{CallStats, Pool};
 use crate::{Component, Digest, Limits, OutputProblem, PluginError, Runtime};
+use std::sync::Arc;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -11,8 +12,74 @@ mod bindings {
     });
 }
 
-pub use bindings::exports::orch::scheduler::scorer::{Node, ScoreRequest, ScoreResponse};
+pub use bindings::exports::orch::scheduler::scorer::{NodeColumns, ScoreRequest, ScoreResponse};
 pub use bindings::orch::types::types::Resources;
+
+/// One candidate node as the host describes it; requests carry nodes as
+/// [`NodeColumns`], made with [`NodeColumns::from_nodes`].
+#[derive(Debug, Clone, Copy)]
+pub struct Node {
+    /// What the node offers to allocations: its total less what is reserved.
+    pub capacity: Resources,
+    /// What the allocations already on the node use.
+    pub allocated: Resources,
+    /// Allocations of the job being placed already on the node.
+    pub job_allocs: u32,
+    /// Allocations of any job already on the node.
+    pub total_allocs: u32,
+}
+
+impl NodeColumns {
+    /// Lays `nodes` out as columns, in order.
+    pub fn from_nodes(nodes: &[Node]) -> Self {
+        Self {
+            cpu_capacity: nodes.iter().map(|n| n.capacity.cpu_mhz).collect(),
+            memory_capacity: nodes.iter().map(|n| n.capacity.memory_mib).collect(),
+            disk_capacity: nodes.iter().map(|n| n.capacity.disk_mib).collect(),
+            cpu_allocated: nodes.iter().map(|n| n.allocated.cpu_mhz).collect(),
+            memory_allocated: nodes.iter().map(|n| n.allocated.memory_mib).collect(),
+            disk_allocated: nodes.iter().map(|n| n.allocated.disk_mib).collect(),
+            job_allocs: nodes.iter().map(|n| n.job_allocs).collect(),
+            total_allocs: nodes.iter().map(|n| n.total_allocs).collect(),
+        }
+    }
+
+    /// Node `i`, if every column has it.
+    pub fn node(&self, i: usize) -> Option<Node> {
+        Some(Node {
+            capacity: Resources {
+                cpu_mhz: *self.cpu_capacity.get(i)?,
+                memory_mib: *self.memory_capacity.get(i)?,
+                disk_mib: *self.disk_capacity.get(i)?,
+            },
+            allocated: Resources {
+                cpu_mhz: *self.cpu_allocated.get(i)?,
+                memory_mib: *self.memory_allocated.get(i)?,
+                disk_mib: *self.disk_allocated.get(i)?,
+            },
+            job_allocs: *self.job_allocs.get(i)?,
+            total_allocs: *self.total_allocs.get(i)?,
+        })
+    }
+
+    /// How many nodes there are, or `None` when the columns disagree (a
+    /// bug in the caller, refused before any plugin sees it).
+    pub fn len(&self) -> Option<usize> {
+        let n = self.cpu_capacity.len();
+        [
+            self.memory_capacity.len(),
+            self.disk_capacity.len(),
+            self.cpu_allocated.len(),
+            self.memory_allocated.len(),
+            self.disk_allocated.len(),
+            self.job_allocs.len(),
+            self.total_allocs.len(),
+        ]
+        .iter()
+        .all(|&len| len == n)
+        .then_some(n)
+    }
+}
 use bindings::{ScorerPlugin as Bindings, ScorerPluginPre};
 
 /// The world a scorer targets, as `orch plugin inspect` prints it.
@@ -42,14 +109,16 @@ pub struct Scored {
     pub stats: CallStats,
 }
 
-/// A loaded scorer that passed the world and import checks. Every call runs
-/// in a fresh instance with the plugin's limits.
+/// A loaded scorer that passed the world and import checks. Calls run with
+/// the plugin's limits on instances kept warm between calls; an instance
+/// that faults is thrown away. Clones share the warm instances.
 #[derive(Clone)]
 pub struct ScorerPlugin {
     runtime: Runtime,
     component: Component,
     limits: Limits,
     pre: ScorerPluginPre<crate::sandbox::Sandbox>,
+    pool: Arc<Pool<Bindings>>,
 }
 
 impl Runtime {
@@ -115,6 +184,7 @@ impl Runtime {
             component: component.clone(),
             limits,
             pre,
+            pool: Arc::new(Pool::new()),
         })
     }
 }
@@ -135,11 +205,22 @@ impl ScorerPlugin {
         &self.limits
     }
 
+    /// The same plugin with no warm instances: its first call instantiates.
+    /// Replays use it, and the conformance suite, to compare a fresh
+    /// instance's answer with a reused one's.
+    pub fn fresh(&self) -> Self {
+        Self {
+            pool: Arc::new(Pool::new()),
+            ..self.clone()
+        }
+    }
+
     /// Asks the scorer to describe itself.
     pub fn info(&self) -> Result<ScorerInfo, PluginError> {
         let (info, _) = self.runtime.call(
             &self.component,
             &self.limits,
+            &self.pool,
             |store| self.pre.instantiate(store),
             |plugin: &Bindings, store| plugin.orch_scheduler_scorer().call_info(store),
         )?;
@@ -154,12 +235,11 @@ impl ScorerPlugin {
     /// [-1, 1] per node, and well-formed parts.
     pub fn score(&self, request: &ScoreRequest) -> Result<Scored, PluginError> {
         let scored = self.score_unchecked(request)?;
-        validate_response(&scored.response, request.nodes.len()).map_err(|problem| {
-            PluginError::BadOutput {
-                plugin: self.component.name.clone(),
-                digest: self.component.digest,
-                problem,
-            }
+        let nodes = request.nodes.len().unwrap_or_default();
+        validate_response(&scored.response, nodes).map_err(|problem| PluginError::BadOutput {
+            plugin: self.component.name.clone(),
+            digest: self.component.digest,
+            problem,
         })?;
         Ok(scored)
     }
@@ -167,9 +247,15 @@ impl ScorerPlugin {
     /// Scores without checking the answer, for the conformance suite, which
     /// checks each property on its own. Everything else calls [`Self::score`].
     pub fn score_unchecked(&self, request: &ScoreRequest) -> Result<Scored, PluginError> {
+        if request.nodes.len().is_none() {
+            return Err(PluginError::Runtime(
+                "score request with node columns of different lengths (a bug in the caller)".into(),
+            ));
+        }
         let (result, stats) = self.runtime.call(
             &self.component,
             &self.limits,
+            &self.pool,
             |store| self.pre.instantiate(store),
             |plugin: &Bindings, store| plugin.orch_scheduler_scorer().call_score(store, request),
         )?;
@@ -245,4 +331,72 @@ fn validate_parts(response: &ScoreResponse) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(scores: Vec<f64>, names: &[&str], parts: Vec<f64>) -> ScoreResponse {
+        ScoreResponse {
+            part_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            scores,
+            parts,
+        }
+    }
+
+    #[test]
+    fn a_well_formed_answer_passes() {
+        let r = response(vec![0.5, -1.0, 1.0], &["cpu", "mem_2"], vec![0.25; 6]);
+        assert_eq!(validate_response(&r, 3), Ok(()));
+        assert_eq!(validate_response(&response(vec![], &[], vec![]), 0), Ok(()));
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let kind = |r: ScoreResponse, n| validate_response(&r, n).unwrap_err().kind();
+        assert_eq!(kind(response(vec![0.5], &[], vec![]), 2), "wrong-length");
+        assert_eq!(
+            kind(response(vec![0.5, f64::NAN], &[], vec![]), 2),
+            "not-finite"
+        );
+        assert_eq!(
+            kind(response(vec![f64::INFINITY], &[], vec![]), 1),
+            "not-finite"
+        );
+        assert_eq!(kind(response(vec![1.5], &[], vec![]), 1), "out-of-range");
+        assert_eq!(
+            kind(response(vec![0.5], &["a", "a"], vec![0.1, 0.1]), 1),
+            "bad-parts"
+        );
+        assert_eq!(
+            kind(response(vec![0.5], &["Cpu"], vec![0.1]), 1),
+            "bad-parts"
+        );
+        assert_eq!(kind(response(vec![0.5], &[""], vec![0.1]), 1), "bad-parts");
+        assert_eq!(kind(response(vec![0.5], &["cpu"], vec![]), 1), "bad-parts");
+        assert_eq!(
+            kind(response(vec![0.5], &["cpu"], vec![f64::NAN]), 1),
+            "bad-parts"
+        );
+        let many: Vec<String> = (0..33).map(|i| format!("p{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            kind(response(vec![0.5], &many, vec![0.0; 33]), 1),
+            "bad-parts"
+        );
+    }
+
+    #[test]
+    fn messages_say_what_and_where() {
+        let r = response(vec![0.5, f64::NAN], &["cpu"], vec![0.1, 0.2]);
+        let msg = validate_response(&r, 2).unwrap_err().to_string();
+        assert_eq!(msg, "score of node 1 is NaN (scores must be finite)");
+        let r = response(vec![0.5], &["cpu", "memory"], vec![0.1, f64::NEG_INFINITY]);
+        let msg = validate_response(&r, 1).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "explanation parts: part \"memory\" of node 0 is -inf (parts must be finite)"
+        );
+    }
 }

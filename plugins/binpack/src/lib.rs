@@ -5,6 +5,7 @@
 //! after placing, `score = 20 - (10^f_cpu + 10^f_mem)`, in `[0, 18]`, divided
 //! by 18. The parts are each resource's share of that sum.
 
+use orch_plugin_sdk::math::pow10;
 use orch_plugin_sdk::{Info, ScoreRequest, Scorer, Scores, export_scorer};
 
 #[derive(Debug, Default)]
@@ -29,8 +30,8 @@ impl Scorer for Binpack {
                 node.capacity.memory_mib as f64,
                 node.allocated.memory_mib as f64 + ask.memory_mib as f64,
             );
-            let cpu = (10.0 - 10f64.powf(cpu)) / 18.0;
-            let memory = (10.0 - 10f64.powf(memory)) / 18.0;
+            let cpu = (10.0 - pow10(cpu)) / 18.0;
+            let memory = (10.0 - pow10(memory)) / 18.0;
             scores.push(cpu + memory, &[cpu, memory]);
         }
         Ok(scores)
@@ -77,7 +78,7 @@ mod tests {
                 memory_mib: 256,
                 disk_mib: 0,
             },
-            nodes: vec![node(4000, 8192, 0, 0), node(4000, 8192, 3000, 6000)],
+            nodes: vec![node(4000, 8192, 0, 0), node(4000, 8192, 3000, 6000)].into(),
             ..ScoreRequest::default()
         };
         let s = Binpack.score(&request).unwrap();
@@ -97,7 +98,7 @@ mod tests {
                 memory_mib: 1024,
                 disk_mib: 0,
             },
-            nodes: vec![node(1000, 1024, 0, 0), node(0, 0, 0, 0)],
+            nodes: vec![node(1000, 1024, 0, 0), node(0, 0, 0, 0)].into(),
             ..ScoreRequest::default()
         };
         let s = Binpack.score(&request).unwrap();

@@ -7,10 +7,11 @@
 //! resources; each part is one resource's third of it. Resources the
 //! allocation does not ask for add no cost.
 
+use orch_plugin_sdk::math::pow2;
 use orch_plugin_sdk::{Info, ScoreRequest, Scorer, Scores, export_scorer};
 
-/// Base of the cost function. Borg's paper leaves it open; 2 keeps an empty
-/// node's marginal cost at half a full one's.
+/// Base of the cost function (see [`pow2`] below). Borg's paper leaves it
+/// open; 2 keeps an empty node's marginal cost at half a full one's.
 const BASE: f64 = 2.0;
 
 #[derive(Debug, Default)]
@@ -59,7 +60,7 @@ fn part(capacity: f64, used: f64, ask: f64) -> f64 {
     }
     let before = (used / capacity).clamp(0.0, 1.0);
     let after = ((used + ask) / capacity).clamp(0.0, 1.0);
-    let marginal = BASE.powf(after) - BASE.powf(before);
+    let marginal = pow2(after) - pow2(before);
     (1.0 - marginal / (BASE - 1.0)).clamp(0.0, 1.0) / 3.0
 }
 
@@ -96,7 +97,7 @@ mod tests {
                 memory_mib: 512,
                 disk_mib: 100,
             },
-            nodes: vec![heavy, light],
+            nodes: vec![heavy, light].into(),
             ..ScoreRequest::default()
         };
         let s = Epvm.score(&request).unwrap();

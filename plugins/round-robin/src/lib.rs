@@ -41,7 +41,7 @@ mod tests {
     fn best(placement: u64, nodes: usize) -> usize {
         let request = ScoreRequest {
             placement,
-            nodes: vec![Node::default(); nodes],
+            nodes: vec![Node::default(); nodes].into(),
             ..ScoreRequest::default()
         };
         let s = RoundRobin.score(&request).unwrap();

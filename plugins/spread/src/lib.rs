@@ -5,6 +5,7 @@
 //! after placing, `score = (10^f_cpu + 10^f_mem) - 2`, in `[0, 18]`, divided
 //! by 18. The parts are each resource's share of that sum.
 
+use orch_plugin_sdk::math::pow10;
 use orch_plugin_sdk::{Info, ScoreRequest, Scorer, Scores, export_scorer};
 
 #[derive(Debug, Default)]
@@ -29,8 +30,8 @@ impl Scorer for Spread {
                 node.capacity.memory_mib as f64,
                 node.allocated.memory_mib as f64 + ask.memory_mib as f64,
             );
-            let cpu = (10f64.powf(cpu) - 1.0) / 18.0;
-            let memory = (10f64.powf(memory) - 1.0) / 18.0;
+            let cpu = (pow10(cpu) - 1.0) / 18.0;
+            let memory = (pow10(memory) - 1.0) / 18.0;
             scores.push(cpu + memory, &[cpu, memory]);
         }
         Ok(scores)
@@ -77,7 +78,7 @@ mod tests {
                 memory_mib: 256,
                 disk_mib: 0,
             },
-            nodes: vec![busy, empty],
+            nodes: vec![busy, empty].into(),
             ..ScoreRequest::default()
         };
         let s = Spread.score(&request).unwrap();
