@@ -1,4 +1,5 @@
 //! `orch plugin …` as a user runs it: the real binary, its output and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

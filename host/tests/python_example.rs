@@ -1,6 +1,7 @@
 //! The proof that plugins can be written in any language: the Python scorer
 //! in `examples/python-scorer`, built with componentize-py, passes
 //! `orch plugin test`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use std::path::Path;
 use std::process::Command;

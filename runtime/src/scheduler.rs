@@ -335,6 +335,7 @@ fn validate_parts(response: &ScoreResponse) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn response(scores: Vec<f64>, names: &[&str], parts: Vec<f64>) -> ScoreResponse {
