@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use orch_conformance::{Options, test_component};
 use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -72,6 +73,11 @@ pub fn run(cmd: PluginCommand) -> Result<ExitCode> {
         } => {
             let (name, bytes) = read_plugin(&plugin)?;
             let runtime = runtime()?;
+            if std::io::stderr().is_terminal() {
+                // Compiling a large component (a Python one is ~18 MB) takes
+                // seconds the first time; say what is happening.
+                eprintln!("testing {name} ({} KiB)…", bytes.len() >> 10);
+            }
             let options = Options {
                 limits: limits.limits(),
                 generated_cases: cases,

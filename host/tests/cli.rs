@@ -135,3 +135,59 @@ fn usage_errors_exit_2() {
     let out = orch(&["plugin", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// What a user sees from `orch plugin test`, compared with a snapshot so
+/// changes to it are deliberate. Re-bless with `ORCH_BLESS=1 cargo test`.
+#[test]
+fn plugin_test_table_matches_its_snapshot() {
+    let out = orch(&["plugin", "test", "builtin:round-robin"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The digest and size change with every rebuild of the plugin and the
+    // budget line carries timings: keep their shape, not their values.
+    let seen: String = stdout(&out)
+        .lines()
+        .map(|l| {
+            if l.starts_with("digest") {
+                "digest  sha256:<digest>".to_owned()
+            } else if l.starts_with("budget") || l.starts_with("component") {
+                numbers_as_hash(l)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/plugin-test-round-robin.txt");
+    if std::env::var_os("ORCH_BLESS").is_some() {
+        std::fs::write(&path, &seen).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        seen, want,
+        "the table changed; if on purpose, re-bless with ORCH_BLESS=1"
+    );
+}
+
+/// `10,000 nodes: 1.52 ms` → `# nodes: # ms`.
+fn numbers_as_hash(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (matches!(chars[i], '.' | ',')
+                        && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            out.push('#');
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
