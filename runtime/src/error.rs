@@ -194,3 +194,30 @@ impl fmt::Display for OutputProblem {
         }
     }
 }
+
+/// Text a plugin produced, made safe to print: control characters (which
+/// could move a terminal's cursor or fake a log line) become spaces, and it
+/// is cut to `max` characters.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn plugin_text_cannot_drive_the_terminal() {
+        assert_eq!(printable("ok\x1b[2J\nfake", 100), "ok [2J fake");
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("abc", 3), "abc");
+    }
+}

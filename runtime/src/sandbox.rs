@@ -58,10 +58,12 @@ impl Sandbox {
         self.stderr_mark = self.stderr.contents().len();
     }
 
-    /// Whether the instance should be retired rather than reused: its
-    /// capped stderr buffer is more than half full.
+    /// Whether the instance should be retired rather than kept warm: its
+    /// capped stderr buffer is more than half full, or it has grown past
+    /// half its memory cap (idle instances should not hold much memory).
     pub(crate) fn worn_out(&self) -> bool {
         self.stderr.contents().len() > self.stderr_cap / 2
+            || self.limiter.peak > self.limiter.cap / 2
     }
 
     /// The last line the plugin wrote to stderr that says something: a
@@ -74,7 +76,7 @@ impl Sandbox {
             .rev()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with("note: "))
-            .map(|l| l.chars().take(300).collect())
+            .map(|l| crate::error::printable(l, 300))
     }
 }
 

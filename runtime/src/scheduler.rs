@@ -1,5 +1,6 @@
 //! The scorer world, `orch:scheduler/scorer-plugin@0.1.0`, on the host side.
 
+use crate::error::printable;
 use crate::inspect::{KNOWN_WORLDS, is_linked_wasi, same_minor, split_version};
 use crate::runtime::{CallStats, Pool};
 use crate::{Component, Digest, Limits, OutputProblem, PluginError, Runtime};
@@ -225,9 +226,9 @@ impl ScorerPlugin {
             |plugin: &Bindings, store| plugin.orch_scheduler_scorer().call_info(store),
         )?;
         Ok(ScorerInfo {
-            name: info.name,
-            version: info.version,
-            description: info.description,
+            name: printable(&info.name, 64),
+            version: printable(&info.version, 32),
+            description: printable(&info.description, 200),
         })
     }
 
@@ -264,7 +265,7 @@ impl ScorerPlugin {
             Err(message) => Err(PluginError::Refused {
                 plugin: self.component.name.clone(),
                 digest: self.component.digest,
-                message: message.chars().take(500).collect(),
+                message: printable(&message, 500),
             }),
         }
     }
@@ -305,11 +306,12 @@ fn validate_parts(response: &ScoreResponse) -> Result<(), String> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !well_formed {
             return Err(format!(
-                "part name {name:?} is not snake_case (1 to {MAX_PART_NAME} of a-z, 0-9, _)"
+                "part name {:?} is not snake_case (1 to {MAX_PART_NAME} of a-z, 0-9, _)",
+                printable(name, 80)
             ));
         }
         if names[..i].contains(name) {
-            return Err(format!("part name {name:?} appears twice"));
+            return Err(format!("part name {:?} appears twice", printable(name, 80)));
         }
     }
     let expected = response.scores.len() * names.len();
