@@ -235,3 +235,33 @@ fn every_builtin_conforms() {
         assert!(report.passed, "{}", report.table());
     }
 }
+
+#[test]
+fn a_plugin_that_keeps_faulting_trips_its_breaker() {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let limits = Limits {
+        deadline: Duration::from_millis(50),
+        breaker_threshold: 2,
+        breaker_cooldown: Duration::from_secs(3600),
+        ..Limits::default()
+    };
+    let bytes =
+        std::fs::read(Path::new(env!("ORCH_FIXTURE_WASM_DIR")).join("loop_forever.wasm")).unwrap();
+    let plugin = runtime
+        .scorer(
+            &runtime.load("loop_forever", &bytes, &limits).unwrap(),
+            limits,
+        )
+        .unwrap();
+    let request = orch_conformance::typical_request(3, 1);
+    assert_eq!(plugin.score(&request).unwrap_err().kind(), "deadline");
+    assert_eq!(plugin.score(&request).unwrap_err().kind(), "deadline");
+    // Now refused without running: no third deadline is spent.
+    let err = plugin.score(&request).unwrap_err();
+    assert_eq!(err.kind(), "breaker-open", "{err}");
+    assert!(
+        err.to_string().contains("faulted 2 times in a row"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("loop_forever@"), "{err}");
+}

@@ -95,6 +95,15 @@ pub enum PluginError {
         digest: Digest,
         problem: OutputProblem,
     },
+    #[error(
+        "plugin {plugin}@{digest:?}: not called: it faulted {faults} times in a row; the next try is in {retry_in:?}"
+    )]
+    BreakerOpen {
+        plugin: String,
+        digest: Digest,
+        faults: u32,
+        retry_in: Duration,
+    },
     #[error("plugin {plugin}: {detail}")]
     Config { plugin: String, detail: String },
     #[error("plugin runtime: {0}")]
@@ -109,6 +118,20 @@ fn stderr_suffix(stderr: &Option<String>) -> String {
 }
 
 impl PluginError {
+    /// Whether this is the plugin misbehaving (and counts towards its
+    /// breaker), rather than a refusal it chose or a problem of the host's.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Deadline { .. }
+                | Self::MemoryLimit { .. }
+                | Self::StackOverflow { .. }
+                | Self::OutOfFuel { .. }
+                | Self::Trap { .. }
+                | Self::BadOutput { .. }
+        )
+    }
+
     /// The plugin the error is about.
     pub fn plugin(&self) -> Option<&str> {
         match self {
@@ -124,6 +147,7 @@ impl PluginError {
             | Self::Trap { plugin, .. }
             | Self::Refused { plugin, .. }
             | Self::BadOutput { plugin, .. }
+            | Self::BreakerOpen { plugin, .. }
             | Self::Config { plugin, .. } => Some(plugin),
             Self::Runtime(_) => None,
         }
@@ -145,6 +169,7 @@ impl PluginError {
             Self::Trap { .. } => "trap",
             Self::Refused { .. } => "refused",
             Self::BadOutput { problem, .. } => problem.kind(),
+            Self::BreakerOpen { .. } => "breaker-open",
             Self::Config { .. } => "config",
             Self::Runtime(_) => "runtime",
         }

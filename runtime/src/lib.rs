@@ -21,6 +21,7 @@
 //! The host (scheduler workers) and `orch plugin test` (the conformance
 //! suite) are the callers.
 
+mod breaker;
 mod cache;
 mod digest;
 mod error;

@@ -20,6 +20,12 @@ pub struct Limits {
     /// How long compiling the component may take.
     #[serde(with = "millis", rename = "compile_timeout_ms")]
     pub compile_timeout: Duration,
+    /// Faults in a row (traps, deadlines, limits, bad output) after which
+    /// the plugin is not called for `breaker_cooldown`; 0 never stops it.
+    pub breaker_threshold: u32,
+    /// How long a tripped plugin is left alone before one call is tried.
+    #[serde(with = "millis", rename = "breaker_cooldown_ms")]
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for Limits {
@@ -30,6 +36,8 @@ impl Default for Limits {
             fuel: None,
             output_bytes: 64 << 10,
             compile_timeout: Duration::from_secs(60),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The scorer world, `orch:scheduler/scorer-plugin@0.1.0`, on the host side.
 
+use crate::breaker::Breaker;
 use crate::error::printable;
 use crate::inspect::{KNOWN_WORLDS, is_linked_wasi, same_minor, split_version};
 use crate::runtime::{CallStats, Pool};
 use crate::{Component, Digest, Limits, OutputProblem, PluginError, Runtime};
 use std::sync::Arc;
+use std::time::Instant;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -120,6 +122,7 @@ pub struct ScorerPlugin {
     limits: Limits,
     pre: ScorerPluginPre<crate::sandbox::Sandbox>,
     pool: Arc<Pool<Bindings>>,
+    breaker: Arc<Breaker>,
 }
 
 impl Runtime {
@@ -183,9 +186,13 @@ impl Runtime {
         Ok(ScorerPlugin {
             runtime: self.clone(),
             component: component.clone(),
-            limits,
             pre,
             pool: Arc::new(Pool::new()),
+            breaker: Arc::new(Breaker::new(
+                limits.breaker_threshold,
+                limits.breaker_cooldown,
+            )),
+            limits,
         })
     }
 }
@@ -212,6 +219,10 @@ impl ScorerPlugin {
     pub fn fresh(&self) -> Self {
         Self {
             pool: Arc::new(Pool::new()),
+            breaker: Arc::new(Breaker::new(
+                self.limits.breaker_threshold,
+                self.limits.breaker_cooldown,
+            )),
             ..self.clone()
         }
     }
@@ -233,20 +244,37 @@ impl ScorerPlugin {
     }
 
     /// Scores the request's nodes and checks the answer: one finite score in
-    /// [-1, 1] per node, and well-formed parts.
+    /// [-1, 1] per node, and well-formed parts. A plugin that faulted
+    /// `breaker_threshold` times in a row is not called until its cooldown
+    /// is over.
     pub fn score(&self, request: &ScoreRequest) -> Result<Scored, PluginError> {
-        let scored = self.score_unchecked(request)?;
-        let nodes = request.nodes.len().unwrap_or_default();
-        validate_response(&scored.response, nodes).map_err(|problem| PluginError::BadOutput {
-            plugin: self.component.name.clone(),
-            digest: self.component.digest,
-            problem,
-        })?;
-        Ok(scored)
+        if let Err((faults, retry_in)) = self.breaker.admit(Instant::now()) {
+            return Err(PluginError::BreakerOpen {
+                plugin: self.component.name.clone(),
+                digest: self.component.digest,
+                faults,
+                retry_in,
+            });
+        }
+        let result = self.score_unchecked(request).and_then(|scored| {
+            let nodes = request.nodes.len().unwrap_or_default();
+            validate_response(&scored.response, nodes).map_err(|problem| {
+                PluginError::BadOutput {
+                    plugin: self.component.name.clone(),
+                    digest: self.component.digest,
+                    problem,
+                }
+            })?;
+            Ok(scored)
+        });
+        let fault = result.as_ref().is_err_and(PluginError::is_fault);
+        self.breaker.record(fault, Instant::now());
+        result
     }
 
-    /// Scores without checking the answer, for the conformance suite, which
-    /// checks each property on its own. Everything else calls [`Self::score`].
+    /// Scores without checking the answer and without the breaker, for the
+    /// conformance suite, which checks each property on its own and must see
+    /// every fault. Everything else calls [`Self::score`].
     pub fn score_unchecked(&self, request: &ScoreRequest) -> Result<Scored, PluginError> {
         if request.nodes.len().is_none() {
             return Err(PluginError::Runtime(
