@@ -68,7 +68,9 @@ pub fn test_component(runtime: &Runtime, name: &str, bytes: &[u8], options: &Opt
     );
     let inspection = runtime.inspect(&component);
     match inspection.world {
-        Some(WorldKind::Scorer) | None => scorer::run(runtime, &component, options, report),
+        Some(WorldKind::Scorer) | None => {
+            scorer::run(runtime, &component, &inspection, options, report)
+        }
         Some(kind) => {
             report.world = Some(kind.world().to_owned());
             report.fail(

@@ -3,8 +3,8 @@
 use crate::cases::{self, Case};
 use crate::{Options, Report};
 use orch_plugin_runtime::{
-    Component, Node, NodeColumns, OutputProblem, PluginError, Resources, Runtime, SCORER_WORLD,
-    ScoreRequest, ScoreResponse, Scored, ScorerPlugin, validate_response,
+    Component, Inspection, Node, NodeColumns, OutputProblem, PluginError, Resources, Runtime,
+    SCORER_WORLD, ScoreRequest, ScoreResponse, Scored, ScorerPlugin, validate_response,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -38,17 +38,19 @@ struct Answer {
 pub(crate) fn run(
     runtime: &Runtime,
     component: &Component,
+    inspection: &Inspection,
     options: &Options,
     mut report: Report,
 ) -> Report {
     report.world = Some(SCORER_WORLD.to_owned());
+    let exports = format!(
+        "exports {}",
+        inspection.world_export.as_deref().unwrap_or(SCORER_WORLD)
+    );
     let plugin = match runtime.scorer(component, options.limits.clone()) {
         Ok(p) => p,
         Err(e @ PluginError::ForbiddenImport { .. }) => {
-            report.pass(
-                "world",
-                format!("exports {}", scorer_export(runtime, component)),
-            );
+            report.pass("world", exports);
             report.fail("imports", e.to_string());
             return report.skip_rest(CHECKS);
         }
@@ -57,12 +59,12 @@ pub(crate) fn run(
             return report.skip_rest(CHECKS);
         }
     };
-    report.pass(
-        "world",
-        format!("exports {}", scorer_export(runtime, component)),
-    );
-    let imports = runtime.inspect(component).imports;
-    let wasi = imports.iter().filter(|i| i.starts_with("wasi:")).count();
+    report.pass("world", exports);
+    let wasi = inspection
+        .imports
+        .iter()
+        .filter(|i| i.starts_with("wasi:"))
+        .count();
     report.pass(
         "imports",
         if wasi == 0 {
@@ -124,13 +126,6 @@ pub(crate) fn run(
         .checks
         .sort_by_key(|c| CHECKS.iter().position(|n| *n == c.check));
     report.skip_rest(CHECKS)
-}
-
-fn scorer_export(runtime: &Runtime, component: &Component) -> String {
-    runtime
-        .inspect(component)
-        .world_export
-        .unwrap_or_else(|| SCORER_WORLD.to_owned())
 }
 
 fn keep(answers: &mut Vec<Answer>, case: &Case, scored: &Scored) {
