@@ -122,7 +122,6 @@ fn every_fixture_is_judged_as_expected() {
 fn the_runtime_keeps_working_after_every_kind_of_fault() {
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let limits = options().limits;
-    let dir = Path::new(env!("ORCH_FIXTURE_WASM_DIR"));
     let binpack = orch_builtins::get("binpack").unwrap();
     let good = runtime
         .scorer(
@@ -139,13 +138,7 @@ fn the_runtime_keeps_working_after_every_kind_of_fault() {
         ("wrong_count", "wrong-length"),
         ("nan_score", "not-finite"),
     ] {
-        let bytes = std::fs::read(dir.join(format!("{fixture}.wasm"))).unwrap();
-        let bad = runtime
-            .scorer(
-                &runtime.load(fixture, &bytes, &limits).unwrap(),
-                limits.clone(),
-            )
-            .unwrap();
+        let bad = fixture_scorer(&runtime, fixture, limits.clone());
         // Twice: the second call gets a fresh instance and fails the same
         // way, rather than finding a poisoned one.
         for _ in 0..2 {
@@ -162,6 +155,19 @@ fn the_runtime_keeps_working_after_every_kind_of_fault() {
     }
 }
 
+/// The compiled fixture `name` (as its example is called), ready to score.
+fn fixture_scorer(
+    runtime: &Runtime,
+    name: &str,
+    limits: Limits,
+) -> orch_plugin_runtime::ScorerPlugin {
+    let bytes =
+        std::fs::read(Path::new(env!("ORCH_FIXTURE_WASM_DIR")).join(format!("{name}.wasm")))
+            .unwrap();
+    let component = runtime.load(name, &bytes, &limits).unwrap();
+    runtime.scorer(&component, limits).unwrap()
+}
+
 #[test]
 fn fuel_stops_a_runaway_plugin_when_metered() {
     let runtime = Runtime::new(RuntimeConfig {
@@ -174,14 +180,7 @@ fn fuel_stops_a_runaway_plugin_when_metered() {
         deadline: Duration::from_secs(30),
         ..Limits::default()
     };
-    let bytes =
-        std::fs::read(Path::new(env!("ORCH_FIXTURE_WASM_DIR")).join("loop_forever.wasm")).unwrap();
-    let plugin = runtime
-        .scorer(
-            &runtime.load("loop_forever", &bytes, &limits).unwrap(),
-            limits,
-        )
-        .unwrap();
+    let plugin = fixture_scorer(&runtime, "loop_forever", limits);
     let err = plugin
         .score(&orch_conformance::typical_request(5, 1))
         .unwrap_err();
@@ -245,14 +244,7 @@ fn a_plugin_that_keeps_faulting_trips_its_breaker() {
         breaker_cooldown: Duration::from_secs(3600),
         ..Limits::default()
     };
-    let bytes =
-        std::fs::read(Path::new(env!("ORCH_FIXTURE_WASM_DIR")).join("loop_forever.wasm")).unwrap();
-    let plugin = runtime
-        .scorer(
-            &runtime.load("loop_forever", &bytes, &limits).unwrap(),
-            limits,
-        )
-        .unwrap();
+    let plugin = fixture_scorer(&runtime, "loop_forever", limits);
     let request = orch_conformance::typical_request(3, 1);
     assert_eq!(plugin.score(&request).unwrap_err().kind(), "deadline");
     assert_eq!(plugin.score(&request).unwrap_err().kind(), "deadline");
