@@ -132,27 +132,6 @@ impl PluginError {
         )
     }
 
-    /// The plugin the error is about.
-    pub fn plugin(&self) -> Option<&str> {
-        match self {
-            Self::Read { plugin, .. }
-            | Self::NotAComponent { plugin, .. }
-            | Self::CompileTimeout { plugin, .. }
-            | Self::WrongWorld { plugin, .. }
-            | Self::ForbiddenImport { plugin, .. }
-            | Self::Deadline { plugin, .. }
-            | Self::MemoryLimit { plugin, .. }
-            | Self::StackOverflow { plugin, .. }
-            | Self::OutOfFuel { plugin, .. }
-            | Self::Trap { plugin, .. }
-            | Self::Refused { plugin, .. }
-            | Self::BadOutput { plugin, .. }
-            | Self::BreakerOpen { plugin, .. }
-            | Self::Config { plugin, .. } => Some(plugin),
-            Self::Runtime(_) => None,
-        }
-    }
-
     /// A short, stable name for the kind of failure, for `--json` output and
     /// metrics: `deadline`, `memory`, `trap`, …
     pub fn kind(&self) -> &'static str {

@@ -3,9 +3,12 @@
 use crate::{Component, Runtime};
 use serde::Serialize;
 
+/// The interface a scorer exports, and the version this host speaks.
+pub(crate) const SCORER_INTERFACE: (&str, &str) = ("orch:scheduler/scorer", "0.1.0");
+
 /// The plugin worlds `orch` knows, with the version of each this host speaks.
 pub(crate) const KNOWN_WORLDS: &[(&str, &str, WorldKind)] = &[
-    ("orch:scheduler/scorer", "0.1.0", WorldKind::Scorer),
+    (SCORER_INTERFACE.0, SCORER_INTERFACE.1, WorldKind::Scorer),
     ("orch:driver/driver", "0.1.0", WorldKind::Driver),
     ("orch:secrets/provider", "0.1.0", WorldKind::Secrets),
 ];

@@ -2,7 +2,7 @@
 
 use crate::breaker::Breaker;
 use crate::error::printable;
-use crate::inspect::{KNOWN_WORLDS, is_linked_wasi, same_minor, split_version};
+use crate::inspect::{SCORER_INTERFACE, is_linked_wasi, same_minor, split_version};
 use crate::runtime::{CallStats, Pool};
 use crate::{Component, Digest, Limits, OutputProblem, PluginError, Runtime};
 use std::sync::Arc;
@@ -140,7 +140,7 @@ impl Runtime {
             digest: component.digest,
             detail,
         };
-        let (iface, supported, _) = KNOWN_WORLDS[0];
+        let (iface, supported) = SCORER_INTERFACE;
         let export = inspection
             .exports
             .iter()

@@ -21,12 +21,3 @@ pub const BUILTINS: &[Builtin] = include!(concat!(env!("OUT_DIR"), "/builtins.rs
 pub fn get(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
-
-/// The names of the built-in scorers, for error messages and help.
-pub fn scorer_names() -> Vec<&'static str> {
-    BUILTINS
-        .iter()
-        .filter(|b| b.kind == "scorer")
-        .map(|b| b.name)
-        .collect()
-}
