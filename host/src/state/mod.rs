@@ -1,0 +1,209 @@
+//! The state store: SQLite on disk, an immutable snapshot in memory.
+//!
+//! One writer thread owns the SQLite connection. Every change — a job
+//! registered, a node's heartbeat status, a plan from a scheduler worker —
+//! is an [`Op`] sent to it; it takes as many as are waiting, applies each to
+//! a working copy of the state (checking it first: a plan is re-checked
+//! node by node against the latest state), writes them all in one
+//! transaction (group commit), and only after the commit publishes the new
+//! state and answers the callers. Readers never see uncommitted data, and a
+//! kill -9 loses nothing that was answered.
+//!
+//! Each applied op raises the global index by one; readers can wait for the
+//! index to pass a value (blocking queries).
+
+mod memory;
+mod sql;
+mod writer;
+
+pub use memory::{State, Usage};
+pub use sql::Durability;
+pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome};
+
+use orch_model::{Decision, Job};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state database {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("cannot migrate the state database {path}: {detail}")]
+    Migrate { path: String, detail: String },
+    #[error("the state database is damaged: {detail}")]
+    Corrupt { detail: String },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the state store has stopped")]
+    Closed,
+    #[error("{0}")]
+    Internal(String),
+    /// The op was refused; nothing was written.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+}
+
+impl StoreError {
+    fn open(path: &Path, e: rusqlite::Error) -> Self {
+        StoreError::Open {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Why an op was refused; the API turns these into 404 and 409 answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{kind} {id:?} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub sync: Durability,
+    /// Most ops committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sync: Durability::Full,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// Called on the writer thread after each commit, with what the commit
+/// means for the evaluation broker.
+pub type CommitListener = Box<dyn Fn(&CommitEvents) + Send + Sync>;
+
+/// A handle on the store; clones share it.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    current: Arc<RwLock<Arc<State>>>,
+    requests: mpsc::SyncSender<writer::Request>,
+    index: watch::Receiver<u64>,
+    listener: Arc<RwLock<Option<CommitListener>>>,
+    reader: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, migrates it, loads it into
+    /// memory and starts the writer.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let conn = sql::open(path, options.sync)?;
+        let state = sql::load(&conn)?;
+        let reader = sql::open_reader(path)?;
+        let (index_tx, index_rx) = watch::channel(state.index());
+        let current = Arc::new(RwLock::new(Arc::new(state)));
+        let listener: Arc<RwLock<Option<CommitListener>>> = Arc::new(RwLock::new(None));
+        let (requests, rx) = mpsc::sync_channel(4 * options.max_batch);
+        writer::spawn(
+            conn,
+            rx,
+            writer::Shared {
+                current: current.clone(),
+                index: index_tx,
+                listener: listener.clone(),
+            },
+            options.max_batch,
+        )?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                current,
+                requests,
+                index: index_rx,
+                listener,
+                reader: Mutex::new(reader),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Sets the function told about every commit (the broker's feed).
+    pub fn set_listener(&self, listener: CommitListener) {
+        if let Ok(mut slot) = self.inner.listener.write() {
+            *slot = Some(listener);
+        }
+    }
+
+    /// The latest committed state.
+    pub fn snapshot(&self) -> Arc<State> {
+        match self.inner.current.read() {
+            Ok(state) => state.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn index(&self) -> u64 {
+        *self.inner.index.borrow()
+    }
+
+    /// Waits until the index is above `after` or `timeout` passes; returns
+    /// the index then. The heart of blocking queries.
+    pub async fn wait_past(&self, after: u64, timeout: Duration) -> u64 {
+        let mut rx = self.inner.index.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|&i| i > after)).await;
+        self.index()
+    }
+
+    /// Sends `op` to the writer; the answer arrives once it is committed.
+    pub fn submit(&self, op: Op) -> oneshot::Receiver<Result<Outcome, StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::SendError(request)) =
+            self.inner.requests.send(writer::Request { op, reply })
+        {
+            let _ = request.reply.send(Err(StoreError::Closed));
+        }
+        rx
+    }
+
+    /// Applies `op` and waits for its commit (from a thread that may block).
+    pub fn apply(&self, op: Op) -> Result<Outcome, StoreError> {
+        self.submit(op)
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Applies `op` and waits for its commit (from async code).
+    pub async fn apply_async(&self, op: Op) -> Result<Outcome, StoreError> {
+        self.submit(op).await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Every version of a job, newest first.
+    pub fn job_versions(&self, job_id: &str) -> Result<Vec<Job>, StoreError> {
+        let conn = self.reader()?;
+        sql::job_versions(&conn, job_id)
+    }
+
+    /// The decision record of an allocation's placement.
+    pub fn decision(&self, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
+        let conn = self.reader()?;
+        sql::decision(&conn, alloc_id)
+    }
+
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.inner
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Internal("reader connection poisoned".into()))
+    }
+}

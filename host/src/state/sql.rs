@@ -1,0 +1,288 @@
+//! The SQLite side of the store: schema, migrations, loading the state at
+//! start, and the row writes of each commit.
+//!
+//! Each object is one row: its id and the columns queries filter on, and
+//! the object itself as JSON. The JSON is what the API serves, so adding a
+//! field to the model needs no migration.
+
+use super::StoreError;
+use super::memory::State;
+use orch_model::{Allocation, Decision, Evaluation, Job, Node};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite_migration::{M, Migrations};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+     INSERT INTO meta (key, value) VALUES ('index', 0);
+     CREATE TABLE nodes (
+         id TEXT PRIMARY KEY,
+         modify_index INTEGER NOT NULL,
+         body TEXT NOT NULL) STRICT;
+     CREATE TABLE jobs (
+         id TEXT PRIMARY KEY,
+         version INTEGER NOT NULL,
+         modify_index INTEGER NOT NULL,
+         body TEXT NOT NULL) STRICT;
+     CREATE TABLE job_versions (
+         job_id TEXT NOT NULL,
+         version INTEGER NOT NULL,
+         modify_index INTEGER NOT NULL,
+         body TEXT NOT NULL,
+         PRIMARY KEY (job_id, version)) STRICT;
+     CREATE TABLE allocations (
+         id TEXT PRIMARY KEY,
+         job_id TEXT NOT NULL,
+         node_id TEXT NOT NULL,
+         eval_id TEXT NOT NULL,
+         modify_index INTEGER NOT NULL,
+         body TEXT NOT NULL) STRICT;
+     CREATE INDEX allocations_by_job ON allocations (job_id);
+     CREATE INDEX allocations_by_node ON allocations (node_id);
+     CREATE TABLE evaluations (
+         id TEXT PRIMARY KEY,
+         job_id TEXT NOT NULL,
+         status TEXT NOT NULL,
+         modify_index INTEGER NOT NULL,
+         body TEXT NOT NULL) STRICT;
+     CREATE INDEX evaluations_by_job ON evaluations (job_id);
+     CREATE TABLE plans (
+         seq INTEGER PRIMARY KEY,
+         eval_id TEXT NOT NULL,
+         applied_index INTEGER NOT NULL,
+         placed INTEGER NOT NULL,
+         stopped INTEGER NOT NULL,
+         rejected_nodes TEXT NOT NULL) STRICT;
+     CREATE TABLE decisions (
+         alloc_id TEXT PRIMARY KEY,
+         eval_id TEXT NOT NULL,
+         body TEXT NOT NULL) STRICT;",
+)];
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync at every commit: nothing acknowledged is lost, even on power
+    /// loss.
+    #[default]
+    Full,
+    /// fsync at WAL checkpoints: survives a crash of orch (kill -9), may
+    /// lose the last commits on power loss.
+    Normal,
+}
+
+pub(super) fn open(path: &Path, sync: Durability) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(|e| StoreError::open(path, e))?;
+    let sync = match sync {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;"
+    ))
+    .map_err(|e| StoreError::open(path, e))?;
+    Migrations::from_slice(MIGRATIONS)
+        .to_latest(&mut conn)
+        .map_err(|e| StoreError::Migrate {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(conn)
+}
+
+/// A read-only connection for queries the in-memory state does not answer
+/// (job history, decision records).
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::open(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| StoreError::open(path, e))?;
+    Ok(conn)
+}
+
+fn decode<T: DeserializeOwned>(table: &str, id: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
+        detail: format!("{table} row {id:?} does not decode: {e}"),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("encoding a row: {e}")))
+}
+
+fn rows<T: DeserializeOwned>(conn: &Connection, table: &str) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT id, body FROM {table}"))?;
+    let mut out = Vec::new();
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let body: String = row.get(1)?;
+        out.push(decode(table, &id, &body)?);
+    }
+    Ok(out)
+}
+
+/// Reads everything into memory: the state readers see at start.
+pub(super) fn load(conn: &Connection) -> Result<State, StoreError> {
+    let index = conn.query_row("SELECT value FROM meta WHERE key = 'index'", [], |r| {
+        r.get::<_, i64>(0)
+    })? as u64;
+    let mut state = State {
+        index,
+        ..State::default()
+    };
+    state.put_nodes(rows::<Node>(conn, "nodes")?);
+    for job in rows::<Job>(conn, "jobs")? {
+        state.put_job(job);
+    }
+    for alloc in rows::<Allocation>(conn, "allocations")? {
+        state.put_alloc(alloc);
+    }
+    for eval in rows::<Evaluation>(conn, "evaluations")? {
+        state.put_eval(eval);
+    }
+    Ok(state)
+}
+
+pub(super) fn set_index(tx: &Transaction<'_>, index: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'index'",
+        params![index as i64],
+    )?;
+    Ok(())
+}
+
+pub(super) fn put_node(tx: &Transaction<'_>, node: &Node) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO nodes (id, modify_index, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET modify_index = ?2, body = ?3",
+    )?
+    .execute(params![node.id, node.modify_index as i64, encode(node)?])?;
+    Ok(())
+}
+
+/// Writes the job's current row; `new_version` also records it in the
+/// history.
+pub(super) fn put_job(
+    tx: &Transaction<'_>,
+    job: &Job,
+    new_version: bool,
+) -> Result<(), StoreError> {
+    let body = encode(job)?;
+    tx.prepare_cached(
+        "INSERT INTO jobs (id, version, modify_index, body) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET version = ?2, modify_index = ?3, body = ?4",
+    )?
+    .execute(params![
+        job.id,
+        job.version as i64,
+        job.modify_index as i64,
+        body
+    ])?;
+    if new_version {
+        tx.prepare_cached(
+            "INSERT INTO job_versions (job_id, version, modify_index, body) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![job.id, job.version as i64, job.modify_index as i64, body])?;
+    }
+    Ok(())
+}
+
+pub(super) fn put_alloc(tx: &Transaction<'_>, alloc: &Allocation) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO allocations (id, job_id, node_id, eval_id, modify_index, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET node_id = ?3, eval_id = ?4, modify_index = ?5, body = ?6",
+    )?
+    .execute(params![
+        alloc.id,
+        alloc.job_id,
+        alloc.node_id,
+        alloc.eval_id,
+        alloc.modify_index as i64,
+        encode(alloc)?
+    ])?;
+    Ok(())
+}
+
+pub(super) fn put_eval(tx: &Transaction<'_>, eval: &Evaluation) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO evaluations (id, job_id, status, modify_index, body) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET status = ?3, modify_index = ?4, body = ?5",
+    )?
+    .execute(params![
+        eval.id,
+        eval.job_id,
+        eval.status.as_str(),
+        eval.modify_index as i64,
+        encode(eval)?
+    ])?;
+    Ok(())
+}
+
+pub(super) fn put_decision(tx: &Transaction<'_>, decision: &Decision) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO decisions (alloc_id, eval_id, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (alloc_id) DO UPDATE SET eval_id = ?2, body = ?3",
+    )?
+    .execute(params![
+        decision.alloc_id,
+        decision.eval_id,
+        encode(decision)?
+    ])?;
+    Ok(())
+}
+
+pub(super) fn put_plan(
+    tx: &Transaction<'_>,
+    eval_id: &str,
+    index: u64,
+    placed: usize,
+    stopped: usize,
+    rejected_nodes: &[String],
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO plans (eval_id, applied_index, placed, stopped, rejected_nodes)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        eval_id,
+        index as i64,
+        placed as i64,
+        stopped as i64,
+        rejected_nodes.join(",")
+    ])?;
+    Ok(())
+}
+
+pub(super) fn job_versions(conn: &Connection, job_id: &str) -> Result<Vec<Job>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, body FROM job_versions WHERE job_id = ?1 ORDER BY version DESC",
+    )?;
+    let mut rows = stmt.query(params![job_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let version: i64 = row.get(0)?;
+        let body: String = row.get(1)?;
+        out.push(decode(
+            "job_versions",
+            &format!("{job_id}@{version}"),
+            &body,
+        )?);
+    }
+    Ok(out)
+}
+
+pub(super) fn decision(conn: &Connection, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM decisions WHERE alloc_id = ?1")?
+        .query_row(params![alloc_id], |r| r.get(0))
+        .optional()?;
+    body.map(|b| decode("decisions", alloc_id, &b)).transpose()
+}

@@ -1,0 +1,384 @@
+//! The state store on a real SQLite file: group commit, the plan applier's
+//! checks, blocking on the index, and reopening what was committed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use orch::{AllocStop, NodeChange, Op, Outcome, Plan, Store, StoreOptions};
+use orch_model::{
+    Allocation, ClientStatus, DesiredStatus, DriverInfo, EvalStatus, Job, Node, NodeStatus,
+    Resources,
+};
+use std::collections::BTreeMap;
+
+fn node(id: &str, cpu: u32, memory: u64) -> Node {
+    Node {
+        id: id.into(),
+        name: id.into(),
+        datacenter: "dc1".into(),
+        node_class: String::new(),
+        attributes: BTreeMap::new(),
+        meta: BTreeMap::new(),
+        resources: Resources::new(cpu, memory, 10_000),
+        reserved: Resources::ZERO,
+        drivers: [("exec".to_owned(), DriverInfo::default())].into(),
+        status: NodeStatus::Ready,
+        status_description: String::new(),
+        eligibility: Default::default(),
+        drain: false,
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn job(id: &str, count: u32) -> Job {
+    let toml = format!(
+        r#"{{"id":"{id}","group":[{{"name":"g","count":{count},"task":[{{"name":"t","driver":"exec"}}]}}]}}"#
+    );
+    serde_json::from_str(&toml).unwrap()
+}
+
+fn alloc(id: &str, job: &str, node: &str, cpu: u32) -> Allocation {
+    Allocation {
+        id: id.into(),
+        name: format!("{job}.g[0]"),
+        job_id: job.into(),
+        job_version: 0,
+        group: "g".into(),
+        index: 0,
+        node_id: node.into(),
+        eval_id: "e".into(),
+        resources: Resources::new(cpu, 100, 0),
+        desired_status: DesiredStatus::Run,
+        desired_description: String::new(),
+        client_status: ClientStatus::Pending,
+        client_description: String::new(),
+        previous_allocation: None,
+        reschedule_times_ms: vec![],
+        create_index: 0,
+        modify_index: 0,
+        create_time_ms: 0,
+    }
+}
+
+fn plan(job: &str, allocs: Vec<Allocation>) -> Plan {
+    let mut p = Plan {
+        eval_id: "e".into(),
+        job_id: job.into(),
+        ..Plan::default()
+    };
+    for a in allocs {
+        p.placements.entry(a.node_id.clone()).or_default().push(a);
+    }
+    p
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("state.db"), StoreOptions::default()).unwrap()
+}
+
+#[test]
+fn register_makes_a_version_and_an_evaluation_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let Outcome::JobRegistered {
+        eval_id, version, ..
+    } = store
+        .apply(Op::RegisterJob {
+            job: job("web", 2),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap()
+    else {
+        panic!("not a registration")
+    };
+    assert_eq!(version, 0);
+    let eval_id = eval_id.unwrap();
+    // The same spec again changes nothing.
+    let again = store
+        .apply(Op::RegisterJob {
+            job: job("web", 2),
+            enforce_index: None,
+            now_ms: 2,
+        })
+        .unwrap();
+    assert!(matches!(
+        again,
+        Outcome::JobRegistered {
+            eval_id: None,
+            version: 0,
+            ..
+        }
+    ));
+    // A new count is a new version.
+    let changed = store
+        .apply(Op::RegisterJob {
+            job: job("web", 3),
+            enforce_index: None,
+            now_ms: 3,
+        })
+        .unwrap();
+    assert!(matches!(
+        changed,
+        Outcome::JobRegistered {
+            version: 1,
+            eval_id: Some(_),
+            ..
+        }
+    ));
+    let index = store.index();
+    drop(store);
+
+    let store = open(&dir);
+    let state = store.snapshot();
+    assert_eq!(state.index(), index);
+    assert_eq!(state.job("web").unwrap().version, 1);
+    assert_eq!(state.eval(&eval_id).unwrap().status, EvalStatus::Pending);
+    assert_eq!(state.evals_of_job("web").count(), 2);
+    let versions = store.job_versions("web").unwrap();
+    assert_eq!(
+        versions.iter().map(|j| j.version).collect::<Vec<_>>(),
+        [1, 0]
+    );
+}
+
+#[test]
+fn enforce_index_refuses_a_stale_register_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .apply(Op::RegisterJob {
+            job: job("web", 1),
+            enforce_index: Some(0),
+            now_ms: 1,
+        })
+        .unwrap();
+    let before = store.index();
+    let err = store
+        .apply(Op::RegisterJob {
+            job: job("web", 5),
+            enforce_index: Some(0),
+            now_ms: 2,
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("changed since you read it"),
+        "{err}"
+    );
+    assert_eq!(store.index(), before);
+    assert_eq!(store.snapshot().job("web").unwrap().groups[0].count, 1);
+}
+
+#[test]
+fn the_applier_never_over_commits_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.apply(Op::UpsertNode(node("n1", 1000, 4096))).unwrap();
+    store
+        .apply(Op::RegisterJob {
+            job: job("a", 1),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    // Two plans made on the same snapshot race for the last 1000 MHz: sent
+    // together, they land in one group commit; only one may win.
+    let first = store.submit(Op::ApplyPlan(plan("a", vec![alloc("x", "a", "n1", 700)])));
+    let second = store.submit(Op::ApplyPlan(plan("a", vec![alloc("y", "a", "n1", 700)])));
+    let first = first.blocking_recv().unwrap().unwrap();
+    let second = second.blocking_recv().unwrap().unwrap();
+    let (Outcome::Plan(first), Outcome::Plan(second)) = (first, second) else {
+        panic!("not plan results")
+    };
+    assert_eq!(first.placed, ["x"]);
+    assert!(second.placed.is_empty());
+    assert_eq!(
+        second.rejected.get("n1").map(String::as_str),
+        Some("cpu exhausted")
+    );
+    assert_eq!(store.snapshot().usage("n1").resources.cpu, 700);
+
+    // Stopping x in the same plan makes room for y.
+    let mut p = plan("a", vec![alloc("y", "a", "n1", 700)]);
+    p.stops.push(AllocStop {
+        alloc_id: "x".into(),
+        desired: DesiredStatus::Stop,
+        description: "replaced".into(),
+        client_status: None,
+    });
+    let Outcome::Plan(result) = store.apply(Op::ApplyPlan(p)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((result.placed.len(), result.stopped), (1, 1));
+    assert_eq!(store.snapshot().usage("n1").resources.cpu, 700);
+}
+
+#[test]
+fn applying_the_same_plan_twice_changes_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.apply(Op::UpsertNode(node("n1", 4000, 4096))).unwrap();
+    store
+        .apply(Op::RegisterJob {
+            job: job("a", 1),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    let p = plan("a", vec![alloc("x", "a", "n1", 500)]);
+    let Outcome::Plan(once) = store.apply(Op::ApplyPlan(p.clone())).unwrap() else {
+        panic!()
+    };
+    let index = store.index();
+    let Outcome::Plan(twice) = store.apply(Op::ApplyPlan(p)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(once.placed, ["x"]);
+    assert!(twice.placed.is_empty() && twice.rejected.is_empty());
+    assert_eq!(store.index(), index);
+    assert_eq!(store.snapshot().usage("n1").resources.cpu, 500);
+    assert_eq!(store.snapshot().usage("n1").allocs, 1);
+}
+
+#[test]
+fn placements_on_a_down_node_or_for_a_stopped_job_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.apply(Op::UpsertNode(node("n1", 4000, 4096))).unwrap();
+    store.apply(Op::UpsertNode(node("n2", 4000, 4096))).unwrap();
+    store
+        .apply(Op::RegisterJob {
+            job: job("a", 1),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    store
+        .apply(Op::ApplyPlan(plan("a", vec![alloc("x", "a", "n1", 500)])))
+        .unwrap();
+    let Outcome::Applied { evals, .. } = store
+        .apply(Op::UpdateNode {
+            node_id: "n1".into(),
+            change: NodeChange::Status {
+                status: NodeStatus::Down,
+                description: "missed heartbeats".into(),
+            },
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        evals.len(),
+        1,
+        "the job on the lost node gets an evaluation"
+    );
+    let state = store.snapshot();
+    assert_eq!(state.alloc("x").unwrap().client_status, ClientStatus::Lost);
+    assert_eq!(state.usage("n1").resources, Resources::ZERO);
+    let Outcome::Plan(r) = store
+        .apply(Op::ApplyPlan(plan("a", vec![alloc("y", "a", "n1", 500)])))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        r.rejected.get("n1").map(String::as_str),
+        Some("node is down")
+    );
+
+    store
+        .apply(Op::StopJob {
+            job_id: "a".into(),
+            now_ms: 2,
+        })
+        .unwrap();
+    let Outcome::Plan(r) = store
+        .apply(Op::ApplyPlan(plan("a", vec![alloc("z", "a", "n2", 500)])))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        r.rejected.get("n2").map(String::as_str),
+        Some("job was stopped")
+    );
+}
+
+#[test]
+fn a_refused_op_in_a_batch_leaves_the_others_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ok = store.submit(Op::UpsertNode(node("n1", 1000, 1000)));
+    let bad = store.submit(Op::StopJob {
+        job_id: "nope".into(),
+        now_ms: 0,
+    });
+    let ok2 = store.submit(Op::UpsertNode(node("n2", 1000, 1000)));
+    assert!(ok.blocking_recv().unwrap().is_ok());
+    let err = bad.blocking_recv().unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "job \"nope\" not found");
+    assert!(ok2.blocking_recv().unwrap().is_ok());
+    drop(store);
+    let state = open(&dir).snapshot();
+    assert_eq!(state.node_count(), 2);
+    assert_eq!(state.index(), 2);
+}
+
+#[test]
+fn blocking_reads_wake_on_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let at = store.index();
+    let writer = store.clone();
+    let handle = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        writer.apply(Op::UpsertNode(node("n1", 1, 1))).unwrap();
+    });
+    let seen = rt.block_on(store.wait_past(at, std::time::Duration::from_secs(30)));
+    assert_eq!(seen, at + 1);
+    handle.join().unwrap();
+    // Nothing newer: returns at the timeout with the same index.
+    let seen = rt.block_on(store.wait_past(seen, std::time::Duration::from_millis(20)));
+    assert_eq!(seen, at + 1);
+}
+
+#[test]
+fn a_failed_allocation_makes_an_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.apply(Op::UpsertNode(node("n1", 4000, 4096))).unwrap();
+    store
+        .apply(Op::RegisterJob {
+            job: job("a", 1),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    store
+        .apply(Op::ApplyPlan(plan("a", vec![alloc("x", "a", "n1", 500)])))
+        .unwrap();
+    let Outcome::Applied { evals, .. } = store
+        .apply(Op::UpdateAllocs {
+            updates: vec![orch::AllocUpdate {
+                alloc_id: "x".into(),
+                client_status: ClientStatus::Failed,
+                description: "exit code 1".into(),
+            }],
+            now_ms: 5,
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(evals.len(), 1);
+    let state = store.snapshot();
+    assert_eq!(
+        state.eval(&evals[0]).unwrap().triggered_by,
+        orch_model::TriggeredBy::AllocFailure
+    );
+    assert_eq!(state.usage("n1").allocs, 0);
+}
