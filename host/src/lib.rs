@@ -12,6 +12,7 @@
 //! plan — passes the same checks and the same group commit.
 
 mod plan;
+pub mod scheduler;
 mod state;
 
 pub use plan::{AllocStop, Plan, PlanResult};
