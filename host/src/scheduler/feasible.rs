@@ -9,7 +9,9 @@ use std::cmp::Ordering;
 /// The hard requirements of one task group, compiled once per evaluation.
 pub struct Feasibility {
     datacenters: Vec<String>,
-    drivers: Vec<String>,
+    /// Each driver the group needs, with the reason a node without it is
+    /// filtered under.
+    drivers: Vec<(String, String)>,
     constraints: Vec<Compiled>,
     /// Job- or group-level `distinct_hosts`.
     pub distinct_hosts: bool,
@@ -27,9 +29,13 @@ impl Feasibility {
     /// constraint that cannot be compiled (a bad regexp that slipped past
     /// validation) is an error naming it.
     pub fn new(job: &Job, group: &TaskGroup) -> Result<Self, String> {
-        let mut drivers: Vec<String> = group.drivers().map(str::to_owned).collect();
-        drivers.sort();
-        drivers.dedup();
+        let mut names: Vec<&str> = group.drivers().collect();
+        names.sort_unstable();
+        names.dedup();
+        let drivers = names
+            .into_iter()
+            .map(|d| (d.to_owned(), format!("missing driver {d}")))
+            .collect();
         let all = job
             .constraints
             .iter()
@@ -69,9 +75,9 @@ impl Feasibility {
         if !self.datacenters.is_empty() && !self.datacenters.contains(&node.datacenter) {
             return Err("datacenter not in the job's datacenters");
         }
-        for driver in &self.drivers {
+        for (driver, reason) in &self.drivers {
             if !node.has_driver(driver) {
-                return Err(driver_reason(driver));
+                return Err(reason);
             }
         }
         for c in &self.constraints {
@@ -80,15 +86,6 @@ impl Feasibility {
             }
         }
         Ok(())
-    }
-}
-
-/// A short, stable reason per driver ("missing driver exec").
-fn driver_reason(driver: &str) -> &'static str {
-    match driver {
-        "exec" => "missing driver exec",
-        "oci" => "missing driver oci",
-        _ => "missing a driver the job needs",
     }
 }
 
