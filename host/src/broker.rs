@@ -1,0 +1,471 @@
+//! The evaluation broker: hands pending evaluations to scheduler workers.
+//!
+//! - Higher priority first, then oldest first.
+//! - One evaluation per job in flight: a second evaluation of the same job
+//!   waits until the first is acked or nacked, so two workers never plan
+//!   the same job on different snapshots.
+//! - At least once: an evaluation stays the broker's until it is acked; a
+//!   nack (or a lease that ran out) puts it back after a backoff that
+//!   doubles with each attempt, and after `max_attempts` the worker is told
+//!   to give up on it.
+//! - Blocked evaluations (placements that found no room) wait, one per
+//!   job, until [`Broker::unblock`] says capacity appeared.
+//!
+//! Time is passed in (`now`), so tests drive it; only
+//! [`Broker::dequeue_wait`] sleeps.
+
+use orch_model::{EvalStatus, Evaluation};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// How long a worker may hold an evaluation before it is handed out
+    /// again.
+    pub lease: Duration,
+    /// The first nack's backoff; each further nack doubles it.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Deliveries before the worker is told to mark the evaluation failed.
+    pub max_attempts: u32,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// An evaluation handed to a worker; ack or nack it with its token.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub eval: Arc<Evaluation>,
+    pub token: u64,
+    /// Deliveries so far, this one included.
+    pub attempt: u32,
+    /// This is the last delivery: if it fails, mark the evaluation failed.
+    pub last_attempt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("evaluation {0} is not held by this worker (its lease ran out or it was acked)")]
+    NotHeld(String),
+}
+
+pub struct Broker {
+    options: BrokerOptions,
+    inner: Mutex<Inner>,
+    ready_signal: Condvar,
+}
+
+#[derive(Default)]
+struct Inner {
+    seq: u64,
+    ready: BinaryHeap<Ready>,
+    /// Evaluations whose job has one in flight, oldest first.
+    waiting: HashMap<String, VecDeque<Queued>>,
+    inflight: HashMap<String, Held>,
+    jobs_inflight: HashSet<String>,
+    /// Nacked, not before their time.
+    delayed: Vec<(Instant, Queued)>,
+    blocked: HashMap<String, Arc<Evaluation>>,
+    /// Every evaluation the broker holds in any queue, so a repeated
+    /// enqueue (a restart's reload, a listener firing twice) is ignored.
+    known: HashSet<String>,
+    /// Deliveries so far, by evaluation.
+    attempts: HashMap<String, u32>,
+}
+
+#[derive(Clone)]
+struct Queued {
+    eval: Arc<Evaluation>,
+    seq: u64,
+}
+
+struct Ready(Queued);
+
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.0.eval.priority, Reverse(self.0.seq))
+            .cmp(&(other.0.eval.priority, Reverse(other.0.seq)))
+    }
+}
+
+struct Held {
+    queued: Queued,
+    token: u64,
+    deadline: Instant,
+}
+
+/// How many evaluations are where, for `orch server` logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    pub ready: usize,
+    pub waiting: usize,
+    pub inflight: usize,
+    pub delayed: usize,
+    pub blocked: usize,
+}
+
+impl Broker {
+    pub fn new(options: BrokerOptions) -> Self {
+        Self {
+            options,
+            inner: Mutex::new(Inner::default()),
+            ready_signal: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a pending or blocked evaluation; anything else is ignored.
+    pub fn enqueue(&self, eval: Arc<Evaluation>) {
+        let mut inner = self.lock();
+        match eval.status {
+            EvalStatus::Pending if inner.known.insert(eval.id.clone()) => {
+                inner.push(eval);
+                self.ready_signal.notify_one();
+            }
+            EvalStatus::Blocked => {
+                // One blocked evaluation per job: the newer one replaces it.
+                if let Some(old) = inner.blocked.insert(eval.job_id.clone(), eval.clone()) {
+                    inner.known.remove(&old.id);
+                }
+                inner.known.insert(eval.id.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Capacity appeared: every blocked evaluation becomes ready.
+    pub fn unblock(&self) -> usize {
+        let mut inner = self.lock();
+        let blocked: Vec<Arc<Evaluation>> = inner.blocked.drain().map(|(_, e)| e).collect();
+        let n = blocked.len();
+        for eval in blocked {
+            inner.push(eval);
+        }
+        if n > 0 {
+            self.ready_signal.notify_all();
+        }
+        n
+    }
+
+    /// The next evaluation to schedule, if one is ready at `now`.
+    pub fn dequeue(&self, now: Instant) -> Option<Lease> {
+        let mut inner = self.lock();
+        inner.dequeue(now, &self.options)
+    }
+
+    /// Like [`Self::dequeue`], waiting up to `timeout` for one.
+    pub fn dequeue_wait(&self, timeout: Duration) -> Option<Lease> {
+        let until = Instant::now() + timeout;
+        let mut inner = self.lock();
+        loop {
+            let now = Instant::now();
+            if let Some(lease) = inner.dequeue(now, &self.options) {
+                return Some(lease);
+            }
+            if now >= until {
+                return None;
+            }
+            // Wake for a new evaluation, or when a delayed one is due.
+            let next_due = inner.delayed.iter().map(|(t, _)| *t).min();
+            let wait = next_due.map_or(until, |t| t.min(until)) - now;
+            inner = self
+                .ready_signal
+                .wait_timeout(inner, wait.max(Duration::from_millis(1)))
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+
+    /// The worker finished the evaluation (its result is committed).
+    pub fn ack(&self, eval_id: &str, token: u64) -> Result<(), BrokerError> {
+        let mut inner = self.lock();
+        let held = inner.take_held(eval_id, token)?;
+        inner.known.remove(eval_id);
+        inner.attempts.remove(eval_id);
+        inner.release_job(&held.queued.eval.job_id);
+        self.ready_signal.notify_one();
+        Ok(())
+    }
+
+    /// The worker could not finish it: deliver it again after a backoff.
+    pub fn nack(&self, eval_id: &str, token: u64, now: Instant) -> Result<(), BrokerError> {
+        let mut inner = self.lock();
+        let held = inner.take_held(eval_id, token)?;
+        let attempts = inner.attempts.get(eval_id).copied().unwrap_or(1);
+        let backoff = self
+            .options
+            .backoff
+            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+            .min(self.options.max_backoff);
+        inner.release_job(&held.queued.eval.job_id);
+        inner.delayed.push((now + backoff, held.queued));
+        self.ready_signal.notify_one();
+        Ok(())
+    }
+
+    pub fn stats(&self) -> BrokerStats {
+        let inner = self.lock();
+        BrokerStats {
+            ready: inner.ready.len(),
+            waiting: inner.waiting.values().map(VecDeque::len).sum(),
+            inflight: inner.inflight.len(),
+            delayed: inner.delayed.len(),
+            blocked: inner.blocked.len(),
+        }
+    }
+}
+
+impl Inner {
+    fn push(&mut self, eval: Arc<Evaluation>) {
+        self.seq += 1;
+        let queued = Queued {
+            eval,
+            seq: self.seq,
+        };
+        self.push_queued(queued);
+    }
+
+    fn push_queued(&mut self, queued: Queued) {
+        if self.jobs_inflight.contains(&queued.eval.job_id) {
+            self.waiting
+                .entry(queued.eval.job_id.clone())
+                .or_default()
+                .push_back(queued);
+        } else {
+            self.ready.push(Ready(queued));
+        }
+    }
+
+    fn dequeue(&mut self, now: Instant, options: &BrokerOptions) -> Option<Lease> {
+        self.expire(now);
+        let mut due = Vec::new();
+        self.delayed.retain(|(at, q)| {
+            let keep = *at > now;
+            if !keep {
+                due.push(q.clone());
+            }
+            keep
+        });
+        for q in due {
+            self.push_queued(q);
+        }
+        while let Some(Ready(queued)) = self.ready.pop() {
+            let job = queued.eval.job_id.clone();
+            if self.jobs_inflight.contains(&job) {
+                self.waiting.entry(job).or_default().push_back(queued);
+                continue;
+            }
+            self.seq += 1;
+            let token = self.seq;
+            let attempt = {
+                let a = self.attempts.entry(queued.eval.id.clone()).or_default();
+                *a += 1;
+                *a
+            };
+            self.jobs_inflight.insert(job);
+            let eval = queued.eval.clone();
+            self.inflight.insert(
+                eval.id.clone(),
+                Held {
+                    queued,
+                    token,
+                    deadline: now + options.lease,
+                },
+            );
+            return Some(Lease {
+                eval,
+                token,
+                attempt,
+                last_attempt: attempt >= options.max_attempts,
+            });
+        }
+        None
+    }
+
+    /// Leases that ran out go back as if nacked, without backoff: the
+    /// worker holding them is presumed gone.
+    fn expire(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .inflight
+            .iter()
+            .filter(|(_, h)| h.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(held) = self.inflight.remove(&id) {
+                self.release_job(&held.queued.eval.job_id);
+                self.push_queued(held.queued);
+            }
+        }
+    }
+
+    fn take_held(&mut self, eval_id: &str, token: u64) -> Result<Held, BrokerError> {
+        match self.inflight.get(eval_id) {
+            Some(h) if h.token == token => {}
+            _ => return Err(BrokerError::NotHeld(eval_id.to_owned())),
+        }
+        self.inflight
+            .remove(eval_id)
+            .ok_or_else(|| BrokerError::NotHeld(eval_id.to_owned()))
+    }
+
+    /// The job has nothing in flight now: its next waiting evaluation (if
+    /// any) becomes ready.
+    fn release_job(&mut self, job: &str) {
+        self.jobs_inflight.remove(job);
+        if let Some(queue) = self.waiting.get_mut(job) {
+            if let Some(next) = queue.pop_front() {
+                self.ready.push(Ready(next));
+            }
+            if queue.is_empty() {
+                self.waiting.remove(job);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn eval(id: &str, job: &str, priority: u8, status: EvalStatus) -> Arc<Evaluation> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "id": id, "job_id": job, "priority": priority,
+                "triggered_by": "job-register", "status": status.as_str(),
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn ids(broker: &Broker, now: Instant) -> Vec<String> {
+        std::iter::from_fn(|| broker.dequeue(now))
+            .map(|l| l.eval.id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn higher_priority_first_then_oldest_first() {
+        let b = Broker::new(BrokerOptions::default());
+        b.enqueue(eval("low", "a", 10, EvalStatus::Pending));
+        b.enqueue(eval("high", "b", 90, EvalStatus::Pending));
+        b.enqueue(eval("mid1", "c", 50, EvalStatus::Pending));
+        b.enqueue(eval("mid2", "d", 50, EvalStatus::Pending));
+        b.enqueue(eval("mid1", "c", 50, EvalStatus::Pending)); // again: ignored
+        assert_eq!(ids(&b, Instant::now()), ["high", "mid1", "mid2", "low"]);
+    }
+
+    #[test]
+    fn one_evaluation_per_job_in_flight() {
+        let b = Broker::new(BrokerOptions::default());
+        let now = Instant::now();
+        b.enqueue(eval("e1", "web", 50, EvalStatus::Pending));
+        b.enqueue(eval("e2", "web", 50, EvalStatus::Pending));
+        b.enqueue(eval("o1", "other", 50, EvalStatus::Pending));
+        let first = b.dequeue(now).unwrap();
+        assert_eq!(first.eval.id, "e1");
+        assert_eq!(ids(&b, now), ["o1"], "e2 waits for e1");
+        b.ack("e1", first.token).unwrap();
+        assert_eq!(ids(&b, now), ["e2"]);
+    }
+
+    #[test]
+    fn nack_redelivers_after_a_doubling_backoff_and_says_when_to_give_up() {
+        let options = BrokerOptions {
+            backoff: Duration::from_millis(100),
+            max_attempts: 3,
+            ..BrokerOptions::default()
+        };
+        let b = Broker::new(options);
+        let t0 = Instant::now();
+        b.enqueue(eval("e", "j", 50, EvalStatus::Pending));
+        let l1 = b.dequeue(t0).unwrap();
+        assert!(!l1.last_attempt);
+        b.nack("e", l1.token, t0).unwrap();
+        assert!(b.dequeue(t0 + Duration::from_millis(99)).is_none());
+        let l2 = b.dequeue(t0 + Duration::from_millis(100)).unwrap();
+        assert_eq!(l2.attempt, 2);
+        let t1 = t0 + Duration::from_millis(100);
+        b.nack("e", l2.token, t1).unwrap();
+        assert!(b.dequeue(t1 + Duration::from_millis(199)).is_none());
+        let l3 = b.dequeue(t1 + Duration::from_millis(200)).unwrap();
+        assert!(l3.last_attempt);
+        // A stale token (the first lease) cannot ack the third delivery.
+        assert!(b.ack("e", l1.token).is_err());
+        b.ack("e", l3.token).unwrap();
+        assert_eq!(b.stats(), BrokerStats::default());
+    }
+
+    #[test]
+    fn a_lease_that_runs_out_is_handed_out_again() {
+        let b = Broker::new(BrokerOptions {
+            lease: Duration::from_secs(5),
+            ..BrokerOptions::default()
+        });
+        let t0 = Instant::now();
+        b.enqueue(eval("e", "j", 50, EvalStatus::Pending));
+        let lost = b.dequeue(t0).unwrap();
+        assert!(b.dequeue(t0 + Duration::from_secs(4)).is_none());
+        let again = b.dequeue(t0 + Duration::from_secs(5)).unwrap();
+        assert_eq!(again.eval.id, "e");
+        assert_eq!(
+            b.ack("e", lost.token),
+            Err(BrokerError::NotHeld("e".into()))
+        );
+        b.ack("e", again.token).unwrap();
+    }
+
+    #[test]
+    fn blocked_evaluations_wait_for_capacity_one_per_job() {
+        let b = Broker::new(BrokerOptions::default());
+        let now = Instant::now();
+        b.enqueue(eval("b1", "web", 50, EvalStatus::Blocked));
+        b.enqueue(eval("b2", "web", 50, EvalStatus::Blocked));
+        b.enqueue(eval("b3", "api", 50, EvalStatus::Blocked));
+        assert!(b.dequeue(now).is_none());
+        assert_eq!(b.stats().blocked, 2);
+        assert_eq!(b.unblock(), 2);
+        let mut got = ids(&b, now);
+        got.sort();
+        assert_eq!(got, ["b2", "b3"]);
+    }
+
+    #[test]
+    fn dequeue_wait_wakes_when_an_evaluation_arrives() {
+        let b = Arc::new(Broker::new(BrokerOptions::default()));
+        let producer = b.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            producer.enqueue(eval("e", "j", 50, EvalStatus::Pending));
+        });
+        let lease = b.dequeue_wait(Duration::from_secs(30)).unwrap();
+        assert_eq!(lease.eval.id, "e");
+        t.join().unwrap();
+        assert!(b.dequeue_wait(Duration::from_millis(10)).is_none());
+    }
+}
