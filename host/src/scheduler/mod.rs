@@ -3,3 +3,4 @@
 //! of the pipeline follows it.
 
 pub mod feasible;
+pub mod sample;
