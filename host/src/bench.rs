@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig, ScoreRequest};
+use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
 use orch_plugin_sdk::Scorer as _;
 use serde::Serialize;
 use std::hint::black_box;
@@ -89,7 +89,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     for &n in &nodes {
         eprintln!("measuring {n} nodes…");
         let request = orch_conformance::typical_request(n, 7);
-        let native_request = to_sdk(&request);
+        let native_request = orch::scheduler::score::to_sdk(&request);
         let native = median(measure(budget, || {
             black_box(
                 orch_scorer_binpack::Binpack
@@ -172,31 +172,6 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> Vec<Duration> {
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times.get(times.len() / 2).copied().unwrap_or_default()
-}
-
-fn to_sdk(r: &ScoreRequest) -> orch_plugin_sdk::ScoreRequest {
-    let res = |x: &orch_plugin_runtime::Resources| orch_plugin_sdk::Resources {
-        cpu_mhz: x.cpu_mhz,
-        memory_mib: x.memory_mib,
-        disk_mib: x.disk_mib,
-    };
-    orch_plugin_sdk::ScoreRequest {
-        placement: r.placement,
-        job_priority: r.job_priority,
-        ask: res(&r.ask),
-        nodes: (0..r.nodes.len().unwrap_or_default())
-            .filter_map(|i| r.nodes.node(i))
-            .map(|n| orch_plugin_sdk::Node {
-                capacity: res(&n.capacity),
-                allocated: res(&n.allocated),
-                job_allocs: n.job_allocs,
-                total_allocs: n.total_allocs,
-            })
-            .collect::<orch_plugin_sdk::NodeColumns>(),
-        attribute_names: r.attribute_names.clone(),
-        strings: r.strings.clone(),
-        attributes: r.attributes.clone(),
-    }
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

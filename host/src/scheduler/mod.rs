@@ -4,3 +4,4 @@
 
 pub mod feasible;
 pub mod sample;
+pub mod score;

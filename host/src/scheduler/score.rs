@@ -1,0 +1,141 @@
+//! The scorer a scheduler calls: a component loaded by the plugin runtime,
+//! or — for benchmarks and as a baseline — the same crate compiled natively.
+//! Both are called once per placement with every candidate at once.
+
+use orch_plugin_runtime::{ScoreRequest, ScoreResponse, ScorerPlugin};
+
+/// Ranks candidates. Answers are validated (one finite score in [-1, 1]
+/// per node) before the scheduler uses them.
+pub trait Scorer: Send + Sync {
+    /// Name and version, as decision records show it.
+    fn label(&self) -> &str;
+    /// `sha256:HEX` of the component, or `native:NAME` for a native build.
+    fn digest(&self) -> &str;
+    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String>;
+}
+
+/// A scorer component behind the plugin runtime's limits and breaker.
+pub struct Component {
+    plugin: ScorerPlugin,
+    label: String,
+    digest: String,
+}
+
+impl Component {
+    /// Wraps a loaded scorer; asks it for its name and version once.
+    pub fn new(plugin: ScorerPlugin) -> Result<Self, String> {
+        let info = plugin.info().map_err(|e| e.to_string())?;
+        Ok(Self {
+            label: format!("{} {}", info.name, info.version),
+            digest: plugin.digest().to_string(),
+            plugin,
+        })
+    }
+}
+
+impl Scorer for Component {
+    fn label(&self) -> &str {
+        &self.label
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String> {
+        self.plugin
+            .score(request)
+            .map(|scored| scored.response)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A scorer crate compiled into the host: the baseline the component is
+/// measured against, on the same requests.
+pub struct Native<S> {
+    scorer: S,
+    label: String,
+    digest: String,
+}
+
+impl<S: orch_plugin_sdk::Scorer> Native<S> {
+    pub fn new(scorer: S) -> Self {
+        Self {
+            scorer,
+            label: format!("{} {} (native)", S::INFO.name, S::INFO.version),
+            digest: format!("native:{}", S::INFO.name),
+        }
+    }
+}
+
+impl<S: orch_plugin_sdk::Scorer + Send + Sync> Scorer for Native<S> {
+    fn label(&self) -> &str {
+        &self.label
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String> {
+        let scores = self.scorer.score(&to_sdk(request))?;
+        let (part_names, scores, parts) = scores.into_parts();
+        let response = ScoreResponse {
+            part_names,
+            scores,
+            parts,
+        };
+        let nodes = request.nodes.len().unwrap_or_default();
+        orch_plugin_runtime::validate_response(&response, nodes).map_err(|p| p.to_string())?;
+        Ok(response)
+    }
+}
+
+/// The request as the SDK types it: the same columns, copied once each, as
+/// lowering them into a component copies them.
+pub fn to_sdk(r: &ScoreRequest) -> orch_plugin_sdk::ScoreRequest {
+    let res = |x: &orch_plugin_runtime::Resources| orch_plugin_sdk::Resources {
+        cpu_mhz: x.cpu_mhz,
+        memory_mib: x.memory_mib,
+        disk_mib: x.disk_mib,
+    };
+    let n = &r.nodes;
+    orch_plugin_sdk::ScoreRequest {
+        placement: r.placement,
+        job_priority: r.job_priority,
+        ask: res(&r.ask),
+        nodes: orch_plugin_sdk::NodeColumns {
+            cpu_capacity: n.cpu_capacity.clone(),
+            memory_capacity: n.memory_capacity.clone(),
+            disk_capacity: n.disk_capacity.clone(),
+            cpu_allocated: n.cpu_allocated.clone(),
+            memory_allocated: n.memory_allocated.clone(),
+            disk_allocated: n.disk_allocated.clone(),
+            job_allocs: n.job_allocs.clone(),
+            total_allocs: n.total_allocs.clone(),
+        },
+        attribute_names: r.attribute_names.clone(),
+        strings: r.strings.clone(),
+        attributes: r.attributes.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn native_and_component_binpack_agree() {
+        let runtime = orch_plugin_runtime::Runtime::new(Default::default()).unwrap();
+        let limits = orch_plugin_runtime::Limits::default();
+        let wasm = orch_builtins::get("binpack").unwrap().wasm;
+        let component = runtime.load("builtin:binpack", wasm, &limits).unwrap();
+        let component = Component::new(runtime.scorer(&component, limits).unwrap()).unwrap();
+        let native = Native::new(orch_scorer_binpack::Binpack);
+        let request = orch_conformance::typical_request(200, 3);
+        let a = component.score(&request).unwrap();
+        let b = native.score(&request).unwrap();
+        assert_eq!(a.scores, b.scores);
+        assert_eq!(a.part_names, b.part_names);
+        assert!(component.label().starts_with("binpack "));
+        assert_eq!(native.digest(), "native:binpack");
+        assert!(component.digest().starts_with("sha256:"), "{}", component.digest());
+    }
+}
