@@ -136,6 +136,10 @@ mod tests {
         assert_eq!(a.part_names, b.part_names);
         assert!(component.label().starts_with("binpack "));
         assert_eq!(native.digest(), "native:binpack");
-        assert!(component.digest().starts_with("sha256:"), "{}", component.digest());
+        assert!(
+            component.digest().starts_with("sha256:"),
+            "{}",
+            component.digest()
+        );
     }
 }
