@@ -16,6 +16,7 @@ mod job;
 mod node;
 mod problem;
 mod resources;
+mod version;
 
 pub use alloc::{AllocMetric, Allocation, ClientStatus, DesiredStatus};
 pub use api::{
@@ -32,3 +33,4 @@ pub use job::{
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::Problem;
 pub use resources::{Dimension, Resources};
+pub use version::VersionRange;
