@@ -16,6 +16,7 @@ mod job;
 mod node;
 mod problem;
 mod resources;
+mod validate;
 mod version;
 
 pub use alloc::{AllocMetric, Allocation, ClientStatus, DesiredStatus};
@@ -33,4 +34,5 @@ pub use job::{
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::Problem;
 pub use resources::{Dimension, Resources};
+pub use validate::{job_warnings, validate_job};
 pub use version::VersionRange;
