@@ -50,7 +50,9 @@ impl FromStr for Dur {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let value: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+            let value: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
             let unit = &rest[..unit_len];
