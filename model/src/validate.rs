@@ -384,16 +384,16 @@ fn check_artifact(out: &mut Problems, path: &str, a: &Artifact) {
                 .hint("use an http://, https:// or file:// URL"),
         );
     }
-    if let Some(sum) = &a.sha256 {
-        if sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push(
-                Problem::new(
-                    join(path, "sha256"),
-                    format!("`{sum}` is not a sha256: expected 64 hex digits"),
-                )
-                .hint("`sha256sum FILE` prints it"),
-            );
-        }
+    if let Some(sum) = &a.sha256
+        && (sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        out.push(
+            Problem::new(
+                join(path, "sha256"),
+                format!("`{sum}` is not a sha256: expected 64 hex digits"),
+            )
+            .hint("`sha256sum FILE` prints it"),
+        );
     }
     let dest = join(path, "destination");
     if a.destination.starts_with('/') || a.destination.starts_with('\\') {
@@ -549,15 +549,16 @@ fn check_predicate(
         return;
     }
     check_attribute(out, &attr_path, attribute);
-    match op {
-        Operator::IsSet | Operator::IsNotSet => {
-            if !value.is_empty() {
-                out.push(
-                    Problem::new(value_path, format!("{} takes no value", op.as_str()))
-                        .hint("remove `value`; to compare the value use operator = \"=\""),
-                );
-            }
+    if matches!(op, Operator::IsSet | Operator::IsNotSet) {
+        if !value.is_empty() {
+            out.push(
+                Problem::new(value_path, format!("{} takes no value", op.as_str()))
+                    .hint("remove `value`; to compare the value use operator = \"=\""),
+            );
         }
+        return;
+    }
+    match op {
         _ if value.is_empty() => {
             let hint = match op {
                 Operator::Equal | Operator::NotEqual => {
@@ -637,12 +638,17 @@ fn check_attribute(out: &mut Problems, path: &str, attribute: &str) {
         return;
     };
     if !looks_like_target(inner) {
-        out.push(
-            Problem::new(path, format!("unknown attribute `{attribute}`")).hint(format!(
+        let hint = match inner.strip_prefix("node.") {
+            Some(field) if !field.is_empty() => format!(
+                "${{node.<field>}} takes {}; for the node's own metadata use `${{meta.{field}}}`",
+                NODE_ATTRIBUTES.join(", ")
+            ),
+            _ => format!(
                 "use ${{attr.<name>}}, ${{meta.<name>}} or ${{node.<field>}} where <field> is one of {}",
                 NODE_ATTRIBUTES.join(", ")
-            )),
-        );
+            ),
+        };
+        out.push(Problem::new(path, format!("unknown attribute `{attribute}`")).hint(hint));
     }
 }
 

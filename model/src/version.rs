@@ -131,6 +131,11 @@ impl Clause {
         if rest.trim().is_empty() {
             return Err(format!("`{text}` has an operator but no version"));
         }
+        if rest.trim_start().starts_with(['<', '>', '=', '!', '~']) {
+            return Err(format!(
+                "`{text}` has an unknown operator: use =, !=, >, >=, <, <= or ~>"
+            ));
+        }
         let version = Version::parse(rest)?;
         Ok(Clause { op, version })
     }
@@ -256,13 +261,16 @@ mod tests {
             (">= 1, ", "clause 2 is empty"),
             (
                 ">= 1, << 2",
-                "clause 2 (`<< 2`): `< 2` is not a version: expected one to three numbers \
-                 separated by dots, like 1.2.3",
+                "clause 2 (`<< 2`): `<< 2` has an unknown operator: use =, !=, >, >=, <, <= or ~>",
+            ),
+            (
+                "=> 1.2",
+                "`=> 1.2` has an unknown operator: use =, !=, >, >=, <, <= or ~>",
             ),
             ("1.2.3.4", "`1.2.3.4` has more than three numeric parts"),
             (
                 "~ 1.2",
-                "`~ 1.2` is not a version: expected one to three numbers separated by dots, like 1.2.3",
+                "`~ 1.2` has an unknown operator: use =, !=, >, >=, <, <= or ~>",
             ),
         ] {
             assert_eq!(VersionRange::parse(bad).unwrap_err(), why, "{bad:?}");
