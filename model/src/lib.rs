@@ -13,6 +13,7 @@ mod decision;
 mod duration;
 mod eval;
 mod job;
+mod jobspec;
 mod node;
 mod problem;
 mod resources;
@@ -31,6 +32,7 @@ pub use job::{
     Affinity, Artifact, Constraint, DEFAULT_PRIORITY, Job, JobType, Operator, PRIORITY_RANGE,
     ReschedulePolicy, RestartMode, RestartPolicy, Spread, SpreadTarget, Task, TaskGroup,
 };
+pub use jobspec::{JobFileError, parse_job_file};
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::Problem;
 pub use resources::{Dimension, Resources};
