@@ -13,9 +13,12 @@ mod decision;
 mod duration;
 mod eval;
 mod job;
+mod jobspec;
 mod node;
 mod problem;
 mod resources;
+mod validate;
+mod version;
 
 pub use alloc::{AllocMetric, Allocation, ClientStatus, DesiredStatus};
 pub use api::{
@@ -29,6 +32,9 @@ pub use job::{
     Affinity, Artifact, Constraint, DEFAULT_PRIORITY, Job, JobType, Operator, PRIORITY_RANGE,
     ReschedulePolicy, RestartMode, RestartPolicy, Spread, SpreadTarget, Task, TaskGroup,
 };
+pub use jobspec::{JobFileError, parse_job_file};
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::Problem;
 pub use resources::{Dimension, Resources};
+pub use validate::{job_warnings, validate_job};
+pub use version::VersionRange;
