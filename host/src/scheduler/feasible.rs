@@ -2,7 +2,7 @@
 //! Every node filtered out gets a reason, counted in the evaluation's
 //! metrics so `orch eval status` can say why placement failed.
 
-use orch_model::{Constraint, Job, Node, Operator, TaskGroup};
+use orch_model::{Constraint, Job, Node, Operator, TaskGroup, VersionRange};
 use regex::Regex;
 use std::cmp::Ordering;
 
@@ -124,7 +124,7 @@ pub fn meets(node: &Node, c: &Constraint, regex: Option<&Regex>) -> bool {
                     let have: Vec<&str> = value.split(',').map(str::trim).collect();
                     c.value.split(',').map(str::trim).all(|v| have.contains(&v))
                 }
-                Operator::Version => version_matches(value, &c.value),
+                Operator::Version => VersionRange::parse(&c.value).is_ok_and(|r| r.matches(value)),
                 Operator::IsSet | Operator::IsNotSet | Operator::DistinctHosts => true,
             }
         }
@@ -137,48 +137,6 @@ fn compare(a: &str, b: &str) -> Ordering {
         (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         _ => a.cmp(b),
     }
-}
-
-/// `>= 1.2, < 2` against `1.4.1`: every clause must hold. Versions compare
-/// part by part as numbers; a pre-release suffix is ignored.
-fn version_matches(version: &str, range: &str) -> bool {
-    let Some(have) = parse_version(version) else {
-        return false;
-    };
-    range.split(',').map(str::trim).all(|clause| {
-        let op_len = clause
-            .bytes()
-            .take_while(|b| matches!(b, b'<' | b'>' | b'=' | b'!' | b'~'))
-            .count();
-        let (op, want) = clause.split_at(op_len);
-        let Some(want) = parse_version(want.trim()) else {
-            return false;
-        };
-        let ord = have.cmp(&want);
-        match op {
-            "" | "=" | "==" => ord == Ordering::Equal,
-            "!=" => ord != Ordering::Equal,
-            "<" => ord == Ordering::Less,
-            "<=" => ord != Ordering::Greater,
-            ">" => ord == Ordering::Greater,
-            ">=" => ord != Ordering::Less,
-            _ => false,
-        }
-    })
-}
-
-fn parse_version(v: &str) -> Option<[u64; 3]> {
-    let core = v.trim().trim_start_matches('v');
-    let core = core.split(['-', '+']).next()?;
-    let mut out = [0u64; 3];
-    let mut parts = core.split('.');
-    for slot in &mut out {
-        match parts.next() {
-            Some(p) => *slot = p.parse().ok()?,
-            None => break,
-        }
-    }
-    parts.next().is_none().then_some(out)
 }
 
 #[cfg(test)]
