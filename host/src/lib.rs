@@ -11,9 +11,12 @@
 //! single writer is also the plan applier, so every write — a job, a node, a
 //! plan — passes the same checks and the same group commit.
 
+pub mod api;
 pub mod broker;
+pub mod config;
 mod plan;
 pub mod scheduler;
+pub mod server;
 mod state;
 
 pub use plan::{AllocStop, Plan, PlanResult};

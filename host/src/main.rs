@@ -1,8 +1,9 @@
-//! `orch`: the one binary. Today it tests, inspects and benchmarks plugins;
-//! the control plane (`orch server`), the agent and `orch dev` join it as
-//! their issues land.
+//! `orch`: the one binary. `orch server` runs the control plane; `job`,
+//! `node`, `eval` and `alloc` talk to it over HTTP (`--address` or
+//! `ORCH_ADDR`); `plugin` and `bench` work on plugins locally.
 
 mod bench;
+mod cli;
 mod plugin;
 
 use clap::{Parser, Subcommand};
@@ -21,10 +22,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane: state, evaluations, scheduler and HTTP API.
+    Server(orch::server::ServerArgs),
+    /// Run, plan, inspect and stop jobs.
+    #[command(subcommand)]
+    Job(cli::job::JobCommand),
+    /// Inspect nodes.
+    #[command(subcommand)]
+    Node(cli::node::NodeCommand),
+    /// Inspect evaluations: why placement failed.
+    #[command(subcommand)]
+    Eval(cli::eval::EvalCommand),
+    /// Inspect allocations and the decisions that placed them.
+    #[command(subcommand)]
+    Alloc(cli::alloc::AllocCommand),
     /// Test, inspect and list plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
-    /// Measure plugin performance against native baselines.
+    /// Measure performance against native baselines.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
@@ -32,6 +47,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Server(args) => orch::server::run(args),
+        Command::Job(cmd) => cli::job::run(cmd),
+        Command::Node(cmd) => cli::node::run(cmd),
+        Command::Eval(cmd) => cli::eval::run(cmd),
+        Command::Alloc(cmd) => cli::alloc::run(cmd),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
@@ -44,6 +64,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The command could not do its work (bad input, unreadable file); distinct
-/// from 1, which a check command uses for "ran, and the answer is no".
+/// The command could not do its work (bad input, unreadable file, server
+/// unreachable); distinct from 1, which a check command uses for "ran, and
+/// the answer is no".
 pub const EXIT_ERROR: u8 = 2;

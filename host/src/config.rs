@@ -1,0 +1,1 @@
+//! `orch.toml` (placeholder until the config module lands).
