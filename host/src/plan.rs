@@ -3,7 +3,7 @@
 //! every node against the latest state (optimistic concurrency, as in Omega
 //! and Nomad).
 
-use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus};
+use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus, Evaluation};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,11 @@ pub struct Plan {
     pub decisions: Vec<Decision>,
     /// Commit all of it or none of it.
     pub all_at_once: bool,
+    /// Evaluations to write in the same commit when the whole plan is
+    /// accepted: the finished evaluation and any blocked one it leaves.
+    /// When part of the plan is refused they are not written; the worker
+    /// retries on a fresh snapshot and sends them again.
+    pub evals: Vec<Evaluation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,9 @@ pub struct PlanResult {
     /// Allocations committed, by id.
     pub placed: Vec<String>,
     pub stopped: usize,
+    /// The plan's evaluations written (all of them, or none when part of
+    /// the plan was refused).
+    pub evals_written: usize,
     /// Nodes whose placements did not fit the latest state, with why.
     pub rejected: BTreeMap<String, String>,
 }

@@ -47,6 +47,7 @@ fn alloc(id: &str, job: &str, node: &str, cpu: u32) -> Allocation {
         node_id: node.into(),
         eval_id: "e".into(),
         resources: Resources::new(cpu, 100, 0),
+        spec_hash: String::new(),
         desired_status: DesiredStatus::Run,
         desired_description: String::new(),
         client_status: ClientStatus::Pending,

@@ -63,6 +63,11 @@ pub struct Allocation {
     pub eval_id: String,
     /// What the allocation holds on its node.
     pub resources: Resources,
+    /// [`crate::Job::group_spec_hash`] of what it runs. A new job version
+    /// with the same hash updates the allocation in place; a different one
+    /// replaces it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub spec_hash: String,
     #[serde(default)]
     pub desired_status: DesiredStatus,
     #[serde(default, skip_serializing_if = "String::is_empty")]

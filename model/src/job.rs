@@ -362,6 +362,37 @@ impl Job {
     }
 }
 
+impl Job {
+    /// A digest of what an allocation of `group` runs and where it may run:
+    /// the group's tasks, its and the job's constraints, affinities, spreads,
+    /// datacenters and metadata. Not its `count`, restart or reschedule
+    /// policy, priority or name: changing those updates allocations in place
+    /// (Nomad's rule), changing anything hashed here replaces them.
+    pub fn group_spec_hash(&self, group: &TaskGroup) -> String {
+        let relevant = serde_json::json!({
+            "datacenters": self.datacenters,
+            "meta": self.meta,
+            "constraints": self.constraints,
+            "affinities": self.affinities,
+            "spreads": self.spreads,
+            "group_constraints": group.constraints,
+            "group_affinities": group.affinities,
+            "group_spreads": group.spreads,
+            "group_meta": group.meta,
+            "tasks": group.tasks,
+        });
+        // FNV-1a over the canonical JSON (object keys sorted): stable across
+        // releases and machines, unlike std's hasher.
+        let text = relevant.to_string();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+}
+
 impl TaskGroup {
     /// What one allocation of the group asks for: the sum of its tasks.
     pub fn resources(&self) -> Resources {

@@ -1,8 +1,8 @@
 //! The HTTP API (placeholder until the API lands).
 
+use crate::Store;
 use crate::broker::Broker;
 use crate::scheduler::Current;
-use crate::Store;
 use std::sync::Arc;
 
 /// What every handler reads and writes through.

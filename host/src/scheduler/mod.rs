@@ -7,14 +7,22 @@
 //! the store's writer, which re-checks it against the latest state.
 
 pub mod feasible;
+mod place;
+mod reconcile;
 pub mod sample;
 pub mod score;
+mod worker;
+
+pub use worker::{Worker, WorkerOptions, process_eval};
 
 use crate::{Plan, State};
-use orch_model::{AllocMetric, Evaluation, GroupPlan, Job, PlannedPlacement};
+use orch_model::{
+    AllocMetric, EvalStatus, Evaluation, GroupPlan, Job, PlannedPlacement, TriggeredBy,
+};
 use sample::Sampling;
 use score::Scorer;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,11 +52,18 @@ pub struct Computed {
 pub struct Scheduler {
     scorer: Arc<dyn Scorer>,
     sampling: Sampling,
+    /// Placements made so far: each placement's number (see
+    /// [`orch_model::Decision::placement`]).
+    placements: AtomicU64,
 }
 
 impl Scheduler {
     pub fn new(scorer: Arc<dyn Scorer>, sampling: Sampling) -> Self {
-        Self { scorer, sampling }
+        Self {
+            scorer,
+            sampling,
+            placements: AtomicU64::new(0),
+        }
     }
 
     pub fn scorer(&self) -> &Arc<dyn Scorer> {
@@ -66,20 +81,126 @@ impl Scheduler {
         eval: &Evaluation,
         now_ms: u64,
     ) -> Result<Computed, SchedError> {
-        let _ = (state, eval, now_ms);
-        Err(SchedError::Job {
+        let job = state.job(&eval.job_id).map(Arc::as_ref);
+        let nodes = state.schedulable_nodes();
+        let node_of = |id: &str| state.node(id).cloned();
+        let reconciled = reconcile::reconcile(
+            job,
+            state.allocs_of_job(&eval.job_id),
+            nodes,
+            &node_of,
+            now_ms,
+        )
+        .map_err(|detail| SchedError::Job {
             job: eval.job_id.clone(),
-            detail: "the scheduler is not built yet".into(),
-        })
+            detail,
+        })?;
+        let mut plan = Plan {
+            eval_id: eval.id.clone(),
+            job_id: eval.job_id.clone(),
+            priority: job.map_or(eval.priority, |j| j.priority),
+            snapshot_index: state.index(),
+            ..Plan::default()
+        };
+        for alloc in reconciled.update {
+            plan.placements
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .push(alloc);
+        }
+        let mut computed = Computed {
+            plan,
+            groups: Vec::new(),
+            failed_tg_allocs: BTreeMap::new(),
+            queued: BTreeMap::new(),
+        };
+        if let Some(job) = job.filter(|j| !j.stop) {
+            let placer = place::Placer {
+                state,
+                job,
+                eval,
+                scorer: self.scorer.as_ref(),
+                sampling: self.sampling,
+                counter: &self.placements,
+                now_ms,
+            };
+            let placed = placer.place(reconciled.place, &reconciled.stop)?;
+            for alloc in placed.allocs {
+                computed
+                    .plan
+                    .placements
+                    .entry(alloc.node_id.clone())
+                    .or_default()
+                    .push(alloc);
+            }
+            computed.plan.decisions = placed.decisions;
+            computed.failed_tg_allocs = placed.failed;
+            computed.queued = placed.queued;
+        }
+        computed.plan.stops = reconciled.stop;
+        computed.groups = reconciled.groups.into_values().collect();
+        Ok(computed)
     }
 
     /// What registering `job` would do in `state`, without writing anything
     /// (`orch job plan`).
     pub fn dry_run(&self, state: &State, job: &Job, now_ms: u64) -> Result<DryRun, SchedError> {
-        let _ = (state, now_ms);
-        Err(SchedError::Job {
-            job: job.id.clone(),
-            detail: "the scheduler is not built yet".into(),
+        let mut job = job.clone();
+        if let Some(current) = state.job(&job.id) {
+            job.version = if current.same_spec(&job) && !current.stop {
+                current.version
+            } else {
+                current.version + 1
+            };
+        }
+        let eval = Evaluation {
+            id: "dry-run".into(),
+            job_id: job.id.clone(),
+            priority: job.priority,
+            triggered_by: TriggeredBy::JobRegister,
+            status: EvalStatus::Pending,
+            status_description: String::new(),
+            node_id: None,
+            job_version: job.version,
+            failed_tg_allocs: BTreeMap::new(),
+            queued_allocations: BTreeMap::new(),
+            blocked_eval: None,
+            previous_eval: None,
+            wait_until_ms: None,
+            attempts: 0,
+            create_index: 0,
+            modify_index: 0,
+            create_time_ms: now_ms,
+        };
+        let hypothetical = state.with_job(job);
+        let computed = self.compute(&hypothetical, &eval, now_ms)?;
+        let decisions: BTreeMap<&str, &orch_model::Decision> = computed
+            .plan
+            .decisions
+            .iter()
+            .map(|d| (d.alloc_id.as_str(), d))
+            .collect();
+        let placements = computed
+            .plan
+            .placements
+            .values()
+            .flatten()
+            .filter_map(|alloc| {
+                let decision = decisions.get(alloc.id.as_str())?;
+                Some(PlannedPlacement {
+                    name: alloc.name.clone(),
+                    node_id: alloc.node_id.clone(),
+                    node_name: state
+                        .node(&alloc.node_id)
+                        .map_or_else(String::new, |n| n.name.clone()),
+                    score: decision.final_score(decision.pick as usize).unwrap_or(0.0),
+                })
+            })
+            .collect();
+        Ok(DryRun {
+            groups: computed.groups,
+            placements,
+            failed_tg_allocs: computed.failed_tg_allocs,
         })
     }
 }

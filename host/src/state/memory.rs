@@ -111,6 +111,14 @@ impl State {
             .filter_map(|id| self.evals.get(id))
     }
 
+    /// This state with `job` registered in place of the current version:
+    /// what `orch job plan` schedules against. Nothing is written.
+    pub fn with_job(&self, job: Job) -> State {
+        let mut state = self.clone();
+        state.put_job(job);
+        state
+    }
+
     // Mutations, used by the writer on its working copy only.
 
     pub(super) fn put_node(&mut self, node: Node) {

@@ -654,7 +654,13 @@ impl Writer<'_, '_> {
             result.placed.push(alloc.id.clone());
             self.state.put_alloc(alloc);
         }
-        if result.placed.is_empty() && result.stopped == 0 {
+        if !result.is_partial() {
+            for eval in plan.evals {
+                self.put_eval(eval)?;
+                result.evals_written += 1;
+            }
+        }
+        if result.placed.is_empty() && result.stopped == 0 && result.evals_written == 0 {
             self.state.index -= 1;
             return Ok(result);
         }

@@ -1,0 +1,643 @@
+//! Placing the slots reconcile asked for: feasibility → sample → one scorer
+//! call → the host's affinity and spread adjustments → pick. Each placement
+//! leaves a [`Decision`] behind; each one that finds no node adds to its
+//! group's [`AllocMetric`].
+
+use super::SchedError;
+use super::feasible::{Feasibility, meets};
+use super::reconcile::Slot;
+use super::sample::{self, Candidates, Overlay, Sampling};
+use super::score::Scorer;
+use crate::{AllocStop, State};
+use orch_model::{
+    AllocMetric, Allocation, ClientStatus, Constraint, Decision, DesiredStatus, Evaluation, Job,
+    Node, Resources, Spread, TaskGroup,
+};
+use orch_plugin_runtime::{NodeColumns, ScoreRequest, ScoreResponse};
+use regex::Regex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// What placing came to.
+#[derive(Debug, Default)]
+pub struct Placed {
+    pub allocs: Vec<Allocation>,
+    pub decisions: Vec<Decision>,
+    pub failed: BTreeMap<String, AllocMetric>,
+    pub queued: BTreeMap<String, u64>,
+}
+
+pub struct Placer<'a> {
+    pub state: &'a State,
+    pub job: &'a Job,
+    pub eval: &'a Evaluation,
+    pub scorer: &'a dyn Scorer,
+    pub sampling: Sampling,
+    /// The placement number; shared by every worker, so sampling starts
+    /// somewhere new each time and a replay can give the scorer the same
+    /// number.
+    pub counter: &'a AtomicU64,
+    pub now_ms: u64,
+}
+
+/// Per node, what the plan's stops give back.
+type Freed = HashMap<String, (Resources, u32)>;
+
+impl Placer<'_> {
+    pub fn place(&self, slots: Vec<Slot>, stops: &[AllocStop]) -> Result<Placed, SchedError> {
+        let mut freed: Freed = HashMap::new();
+        let mut job_freed: HashMap<String, u32> = HashMap::new();
+        for stop in stops {
+            if let Some(alloc) = self.state.alloc(&stop.alloc_id)
+                && alloc.holds_resources()
+            {
+                let entry = freed.entry(alloc.node_id.clone()).or_default();
+                entry.0 = entry.0.saturating_add(alloc.resources);
+                entry.1 += 1;
+                *job_freed.entry(alloc.node_id.clone()).or_default() += 1;
+            }
+        }
+        let mut job_on_node: HashMap<String, u32> = HashMap::new();
+        for alloc in self.state.allocs_of_job(&self.job.id) {
+            if alloc.holds_resources() {
+                *job_on_node.entry(alloc.node_id.clone()).or_default() += 1;
+            }
+        }
+        for (node, n) in job_freed {
+            if let Some(count) = job_on_node.get_mut(&node) {
+                *count = count.saturating_sub(n);
+            }
+        }
+        let mut by_group: BTreeMap<String, Vec<Slot>> = BTreeMap::new();
+        for slot in slots {
+            by_group.entry(slot.group.clone()).or_default().push(slot);
+        }
+        let mut run = Run {
+            placer: self,
+            freed,
+            stopping: stops.iter().map(|s| s.alloc_id.clone()).collect(),
+            job_on_node,
+            overlay: Overlay::default(),
+            out: Placed::default(),
+        };
+        for (name, slots) in by_group {
+            let Some(group) = self.job.group(&name) else {
+                continue;
+            };
+            let feasibility =
+                Feasibility::new(self.job, group).map_err(|detail| SchedError::Job {
+                    job: self.job.id.clone(),
+                    detail,
+                })?;
+            let prefs = Preferences::new(self.job, group).map_err(|detail| SchedError::Job {
+                job: self.job.id.clone(),
+                detail,
+            })?;
+            let (system, counted): (Vec<Slot>, Vec<Slot>) =
+                slots.into_iter().partition(|s| s.node.is_some());
+            run.counted(group, &feasibility, &prefs, counted)?;
+            run.system(group, system)?;
+        }
+        Ok(run.out)
+    }
+}
+
+struct Run<'p, 'a> {
+    placer: &'p Placer<'a>,
+    freed: Freed,
+    stopping: HashSet<String>,
+    job_on_node: HashMap<String, u32>,
+    overlay: Overlay,
+    out: Placed,
+}
+
+impl Run<'_, '_> {
+    fn usage(&self, node: &str) -> (Resources, u32) {
+        let usage = self.placer.state.usage(node);
+        match self.freed.get(node) {
+            Some((res, n)) => (
+                usage.resources.saturating_sub(*res),
+                usage.allocs.saturating_sub(*n),
+            ),
+            None => (usage.resources, usage.allocs),
+        }
+    }
+
+    /// Service and batch slots: each one scored over sampled candidates.
+    fn counted(
+        &mut self,
+        group: &TaskGroup,
+        feasibility: &Feasibility,
+        prefs: &Preferences,
+        slots: Vec<Slot>,
+    ) -> Result<(), SchedError> {
+        let p = self.placer;
+        let ask = group.resources();
+        let nodes = p.state.schedulable_nodes().clone();
+        let mut spread_counts =
+            prefs.initial_counts(p.state, &p.job.id, &group.name, &self.stopping);
+        let mut failed = false;
+        for slot in slots {
+            if failed {
+                // The same group on the same snapshot fails the same way.
+                self.fail(&group.name, None);
+                continue;
+            }
+            let started = Instant::now();
+            let placement = p.counter.fetch_add(1, Ordering::Relaxed);
+            let mut metric = AllocMetric::default();
+            let limit = p.sampling.limit(nodes.len());
+            let start = if nodes.is_empty() {
+                0
+            } else {
+                (placement % nodes.len() as u64) as usize
+            };
+            let job_on_node = &self.job_on_node;
+            let on_node = |n: &str| job_on_node.get(n).copied().unwrap_or(0);
+            let candidates = sample::collect(
+                &nodes,
+                |n| self.usage(n),
+                feasibility,
+                ask,
+                &on_node,
+                &self.overlay,
+                limit,
+                start,
+                &mut metric,
+            );
+            if candidates.nodes.is_empty() {
+                failed = true;
+                self.fail(&group.name, Some(metric));
+                continue;
+            }
+            let request = prefs.request(placement, p.job.priority, ask, &candidates);
+            let scored = Instant::now();
+            let response = self.score(&request, candidates.nodes.len())?;
+            let scorer_micros = micros(scored);
+            let adjustments = prefs.adjust(&candidates.nodes, &spread_counts, &response.scores);
+            let finals: Vec<f64> = response
+                .scores
+                .iter()
+                .zip(&adjustments)
+                .map(|(s, a)| s + a)
+                .collect();
+            let pick = best(&finals);
+            let node = candidates.nodes[pick].clone();
+            prefs.count(&node, &mut spread_counts);
+            let decision = Decision {
+                alloc_id: new_id(),
+                eval_id: p.eval.id.clone(),
+                job_id: p.job.id.clone(),
+                group: group.name.clone(),
+                scorer: p.scorer.label().to_owned(),
+                scorer_digest: p.scorer.digest().to_owned(),
+                placement,
+                nodes_evaluated: metric.nodes_evaluated,
+                nodes_filtered: metric.nodes_filtered,
+                nodes_skipped: candidates.skipped,
+                candidates: candidates.nodes.iter().map(|n| n.id.clone()).collect(),
+                scores: response.scores,
+                host_adjustments: if prefs.is_empty() {
+                    Vec::new()
+                } else {
+                    adjustments
+                },
+                part_names: response.part_names,
+                parts: response.parts,
+                pick: pick as u32,
+                scorer_micros,
+                total_micros: micros(started),
+            };
+            self.commit(group, slot, &node, ask, decision);
+        }
+        Ok(())
+    }
+
+    /// System slots: each belongs on its node; the scorer is called once
+    /// for all of them so every decision still carries its score.
+    fn system(&mut self, group: &TaskGroup, slots: Vec<Slot>) -> Result<(), SchedError> {
+        let p = self.placer;
+        let ask = group.resources();
+        let started = Instant::now();
+        let mut fitting = Vec::new();
+        for slot in slots {
+            let Some(node) = slot.node.clone() else {
+                continue;
+            };
+            let (held, _) = self.usage(&node.id);
+            if let Some(dim) = node.allocatable().exhausted(held, ask) {
+                let mut metric = AllocMetric {
+                    nodes_evaluated: 1,
+                    ..AllocMetric::default()
+                };
+                metric.exhaust(dim.as_str());
+                self.fail(&group.name, Some(metric));
+                continue;
+            }
+            fitting.push((slot, node));
+        }
+        if fitting.is_empty() {
+            return Ok(());
+        }
+        let placement = p.counter.fetch_add(fitting.len() as u64, Ordering::Relaxed);
+        let scorer_nodes: Vec<_> = fitting
+            .iter()
+            .map(|(_, node)| {
+                let (held, allocs) = self.usage(&node.id);
+                orch_plugin_runtime::Node {
+                    capacity: sample::scorer_resources(node.allocatable()),
+                    allocated: sample::scorer_resources(held),
+                    job_allocs: self.job_on_node.get(&node.id).copied().unwrap_or(0),
+                    total_allocs: allocs,
+                }
+            })
+            .collect();
+        let request = ScoreRequest {
+            placement,
+            job_priority: p.job.priority,
+            ask: sample::scorer_resources(ask),
+            nodes: NodeColumns::from_nodes(&scorer_nodes),
+            attribute_names: Vec::new(),
+            strings: Vec::new(),
+            attributes: Vec::new(),
+        };
+        let scored = Instant::now();
+        let response = self.score(&request, fitting.len())?;
+        let scorer_micros = micros(scored);
+        let parts_per = response.part_names.len();
+        let total_micros = micros(started);
+        for (i, (slot, node)) in fitting.into_iter().enumerate() {
+            let decision = Decision {
+                alloc_id: new_id(),
+                eval_id: p.eval.id.clone(),
+                job_id: p.job.id.clone(),
+                group: group.name.clone(),
+                scorer: p.scorer.label().to_owned(),
+                scorer_digest: p.scorer.digest().to_owned(),
+                placement: placement + i as u64,
+                nodes_evaluated: 1,
+                nodes_filtered: BTreeMap::new(),
+                nodes_skipped: 0,
+                candidates: vec![node.id.clone()],
+                scores: vec![response.scores[i]],
+                host_adjustments: Vec::new(),
+                part_names: response.part_names.clone(),
+                parts: response.parts[i * parts_per..(i + 1) * parts_per].to_vec(),
+                pick: 0,
+                scorer_micros,
+                total_micros,
+            };
+            self.commit(group, slot, &node, ask, decision);
+        }
+        Ok(())
+    }
+
+    /// Calls the scorer and checks the answer has one score per node.
+    fn score(&self, request: &ScoreRequest, nodes: usize) -> Result<ScoreResponse, SchedError> {
+        let scorer = self.placer.scorer;
+        let fault = |detail: String| SchedError::Scorer {
+            scorer: format!("{} ({})", scorer.label(), scorer.digest()),
+            detail,
+        };
+        let response = scorer.score(request).map_err(fault)?;
+        orch_plugin_runtime::validate_response(&response, nodes)
+            .map_err(|problem| fault(problem.to_string()))?;
+        Ok(response)
+    }
+
+    fn commit(
+        &mut self,
+        group: &TaskGroup,
+        slot: Slot,
+        node: &Arc<Node>,
+        ask: Resources,
+        decision: Decision,
+    ) {
+        let p = self.placer;
+        self.overlay.place(&node.id, ask);
+        self.out.allocs.push(Allocation {
+            id: decision.alloc_id.clone(),
+            name: format!("{}.{}[{}]", p.job.id, group.name, slot.index),
+            job_id: p.job.id.clone(),
+            job_version: p.job.version,
+            group: group.name.clone(),
+            index: slot.index,
+            node_id: node.id.clone(),
+            eval_id: p.eval.id.clone(),
+            resources: ask,
+            spec_hash: p.job.group_spec_hash(group),
+            desired_status: DesiredStatus::Run,
+            desired_description: String::new(),
+            client_status: ClientStatus::Pending,
+            client_description: String::new(),
+            previous_allocation: slot.previous.map(|a| a.id.clone()),
+            reschedule_times_ms: slot.reschedule_times_ms,
+            create_index: 0,
+            modify_index: 0,
+            create_time_ms: p.now_ms,
+        });
+        self.out.decisions.push(decision);
+    }
+
+    fn fail(&mut self, group: &str, metric: Option<AllocMetric>) {
+        *self.out.queued.entry(group.to_owned()).or_default() += 1;
+        let entry = self.out.failed.entry(group.to_owned());
+        match (entry, metric) {
+            (std::collections::btree_map::Entry::Vacant(v), Some(m)) => {
+                v.insert(m);
+            }
+            (std::collections::btree_map::Entry::Vacant(v), None) => {
+                v.insert(AllocMetric::default()).coalesced_failures += 1;
+            }
+            (std::collections::btree_map::Entry::Occupied(mut o), Some(m)) => {
+                merge(o.get_mut(), m);
+            }
+            (std::collections::btree_map::Entry::Occupied(mut o), None) => {
+                o.get_mut().coalesced_failures += 1;
+            }
+        }
+    }
+}
+
+/// Adds a further failure's metric (system jobs fail node by node).
+fn merge(into: &mut AllocMetric, m: AllocMetric) {
+    into.nodes_evaluated += m.nodes_evaluated;
+    into.nodes_exhausted += m.nodes_exhausted;
+    for (k, v) in m.nodes_filtered {
+        *into.nodes_filtered.entry(k).or_default() += v;
+    }
+    for (k, v) in m.dimension_exhausted {
+        *into.dimension_exhausted.entry(k).or_default() += v;
+    }
+}
+
+/// The index of the highest score; the first of equals, so ties go to the
+/// node the rotating walk reached first.
+fn best(scores: &[f64]) -> usize {
+    let mut pick = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if *s > scores[pick] {
+            pick = i;
+        }
+    }
+    pick
+}
+
+fn micros(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The job's soft preferences for one group: affinities and spreads. The
+/// host scores them (a scorer plugin only ranks by fit); the final score
+/// of a node is the mean of the scorer's score and each kind of preference
+/// the group has, as Nomad averages its rankers.
+struct Preferences {
+    affinities: Vec<(Constraint, Option<Regex>, f64)>,
+    affinity_total: f64,
+    spreads: Vec<SpreadRule>,
+    spread_total: f64,
+    /// Attributes sent to the scorer: the ones the preferences read.
+    attribute_names: Vec<String>,
+}
+
+struct SpreadRule {
+    spread: Spread,
+    /// Desired allocations per value, when the spread has targets.
+    desired: HashMap<String, f64>,
+    /// Desired allocations of each value the targets do not name.
+    other_desired: f64,
+}
+
+/// Allocations per (spread, value).
+type SpreadCounts = Vec<HashMap<String, u32>>;
+
+impl Preferences {
+    fn new(job: &Job, group: &TaskGroup) -> Result<Self, String> {
+        let mut affinities = Vec::new();
+        for a in job
+            .affinities
+            .iter()
+            .chain(&group.affinities)
+            .chain(group.tasks.iter().flat_map(|t| &t.affinities))
+        {
+            let c = Constraint {
+                attribute: a.attribute.clone(),
+                operator: a.operator,
+                value: a.value.clone(),
+            };
+            let regex = match a.operator {
+                orch_model::Operator::Regexp => Some(
+                    Regex::new(&a.value)
+                        .map_err(|e| format!("affinity {}: bad regexp: {e}", a.attribute))?,
+                ),
+                _ => None,
+            };
+            affinities.push((c, regex, f64::from(a.weight)));
+        }
+        let affinity_total = affinities.iter().map(|(_, _, w)| w.abs()).sum();
+        let count = f64::from(group.count);
+        let spreads: Vec<SpreadRule> = job
+            .spreads
+            .iter()
+            .chain(&group.spreads)
+            .map(|s| {
+                let named: f64 = s.targets.iter().map(|t| f64::from(t.percent)).sum();
+                SpreadRule {
+                    desired: s
+                        .targets
+                        .iter()
+                        .map(|t| (t.value.clone(), f64::from(t.percent) * count / 100.0))
+                        .collect(),
+                    other_desired: (100.0 - named).max(0.0) * count / 100.0,
+                    spread: s.clone(),
+                }
+            })
+            .collect();
+        let spread_total = spreads.iter().map(|s| f64::from(s.spread.weight)).sum();
+        let mut attribute_names: Vec<String> = affinities
+            .iter()
+            .map(|(c, _, _)| c.attribute.clone())
+            .chain(spreads.iter().map(|s| s.spread.attribute.clone()))
+            .map(|a| strip(&a).to_owned())
+            .collect();
+        attribute_names.sort();
+        attribute_names.dedup();
+        Ok(Self {
+            affinities,
+            affinity_total,
+            spreads,
+            spread_total,
+            attribute_names,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.affinities.is_empty() && self.spreads.is_empty()
+    }
+
+    /// Live allocations of the group per spread value, less those the plan
+    /// stops.
+    fn initial_counts(
+        &self,
+        state: &State,
+        job: &str,
+        group: &str,
+        stopping: &HashSet<String>,
+    ) -> SpreadCounts {
+        let mut counts: SpreadCounts = vec![HashMap::new(); self.spreads.len()];
+        if self.spreads.is_empty() {
+            return counts;
+        }
+        for alloc in state.allocs_of_job(job) {
+            if alloc.group != group || !alloc.holds_resources() || stopping.contains(&alloc.id) {
+                continue;
+            }
+            if let Some(node) = state.node(&alloc.node_id) {
+                self.count(node, &mut counts);
+            }
+        }
+        counts
+    }
+
+    fn count(&self, node: &Node, counts: &mut SpreadCounts) {
+        for (rule, counts) in self.spreads.iter().zip(counts.iter_mut()) {
+            if let Some(v) = node.lookup(&rule.spread.attribute) {
+                *counts.entry(v.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    /// What the host adds to each candidate's score: with `s` the scorer's
+    /// score, the final score is the mean of `s` and each kind of
+    /// preference the group has, and the adjustment is that less `s`.
+    fn adjust(&self, nodes: &[Arc<Node>], counts: &SpreadCounts, scores: &[f64]) -> Vec<f64> {
+        if self.is_empty() {
+            return vec![0.0; nodes.len()];
+        }
+        let mut kinds = 1.0;
+        if !self.affinities.is_empty() {
+            kinds += 1.0;
+        }
+        if !self.spreads.is_empty() {
+            kinds += 1.0;
+        }
+        // Per spread: allocations so far, and how many values share them
+        // (the values already used and the candidates' values).
+        let even: Vec<(f64, usize)> = self
+            .spreads
+            .iter()
+            .zip(counts)
+            .map(|(rule, counts)| {
+                let mut values: std::collections::HashSet<&str> =
+                    counts.keys().map(String::as_str).collect();
+                values.extend(
+                    nodes
+                        .iter()
+                        .filter_map(|n| n.lookup(&rule.spread.attribute)),
+                );
+                let total: u32 = counts.values().sum();
+                (f64::from(total), values.len().max(1))
+            })
+            .collect();
+        nodes
+            .iter()
+            .zip(scores)
+            .map(|(node, s)| {
+                let mut sum = *s;
+                if !self.affinities.is_empty() && self.affinity_total > 0.0 {
+                    let matched: f64 = self
+                        .affinities
+                        .iter()
+                        .filter(|(c, re, _)| meets(node, c, re.as_ref()))
+                        .map(|(_, _, w)| w)
+                        .sum();
+                    sum += matched / self.affinity_total;
+                }
+                if !self.spreads.is_empty() && self.spread_total > 0.0 {
+                    for ((rule, counts), (total, values)) in
+                        self.spreads.iter().zip(counts).zip(&even)
+                    {
+                        let weight = f64::from(rule.spread.weight) / self.spread_total;
+                        sum += weight * rule.score(node, counts, *total, *values);
+                    }
+                }
+                sum / kinds - s
+            })
+            .collect()
+    }
+
+    /// The request for the scorer: the candidates' columns and the
+    /// attributes the preferences read, interned.
+    fn request(
+        &self,
+        placement: u64,
+        priority: u8,
+        ask: Resources,
+        candidates: &Candidates,
+    ) -> ScoreRequest {
+        let mut strings: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut attributes =
+            Vec::with_capacity(candidates.nodes.len() * self.attribute_names.len());
+        for node in &candidates.nodes {
+            for name in &self.attribute_names {
+                let id = match node.lookup(name) {
+                    Some(v) => *ids.entry(v.to_owned()).or_insert_with(|| {
+                        strings.push(v.to_owned());
+                        (strings.len() - 1) as u32
+                    }),
+                    None => u32::MAX,
+                };
+                attributes.push(id);
+            }
+        }
+        ScoreRequest {
+            placement,
+            job_priority: priority,
+            ask: sample::scorer_resources(ask),
+            nodes: candidates.columns.clone(),
+            attribute_names: self.attribute_names.clone(),
+            strings,
+            attributes,
+        }
+    }
+}
+
+impl SpreadRule {
+    /// In [-1, 1]: how much placing on `node` moves the group toward the
+    /// spread's targets (or toward an even spread without targets). A node
+    /// without the attribute scores -1.
+    fn score(&self, node: &Node, counts: &HashMap<String, u32>, total: f64, values: usize) -> f64 {
+        let Some(value) = node.lookup(&self.spread.attribute) else {
+            return -1.0;
+        };
+        let current = f64::from(counts.get(value).copied().unwrap_or(0));
+        if self.desired.is_empty() {
+            let even = total / values as f64;
+            return ((even - current) / even.max(1.0)).clamp(-1.0, 1.0);
+        }
+        let desired = self
+            .desired
+            .get(value)
+            .copied()
+            .unwrap_or(self.other_desired);
+        if desired <= 0.0 {
+            return -1.0;
+        }
+        ((desired - current) / desired).clamp(-1.0, 1.0)
+    }
+}
+
+/// `${attr.x}` → `attr.x`.
+fn strip(attribute: &str) -> &str {
+    attribute
+        .strip_prefix("${")
+        .and_then(|a| a.strip_suffix('}'))
+        .unwrap_or(attribute)
+}

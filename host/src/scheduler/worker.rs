@@ -1,0 +1,229 @@
+//! Scheduler workers: take an evaluation from the broker, compute its plan
+//! on the latest snapshot, hand the plan to the applier, and retry what the
+//! applier refused on a fresher snapshot. The evaluation's outcome is
+//! written in the same commit as the plan that completes it.
+
+use super::{Current, SchedError, Scheduler};
+use crate::broker::{Broker, Lease};
+use crate::{Op, Outcome, Store, StoreError};
+use orch_model::{EvalStatus, Evaluation, TriggeredBy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Fresh snapshots tried when the applier refuses part of a plan.
+    pub plan_retries: u32,
+    /// How long a worker waits on the broker before checking for a stop.
+    pub poll: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            plan_retries: 5,
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Sched(#[from] SchedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the plan applier refused placements {retries} times in a row ({rejected})")]
+    Refused { retries: u32, rejected: String },
+}
+
+impl ProcessError {
+    /// Whether another attempt could succeed.
+    fn is_permanent(&self) -> bool {
+        matches!(self, ProcessError::Sched(SchedError::Job { .. }))
+    }
+}
+
+/// Processes `eval` to the end on the latest state: the plan and the
+/// evaluation's outcome are committed together. Returns the evaluation as
+/// written, or `None` when it was already finished (a redelivery).
+pub fn process_eval(
+    store: &Store,
+    scheduler: &Scheduler,
+    eval: &Evaluation,
+    attempt: u32,
+    now_ms: u64,
+    retries: u32,
+) -> Result<Option<Evaluation>, ProcessError> {
+    let mut state = store.snapshot();
+    if state.eval(&eval.id).is_some_and(|e| e.status.is_terminal()) {
+        return Ok(None);
+    }
+    let mut rejected = BTreeMap::new();
+    for _ in 0..=retries {
+        let computed = scheduler.compute(&state, eval, now_ms)?;
+        let mut done = eval.clone();
+        done.status = EvalStatus::Complete;
+        done.status_description = String::new();
+        done.attempts = attempt;
+        done.queued_allocations = computed.queued.clone();
+        done.failed_tg_allocs = computed.failed_tg_allocs.clone();
+        done.blocked_eval = None;
+        let mut evals = Vec::new();
+        // One blocked evaluation per job: this one's replaces the others.
+        for other in state.evals_of_job(&eval.job_id) {
+            if other.status == EvalStatus::Blocked && other.id != eval.id {
+                let mut canceled = (**other).clone();
+                canceled.status = EvalStatus::Canceled;
+                canceled.status_description = format!("superseded by evaluation {}", eval.id);
+                evals.push(canceled);
+            }
+        }
+        if !computed.failed_tg_allocs.is_empty() {
+            let blocked = blocked_eval(eval, now_ms);
+            done.blocked_eval = Some(blocked.id.clone());
+            evals.push(blocked);
+        }
+        evals.insert(0, done.clone());
+        let mut plan = computed.plan;
+        if plan.is_empty() {
+            store.apply(Op::UpsertEvals(evals))?;
+            return Ok(Some(done));
+        }
+        plan.evals = evals;
+        match store.apply(Op::ApplyPlan(plan))? {
+            Outcome::Plan(result) if result.is_partial() => {
+                rejected = result.rejected;
+                state = store.snapshot();
+            }
+            _ => return Ok(Some(done)),
+        }
+    }
+    Err(ProcessError::Refused {
+        retries,
+        rejected: rejected
+            .iter()
+            .map(|(node, why)| format!("{node}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// What waits for capacity on behalf of `eval`'s unplaced allocations.
+fn blocked_eval(eval: &Evaluation, now_ms: u64) -> Evaluation {
+    Evaluation {
+        id: uuid::Uuid::new_v4().to_string(),
+        job_id: eval.job_id.clone(),
+        priority: eval.priority,
+        triggered_by: TriggeredBy::QueuedAllocs,
+        status: EvalStatus::Blocked,
+        status_description: "waiting for capacity".into(),
+        node_id: None,
+        job_version: eval.job_version,
+        failed_tg_allocs: BTreeMap::new(),
+        queued_allocations: BTreeMap::new(),
+        blocked_eval: None,
+        previous_eval: Some(eval.id.clone()),
+        wait_until_ms: None,
+        attempts: 0,
+        create_index: 0,
+        modify_index: 0,
+        create_time_ms: now_ms,
+    }
+}
+
+/// A scheduler worker thread's loop.
+pub struct Worker {
+    pub store: Store,
+    pub broker: Arc<Broker>,
+    pub scheduler: Current,
+    pub options: WorkerOptions,
+}
+
+impl Worker {
+    /// Starts the worker on its own thread; it stops when `stop` is set.
+    pub fn spawn(
+        self,
+        name: String,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || self.run(&stop))
+    }
+
+    fn run(&self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(lease) = self.broker.dequeue_wait(self.options.poll) {
+                self.handle(lease);
+            }
+        }
+    }
+
+    fn handle(&self, lease: Lease) {
+        let scheduler = self.scheduler.get();
+        let eval = &lease.eval;
+        match process_eval(
+            &self.store,
+            &scheduler,
+            eval,
+            lease.attempt,
+            now_ms(),
+            self.options.plan_retries,
+        ) {
+            Ok(_) => self.ack(&lease),
+            Err(e) if e.is_permanent() || lease.last_attempt => {
+                tracing::error!(
+                    "evaluation {} of job {}: failed after {} attempts: {e}",
+                    eval.id,
+                    eval.job_id,
+                    lease.attempt
+                );
+                let mut failed = (**eval).clone();
+                failed.status = EvalStatus::Failed;
+                failed.status_description = e.to_string();
+                failed.attempts = lease.attempt;
+                match self.store.apply(Op::UpsertEvals(vec![failed])) {
+                    Ok(_) => self.ack(&lease),
+                    Err(e) => {
+                        tracing::error!("evaluation {}: cannot record its failure: {e}", eval.id);
+                        self.nack(&lease);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "evaluation {} of job {}: attempt {} failed, will retry: {e}",
+                    eval.id,
+                    eval.job_id,
+                    lease.attempt
+                );
+                self.nack(&lease);
+            }
+        }
+    }
+
+    fn ack(&self, lease: &Lease) {
+        if let Err(e) = self.broker.ack(&lease.eval.id, lease.token) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    fn nack(&self, lease: &Lease) {
+        if let Err(e) = self
+            .broker
+            .nack(&lease.eval.id, lease.token, Instant::now())
+        {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: what the model's timestamps hold.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

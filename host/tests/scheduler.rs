@@ -1,0 +1,682 @@
+//! The scheduler against a real store: a harness that registers nodes and
+//! jobs, runs every pending evaluation through the same code the workers
+//! run (compute → plan → applier → evaluation outcome), and checks what
+//! landed. Property tests at the end hold the invariants: never over-commit
+//! a node, never place on an infeasible node, never exceed `count`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use orch::scheduler::feasible::Feasibility;
+use orch::scheduler::sample::Sampling;
+use orch::scheduler::score::{Native, Scorer};
+use orch::scheduler::{Scheduler, process_eval};
+use orch::{AllocUpdate, NodeChange, Op, Outcome, State, Store, StoreOptions};
+use orch_model::{
+    Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, Node, NodeStatus,
+};
+use proptest::prelude::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Store,
+    scheduler: Scheduler,
+    now_ms: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(Arc::new(Native::new(orch_scorer_binpack::Binpack)))
+    }
+
+    fn with(scorer: Arc<dyn Scorer>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("state.db"),
+            StoreOptions {
+                sync: orch::Durability::Normal,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        Self {
+            _dir: dir,
+            store,
+            scheduler: Scheduler::new(scorer, Sampling::default()),
+            now_ms: 1_000_000,
+        }
+    }
+
+    fn state(&self) -> Arc<State> {
+        self.store.snapshot()
+    }
+
+    fn nodes(&self, nodes: Vec<Node>) {
+        self.store.apply(Op::UpsertNodes(nodes)).unwrap();
+    }
+
+    fn register(&self, job: Job) -> Option<String> {
+        match self
+            .store
+            .apply(Op::RegisterJob {
+                job,
+                enforce_index: None,
+                now_ms: self.now_ms,
+            })
+            .unwrap()
+        {
+            Outcome::JobRegistered { eval_id, .. } => eval_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Runs pending evaluations, oldest first, until none is left.
+    fn run(&self) -> Vec<Evaluation> {
+        let mut done = Vec::new();
+        for _ in 0..100 {
+            let state = self.state();
+            let mut pending: Vec<Arc<Evaluation>> = state
+                .evals()
+                .filter(|e| e.status == EvalStatus::Pending)
+                .cloned()
+                .collect();
+            if pending.is_empty() {
+                return done;
+            }
+            pending.sort_by_key(|e| e.create_index);
+            for eval in pending {
+                if let Some(e) =
+                    process_eval(&self.store, &self.scheduler, &eval, 1, self.now_ms, 5).unwrap()
+                {
+                    done.push(e);
+                }
+            }
+        }
+        panic!("evaluations keep coming");
+    }
+
+    /// What the broker does when capacity appears: blocked evaluations run.
+    fn unblock(&self) -> Vec<Evaluation> {
+        let state = self.state();
+        let blocked: Vec<Arc<Evaluation>> = state
+            .evals()
+            .filter(|e| e.status == EvalStatus::Blocked)
+            .cloned()
+            .collect();
+        let mut done = Vec::new();
+        for eval in blocked {
+            done.extend(
+                process_eval(&self.store, &self.scheduler, &eval, 1, self.now_ms, 5).unwrap(),
+            );
+        }
+        done.extend(self.run());
+        done
+    }
+
+    fn live(&self, job: &str) -> Vec<Arc<Allocation>> {
+        self.state()
+            .allocs_of_job(job)
+            .filter(|a| a.holds_resources())
+            .cloned()
+            .collect()
+    }
+
+    fn report(&self, alloc: &str, status: ClientStatus) {
+        self.store
+            .apply(Op::UpdateAllocs {
+                updates: vec![AllocUpdate {
+                    alloc_id: alloc.into(),
+                    client_status: status,
+                    description: String::new(),
+                }],
+                now_ms: self.now_ms,
+            })
+            .unwrap();
+    }
+}
+
+fn node(id: &str, cpu: u32, memory: u64, attrs: &[(&str, &str)]) -> Node {
+    let attrs: BTreeMap<String, String> = attrs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    serde_json::from_value(json!({
+        "id": id, "name": id, "resources": {"cpu": cpu, "memory": memory, "disk": 10000},
+        "attributes": attrs, "drivers": {"exec": {"detected": true, "healthy": true}},
+        "status": "ready",
+    }))
+    .unwrap()
+}
+
+fn job(value: serde_json::Value) -> Job {
+    let mut base = json!({
+        "id": "web",
+        "group": [{"name": "g", "count": 1,
+                   "task": [{"name": "t", "driver": "exec",
+                             "resources": {"cpu": 500, "memory": 256}}]}],
+    });
+    merge(&mut base, value);
+    serde_json::from_value(base).unwrap()
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Array(b)) if a.len() == b.len() => {
+            for (x, y) in a.iter_mut().zip(b) {
+                merge(x, y);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn count(n: u32) -> serde_json::Value {
+    json!({"group": [{"count": n}]})
+}
+
+#[test]
+fn binpack_fills_one_node_before_the_next_and_records_decisions() {
+    let h = Harness::new();
+    h.nodes(vec![
+        node("a", 4000, 8192, &[]),
+        node("b", 4000, 8192, &[]),
+        node("c", 4000, 8192, &[]),
+    ]);
+    h.register(job(count(3)));
+    let evals = h.run();
+    assert_eq!(evals.len(), 1);
+    assert_eq!(evals[0].status, EvalStatus::Complete);
+    assert!(evals[0].failed_tg_allocs.is_empty());
+    let live = h.live("web");
+    assert_eq!(live.len(), 3);
+    let nodes: std::collections::BTreeSet<&str> = live.iter().map(|a| a.node_id.as_str()).collect();
+    assert_eq!(
+        nodes.len(),
+        1,
+        "binpack puts all three on one node: {nodes:?}"
+    );
+    let mut indexes: Vec<u32> = live.iter().map(|a| a.index).collect();
+    indexes.sort();
+    assert_eq!(indexes, [0, 1, 2]);
+    for alloc in &live {
+        let d = h
+            .store
+            .decision(&alloc.id)
+            .unwrap()
+            .expect("a decision record");
+        assert_eq!(d.picked_node(), Some(alloc.node_id.as_str()));
+        assert_eq!(d.scorer_digest, "native:binpack");
+        assert_eq!(d.candidates.len(), 3);
+        assert_eq!(d.scores.len(), 3);
+        assert_eq!(d.parts.len(), 3 * d.part_names.len());
+        assert_eq!(d.nodes_evaluated, 3);
+        assert!(d.host_adjustments.is_empty());
+    }
+    // Nothing changed: running again places nothing.
+    assert_eq!(h.register(job(count(3))), None);
+}
+
+#[test]
+fn scale_down_stops_the_highest_slots_and_scale_up_fills_the_gaps() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(count(4)));
+    h.run();
+    h.register(job(count(2)));
+    let evals = h.run();
+    assert_eq!(evals[0].status, EvalStatus::Complete);
+    let mut live: Vec<u32> = h.live("web").iter().map(|a| a.index).collect();
+    live.sort();
+    assert_eq!(live, [0, 1]);
+    let stopped: Vec<Arc<Allocation>> = h
+        .state()
+        .allocs_of_job("web")
+        .filter(|a| a.desired_status == DesiredStatus::Stop)
+        .cloned()
+        .collect();
+    assert_eq!(stopped.len(), 2);
+    assert!(
+        stopped
+            .iter()
+            .all(|a| a.desired_description == "scaled down")
+    );
+    // Kept allocations were updated in place to the new version.
+    assert!(h.live("web").iter().all(|a| a.job_version == 1));
+    h.register(job(count(3)));
+    h.run();
+    let mut live: Vec<u32> = h.live("web").iter().map(|a| a.index).collect();
+    live.sort();
+    assert_eq!(live, [0, 1, 2]);
+}
+
+#[test]
+fn a_changed_task_replaces_allocations_a_changed_count_does_not() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(count(2)));
+    h.run();
+    let before: Vec<String> = h.live("web").iter().map(|a| a.id.clone()).collect();
+    h.register(job(
+        json!({"group": [{"count": 2, "restart": {"attempts": 5}}]}),
+    ));
+    h.run();
+    let after: Vec<String> = h.live("web").iter().map(|a| a.id.clone()).collect();
+    assert_eq!(before, after, "a restart policy change is in place");
+    h.register(job(
+        json!({"group": [{"count": 2, "task": [{"env": {"MODE": "fast"}}]}]}),
+    ));
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live.len(), 2);
+    for alloc in &live {
+        assert!(!before.contains(&alloc.id), "replaced");
+        let prev = alloc
+            .previous_allocation
+            .as_ref()
+            .expect("names the one it replaces");
+        assert!(before.contains(prev));
+        assert_eq!(alloc.job_version, 2);
+    }
+}
+
+#[test]
+fn placement_failure_names_the_reasons_and_blocks_until_capacity_appears() {
+    let h = Harness::new();
+    h.nodes(vec![
+        node("small", 400, 8192, &[("os.name", "linux")]),
+        node("mac", 8000, 8192, &[("os.name", "darwin")]),
+    ]);
+    h.register(job(json!({
+        "constraint": [{"attribute": "${attr.os.name}", "value": "linux"}],
+        "group": [{"count": 2}],
+    })));
+    let evals = h.run();
+    let eval = &evals[0];
+    assert_eq!(eval.status, EvalStatus::Complete);
+    let metric = &eval.failed_tg_allocs["g"];
+    assert_eq!(metric.nodes_evaluated, 2);
+    assert_eq!(
+        metric
+            .nodes_filtered
+            .get("constraint ${attr.os.name} = linux"),
+        Some(&1)
+    );
+    assert_eq!(metric.dimension_exhausted.get("cpu"), Some(&1));
+    assert_eq!(
+        metric.coalesced_failures, 1,
+        "the second slot failed the same way"
+    );
+    assert_eq!(eval.queued_allocations.get("g"), Some(&2));
+    let blocked = eval.blocked_eval.clone().expect("a blocked evaluation");
+    assert_eq!(
+        h.state().eval(&blocked).unwrap().status,
+        EvalStatus::Blocked
+    );
+    assert!(h.live("web").is_empty());
+
+    // A big linux node joins: the blocked evaluation places both.
+    h.nodes(vec![node("big", 8000, 8192, &[("os.name", "linux")])]);
+    let evals = h.unblock();
+    assert!(
+        evals
+            .iter()
+            .any(|e| e.id == blocked && e.status == EvalStatus::Complete)
+    );
+    let live = h.live("web");
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(|a| a.node_id == "big"));
+    assert!(h.state().evals().all(|e| e.status != EvalStatus::Blocked));
+}
+
+#[test]
+fn lost_allocations_are_replaced_on_another_node() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 4000, 8192, &[]), node("b", 4000, 8192, &[])]);
+    h.register(job(count(2)));
+    h.run();
+    let first = h.live("web")[0].node_id.clone();
+    h.store
+        .apply(Op::UpdateNode {
+            node_id: first.clone(),
+            change: NodeChange::Status {
+                status: NodeStatus::Down,
+                description: "missed heartbeats".into(),
+            },
+        })
+        .unwrap();
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(|a| a.node_id != first));
+    assert!(live.iter().all(|a| a.previous_allocation.is_some()));
+    let lost = h
+        .state()
+        .allocs_of_job("web")
+        .filter(|a| a.client_status == ClientStatus::Lost)
+        .count();
+    assert_eq!(lost, 2);
+}
+
+#[test]
+fn batch_allocations_that_completed_are_not_run_again_failed_ones_are_within_policy() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(json!({
+        "type": "batch",
+        "group": [{"count": 2, "reschedule": {"attempts": 1, "interval": "1h"}}],
+    })));
+    h.run();
+    let live = h.live("web");
+    let (done, failing) = (&live[0], &live[1]);
+    h.report(&done.id, ClientStatus::Complete);
+    h.report(&failing.id, ClientStatus::Failed);
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live.len(), 1, "only the failed one is rescheduled");
+    assert_eq!(live[0].index, failing.index);
+    assert_eq!(live[0].reschedule_times_ms, [h.now_ms]);
+    // It fails again: the policy (one attempt an hour) is used up.
+    h.report(&live[0].id, ClientStatus::Failed);
+    h.run();
+    assert!(h.live("web").is_empty());
+}
+
+#[test]
+fn system_jobs_run_one_allocation_per_eligible_node_including_new_ones() {
+    let h = Harness::new();
+    h.nodes(vec![
+        node("a", 4000, 8192, &[("os.name", "linux")]),
+        node("b", 4000, 8192, &[("os.name", "linux")]),
+        node("m", 4000, 8192, &[("os.name", "darwin")]),
+    ]);
+    h.register(job(json!({
+        "type": "system",
+        "constraint": [{"attribute": "${attr.os.name}", "value": "linux"}],
+    })));
+    let evals = h.run();
+    assert!(evals[0].failed_tg_allocs.is_empty(), "{:?}", evals[0]);
+    let mut on: Vec<String> = h.live("web").iter().map(|a| a.node_id.clone()).collect();
+    on.sort();
+    assert_eq!(on, ["a", "b"]);
+    h.nodes(vec![node("c", 4000, 8192, &[("os.name", "linux")])]);
+    h.run();
+    let mut on: Vec<String> = h.live("web").iter().map(|a| a.node_id.clone()).collect();
+    on.sort();
+    assert_eq!(on, ["a", "b", "c"]);
+    for alloc in h.live("web") {
+        let d = h.store.decision(&alloc.id).unwrap().unwrap();
+        assert_eq!(d.candidates, std::slice::from_ref(&alloc.node_id));
+        assert_eq!(d.scores.len(), 1);
+    }
+}
+
+#[test]
+fn stopping_a_job_stops_its_allocations() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(count(3)));
+    h.run();
+    h.store
+        .apply(Op::StopJob {
+            job_id: "web".into(),
+            now_ms: h.now_ms,
+        })
+        .unwrap();
+    h.run();
+    assert!(h.live("web").is_empty());
+    assert_eq!(h.state().usage("a").allocs, 0);
+}
+
+#[test]
+fn affinity_and_spread_move_placements_and_show_in_the_decision() {
+    let h = Harness::new();
+    h.nodes(vec![
+        node("a", 8000, 8192, &[("rack", "r1")]),
+        node("b", 8000, 8192, &[("rack", "r2")]),
+    ]);
+    h.register(job(json!({
+        "id": "web",
+        "affinity": [{"attribute": "${attr.rack}", "value": "r2", "weight": 100}],
+    })));
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live[0].node_id, "b", "the affinity wins over binpack's tie");
+    let d = h.store.decision(&live[0].id).unwrap().unwrap();
+    assert_eq!(d.host_adjustments.len(), 2);
+    let spread = json!({
+        "id": "api",
+        "spread": [{"attribute": "${attr.rack}"}],
+        "group": [{"count": 4}],
+    });
+    h.register(job(spread));
+    h.run();
+    let mut per: BTreeMap<String, u32> = BTreeMap::new();
+    for a in h.live("api") {
+        *per.entry(a.node_id.clone()).or_default() += 1;
+    }
+    assert_eq!(per.get("a"), Some(&2), "{per:?}");
+    assert_eq!(per.get("b"), Some(&2), "{per:?}");
+}
+
+#[test]
+fn two_plans_racing_for_the_last_capacity_never_both_win() {
+    let h = Harness::new();
+    h.nodes(vec![node("only", 1000, 8192, &[])]);
+    let e1 = h.register(job(json!({"id": "one"}))).unwrap();
+    let e2 = h
+        .register(job(
+            json!({"id": "two", "group": [{"task": [{"resources": {"cpu": 600}}]}]}),
+        ))
+        .unwrap();
+    let state = h.state();
+    // Both plans are made on the same snapshot; each alone fits.
+    let plan_one = h
+        .scheduler
+        .compute(&state, state.eval(&e1).unwrap(), h.now_ms)
+        .unwrap()
+        .plan;
+    let plan_two = h
+        .scheduler
+        .compute(&state, state.eval(&e2).unwrap(), h.now_ms)
+        .unwrap()
+        .plan;
+    assert_eq!(plan_one.placement_count(), 1);
+    assert_eq!(plan_two.placement_count(), 1);
+    let r1 = h.store.submit(Op::ApplyPlan(plan_one.clone()));
+    let r2 = h.store.submit(Op::ApplyPlan(plan_two));
+    let (Outcome::Plan(r1), Outcome::Plan(r2)) = (
+        r1.blocking_recv().unwrap().unwrap(),
+        r2.blocking_recv().unwrap().unwrap(),
+    ) else {
+        panic!("plan outcomes")
+    };
+    assert!(r1.placed.len() == 1 && !r1.is_partial());
+    assert!(r2.placed.is_empty() && r2.is_partial(), "{r2:?}");
+    assert_eq!(
+        r2.rejected.get("only").map(String::as_str),
+        Some("cpu exhausted")
+    );
+    assert_eq!(h.state().usage("only").resources.cpu, 500);
+    // Applying the winning plan again changes nothing: plans are idempotent.
+    let again = h.store.apply(Op::ApplyPlan(plan_one)).unwrap();
+    let Outcome::Plan(again) = again else {
+        panic!()
+    };
+    assert!(again.placed.is_empty() && again.index == 0, "{again:?}");
+    assert_eq!(h.state().usage("only").allocs, 1);
+    // The loser's evaluation, run the way a worker runs it, ends blocked.
+    let evals = h.run();
+    let two = evals.iter().find(|e| e.job_id == "two").unwrap();
+    assert!(two.blocked_eval.is_some());
+}
+
+#[test]
+fn dry_run_says_what_would_happen_and_writes_nothing() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 4000, 8192, &[])]);
+    h.register(job(count(1)));
+    h.run();
+    let index = h.store.index();
+    let plan = h
+        .scheduler
+        .dry_run(&h.state(), &job(count(3)), h.now_ms)
+        .unwrap();
+    assert_eq!(plan.groups[0].place, 2);
+    assert_eq!(plan.groups[0].in_place, 1);
+    assert_eq!(plan.placements.len(), 2);
+    assert!(plan.placements.iter().all(|p| p.node_id == "a"));
+    assert_eq!(h.store.index(), index, "nothing written");
+    let plan = h
+        .scheduler
+        .dry_run(
+            &h.state(),
+            &job(json!({"group": [{"count": 20}]})),
+            h.now_ms,
+        )
+        .unwrap();
+    assert_eq!(
+        plan.failed_tg_allocs["g"].dimension_exhausted.get("cpu"),
+        Some(&1)
+    );
+}
+
+// Property tests: random clusters, jobs and events; the invariants hold
+// after every step.
+
+#[derive(Debug, Clone)]
+enum Step {
+    Register {
+        job: usize,
+        count: u32,
+        cpu: u32,
+        linux_only: bool,
+        batch: bool,
+    },
+    Stop {
+        job: usize,
+    },
+    NodeDown {
+        node: usize,
+    },
+    Fail {
+        job: usize,
+    },
+    Complete {
+        job: usize,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..4usize, 0..6u32, 100..3000u32, any::<bool>(), any::<bool>()).prop_map(
+            |(job, count, cpu, linux_only, batch)| Step::Register { job, count, cpu, linux_only, batch }
+        ),
+        1 => (0..4usize).prop_map(|job| Step::Stop { job }),
+        1 => (0..6usize).prop_map(|node| Step::NodeDown { node }),
+        1 => (0..4usize).prop_map(|job| Step::Fail { job }),
+        1 => (0..4usize).prop_map(|job| Step::Complete { job }),
+    ]
+}
+
+fn check_invariants(state: &State) -> Result<(), TestCaseError> {
+    for node in state.nodes() {
+        let mut used = orch_model::Resources::ZERO;
+        for alloc in state
+            .allocs_on_node(&node.id)
+            .filter(|a| a.holds_resources())
+        {
+            used = used.saturating_add(alloc.resources);
+            let job = state.job(&alloc.job_id).unwrap();
+            let group = job.group(&alloc.group).unwrap();
+            let f = Feasibility::new(job, group).unwrap();
+            // An allocation is only ever placed on a node that met the
+            // job's constraints (nodes here never change attributes).
+            prop_assert!(
+                f.check(node).is_ok() || node.status == NodeStatus::Down,
+                "{} on infeasible node {}",
+                alloc.name,
+                node.id
+            );
+        }
+        prop_assert!(
+            node.allocatable()
+                .exhausted(used, orch_model::Resources::ZERO)
+                .is_none(),
+            "node {} over-committed: {used:?} of {:?}",
+            node.id,
+            node.allocatable()
+        );
+    }
+    for job in state.jobs() {
+        for group in &job.groups {
+            let live = state
+                .allocs_of_job(&job.id)
+                .filter(|a| a.group == group.name && a.holds_resources())
+                .count();
+            prop_assert!(
+                live as u32 <= group.count,
+                "{} has {live} > {}",
+                job.id,
+                group.count
+            );
+            if job.stop {
+                prop_assert_eq!(live, 0);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_through_random_histories(
+        nodes in prop::collection::vec((500..4000u32, any::<bool>()), 1..6),
+        steps in prop::collection::vec(step(), 1..12),
+    ) {
+        let h = Harness::new();
+        h.nodes(nodes.iter().enumerate().map(|(i, (cpu, linux))| {
+            node(&format!("n{i}"), *cpu, 4096, &[("os.name", if *linux { "linux" } else { "darwin" })])
+        }).collect());
+        for step in steps {
+            match step {
+                Step::Register { job: j, count, cpu, linux_only, batch } => {
+                    let mut v = json!({
+                        "id": format!("j{j}"),
+                        "type": if batch { "batch" } else { "service" },
+                        "group": [{"count": count, "task": [{"resources": {"cpu": cpu, "memory": 128}}]}],
+                    });
+                    if linux_only {
+                        v["constraint"] = json!([{"attribute": "${attr.os.name}", "value": "linux"}]);
+                    }
+                    h.register(job(v));
+                }
+                Step::Stop { job } => {
+                    let _ = h.store.apply(Op::StopJob { job_id: format!("j{job}"), now_ms: h.now_ms });
+                }
+                Step::NodeDown { node } => {
+                    let _ = h.store.apply(Op::UpdateNode {
+                        node_id: format!("n{node}"),
+                        change: NodeChange::Status { status: NodeStatus::Down, description: String::new() },
+                    });
+                }
+                Step::Fail { job } | Step::Complete { job } => {
+                    let status = if matches!(step, Step::Fail { .. }) { ClientStatus::Failed } else { ClientStatus::Complete };
+                    if let Some(a) = h.live(&format!("j{job}")).first() {
+                        h.report(&a.id, status);
+                    }
+                }
+            }
+            h.run();
+            h.unblock();
+            check_invariants(&h.state())?;
+        }
+    }
+}
