@@ -1,10 +1,220 @@
-//! `orch node …` (placeholder).
+//! `orch node status`: the machines, and what each holds.
 
+use super::client::{AddressArgs, Reply, seg};
+use super::format::{fraction, held, now_ms, pretty_json, short};
+use super::job::alloc_table;
+use super::table::{Table, key_values};
+use anyhow::Result;
+use orch_model::{Allocation, Eligibility, Node};
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
-pub enum NodeCommand {}
+pub enum NodeCommand {
+    /// List nodes, or show one node's attributes, resources, drivers and
+    /// allocations.
+    Status {
+        /// A node id, or a unique prefix of at least 4 characters; without
+        /// it, every node.
+        id: Option<String>,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        addr: AddressArgs,
+    },
+}
 
-pub fn run(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+pub fn run(cmd: NodeCommand) -> Result<ExitCode> {
+    match cmd {
+        NodeCommand::Status {
+            id: None,
+            json,
+            addr,
+        } => {
+            let client = addr.client()?;
+            let nodes: Reply<Vec<Node>> = client.get("/v1/nodes", &[])?;
+            if json {
+                println!("{}", pretty_json(&nodes.text));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let allocs: Reply<Vec<Allocation>> = client.get("/v1/allocations", &[])?;
+            print!("{}", node_list(&nodes.body, &allocs.body));
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Status {
+            id: Some(id),
+            json,
+            addr,
+        } => {
+            let client = addr.client()?;
+            let node: Reply<Node> = client.get(&format!("/v1/node/{}", seg(&id)), &[])?;
+            if json {
+                println!("{}", pretty_json(&node.text));
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The full id: the one given may be a prefix.
+            let allocs: Reply<Vec<Allocation>> =
+                client.get(&format!("/v1/node/{}/allocations", seg(&node.body.id)), &[])?;
+            print!("{}", node_detail(&node.body, &allocs.body, now_ms()));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn eligibility(e: Eligibility) -> &'static str {
+    match e {
+        Eligibility::Eligible => "eligible",
+        Eligibility::Ineligible => "ineligible",
+    }
+}
+
+/// `orch node status`: one line per node; ALLOCS counts the allocations
+/// that hold resources there.
+pub fn node_list(nodes: &[Node], allocs: &[Allocation]) -> String {
+    if nodes.is_empty() {
+        return "No nodes registered\n".to_owned();
+    }
+    let mut t = Table::new([
+        "ID",
+        "NAME",
+        "DC",
+        "CLASS",
+        "DRAIN",
+        "ELIGIBILITY",
+        "STATUS",
+        "ALLOCS",
+    ])
+    .right(&[7]);
+    for n in nodes {
+        let count = allocs
+            .iter()
+            .filter(|a| a.node_id == n.id && a.holds_resources())
+            .count();
+        t.row([
+            short(&n.id).to_owned(),
+            n.name.clone(),
+            n.datacenter.clone(),
+            if n.node_class.is_empty() {
+                "<none>".to_owned()
+            } else {
+                n.node_class.clone()
+            },
+            n.drain.to_string(),
+            eligibility(n.eligibility).to_owned(),
+            n.status.as_str().to_owned(),
+            count.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// `orch node status ID`.
+pub fn node_detail(node: &Node, allocs: &[Allocation], now_ms: u64) -> String {
+    let status = if node.status_description.is_empty() {
+        node.status.as_str().to_owned()
+    } else {
+        format!("{} ({})", node.status.as_str(), node.status_description)
+    };
+    let mut out = key_values(&[
+        ("ID", node.id.clone()),
+        ("Name", node.name.clone()),
+        ("Datacenter", node.datacenter.clone()),
+        ("Class", node.node_class.clone()),
+        ("Drain", node.drain.to_string()),
+        ("Eligibility", eligibility(node.eligibility).to_owned()),
+        ("Status", status),
+    ]);
+
+    let total = node.allocatable();
+    let used = held(allocs);
+    out.push_str("\nAllocated Resources\n");
+    let mut t = Table::new(["RESOURCE", "ALLOCATED / ALLOCATABLE", "RESERVED", "TOTAL"]);
+    t.row([
+        "cpu".to_owned(),
+        fraction(u64::from(used.cpu), u64::from(total.cpu), "MHz"),
+        format!("{} MHz", node.reserved.cpu),
+        format!("{} MHz", node.resources.cpu),
+    ]);
+    t.row([
+        "memory".to_owned(),
+        fraction(used.memory, total.memory, "MiB"),
+        format!("{} MiB", node.reserved.memory),
+        format!("{} MiB", node.resources.memory),
+    ]);
+    t.row([
+        "disk".to_owned(),
+        fraction(used.disk, total.disk, "MiB"),
+        format!("{} MiB", node.reserved.disk),
+        format!("{} MiB", node.resources.disk),
+    ]);
+    out.push_str(&t.render());
+
+    out.push_str("\nDrivers\n");
+    if node.drivers.is_empty() {
+        out.push_str("No drivers detected\n");
+    } else {
+        let mut t = Table::new(["DRIVER", "DETECTED", "HEALTHY", "DESCRIPTION"]);
+        for (name, d) in &node.drivers {
+            t.row([
+                name.clone(),
+                d.detected.to_string(),
+                d.healthy.to_string(),
+                d.health_description.clone(),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+
+    out.push_str("\nAttributes\n");
+    if node.attributes.is_empty() && node.meta.is_empty() {
+        out.push_str("No attributes\n");
+    } else {
+        let pairs: Vec<(String, &String)> = node
+            .attributes
+            .iter()
+            .map(|(k, v)| (format!("attr.{k}"), v))
+            .chain(node.meta.iter().map(|(k, v)| (format!("meta.{k}"), v)))
+            .collect();
+        out.push_str(&key_values(&pairs));
+    }
+
+    out.push_str("\nAllocations\n");
+    if allocs.is_empty() {
+        out.push_str("No allocations placed\n");
+    } else {
+        out.push_str(&alloc_table(allocs, now_ms));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::format::testing::assert_snapshot;
+    use crate::cli::job::fixtures::*;
+    use orch_model::{ClientStatus, NodeStatus};
+
+    const N1: &str = "n1a2b3c4-0000-4000-8000-000000000001";
+    const N2: &str = "n2a2b3c4-0000-4000-8000-000000000002";
+
+    #[test]
+    fn node_status_list_and_detail() {
+        let mut n2 = node(N2, "box-2", "cloud");
+        n2.drain = true;
+        n2.eligibility = Eligibility::Ineligible;
+        n2.status = NodeStatus::Down;
+        let nodes = vec![node(N1, "box-1", "home"), n2];
+        let allocs = vec![
+            alloc(0, N1, ClientStatus::Running),
+            alloc(1, N1, ClientStatus::Pending),
+            alloc(2, N1, ClientStatus::Complete),
+            alloc(3, N2, ClientStatus::Lost),
+        ];
+        assert_snapshot("cli-node-status-list", &node_list(&nodes, &allocs));
+        let on_n1: Vec<Allocation> = allocs.into_iter().filter(|a| a.node_id == N1).collect();
+        assert_snapshot(
+            "cli-node-status-detail",
+            &node_detail(&nodes[0], &on_n1, NOW),
+        );
+    }
 }
