@@ -1,1 +1,0 @@
-//! `orch.toml` (placeholder until the config module lands).

@@ -1,0 +1,632 @@
+//! `orch.toml`, the server's config: what it reads, the scorer it names, and
+//! reloading both while the server runs.
+//!
+//! An empty file is a valid config: every field has a default. Relative
+//! paths resolve against the folder of the config file, so a config works
+//! the same whatever directory the server was started from.
+//!
+//! The server's whole use of this module:
+//!
+//! ```ignore
+//! let mut config = Config::load(&path)?;
+//! config.listen = args.listen.unwrap_or(config.listen);        // CLI overrides
+//! let runtime = Runtime::new(config.runtime_config())?;
+//! let scheduler = load_scheduler(&config, &runtime)?;          // refuses a bad scorer
+//! let current = Current::new(scheduler);
+//! let reloader = Reloader::new(&path, config, runtime, current.get().scorer(), {
+//!     let current = current.clone();
+//!     move |scheduler| current.set(scheduler)
+//! });
+//! reloader.spawn_watch()?;                  // follows edits of the file, stops on drop
+//! // on SIGHUP, off the async threads (it may compile a component):
+//! tokio::task::spawn_blocking(move || reloader.reload_now());
+//! ```
+//!
+//! A reload only ever swaps the scheduler (scorer, sampling, limits), and
+//! only for a scorer that passed the same checks as at start; anything else
+//! that changed is logged as needing a restart.
+
+mod reload;
+mod scorer;
+
+pub use reload::{Reloaded, Reloader};
+pub use scorer::{ScorerLoadError, ScorerSource, load_scheduler, load_scorer};
+
+use crate::Durability;
+use crate::scheduler::sample::Sampling;
+use orch_plugin_runtime::{Limits, RuntimeConfig};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The whole `orch.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the state database and compiled components are kept. Resolved
+    /// against the config file's folder when relative.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on (`IP:PORT`).
+    #[serde(with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// Scheduler worker threads, 1 to 64.
+    pub workers: usize,
+    pub scheduler: SchedulerConfig,
+    pub state: StateConfig,
+    pub api: ApiConfig,
+    /// The folder relative paths were resolved against: the config file's.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./orch-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4646)),
+            workers: 2,
+            scheduler: SchedulerConfig::default(),
+            state: StateConfig::default(),
+            api: ApiConfig::default(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// `[scheduler]`: the one part of the config a reload applies.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// A built-in scorer (`binpack`, `spread`, `epvm`, `round-robin`, or the
+    /// same written `builtin:NAME`), or a path to a `.wasm` scorer component.
+    pub scorer: String,
+    pub sampling: SamplingConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            scorer: "binpack".to_owned(),
+            sampling: SamplingConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// `[scheduler.sampling]`: how many feasible nodes are scored per placement
+/// (see [`Sampling`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// At least this many candidates (all of them on smaller clusters).
+    pub candidates: usize,
+    /// Or this percentage of the schedulable nodes, if that is more; 0 to 100.
+    // Wider than `Sampling`'s u8 so that 300 gets this module's message
+    // ("at most 100") rather than serde's "expected u8".
+    pub percent: u32,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        let s = Sampling::default();
+        Self {
+            candidates: s.candidates,
+            percent: u32::from(s.percent),
+        }
+    }
+}
+
+impl SamplingConfig {
+    /// The scheduler's setting; `percent` is capped at 100 (validation has
+    /// already refused more).
+    pub fn sampling(&self) -> Sampling {
+        Sampling {
+            candidates: self.candidates,
+            percent: u8::try_from(self.percent.min(100)).unwrap_or(100),
+        }
+    }
+}
+
+/// `[scheduler.limits]`: what one scorer call may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock deadline of one call, in milliseconds (1 to 60000).
+    pub deadline_ms: u64,
+    /// Memory one instance may grow to, in MiB (1 to 4096: a wasm32 memory
+    /// cannot be larger).
+    pub memory_mib: u64,
+    /// Fuel (about one unit per wasm instruction) one call may burn; unset
+    /// leaves calls unmetered. Setting it makes the runtime meter fuel for
+    /// every plugin, which takes a restart to turn on.
+    pub fuel: Option<u64>,
+}
+
+const MAX_DEADLINE_MS: u64 = 60_000;
+const MAX_MEMORY_MIB: u64 = 4096;
+const MAX_WORKERS: usize = 64;
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self {
+            deadline_ms: u64::try_from(l.deadline.as_millis()).unwrap_or(1000),
+            memory_mib: (l.memory_bytes >> 20) as u64,
+            fuel: l.fuel,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The runtime's limits; what this table does not set keeps the
+    /// runtime's defaults.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: usize::try_from(self.memory_mib.min(MAX_MEMORY_MIB) << 20)
+                .unwrap_or(usize::MAX),
+            fuel: self.fuel,
+            ..Limits::default()
+        }
+    }
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// `full` (fsync every commit) or `normal` (survives a crash of orch,
+    /// may lose the last commits on power loss).
+    pub durability: Durability,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body the API accepts, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Why a config file was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Every problem found, in file order.
+    #[error("{}", display_problems(.file, .problems))]
+    Invalid {
+        file: String,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+/// One thing wrong in a config file, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based, when the problem can be placed in the text.
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    /// Dotted path of the key (`scheduler.limits.deadline_ms`); empty for
+    /// the file as a whole.
+    pub field: String,
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl ConfigProblem {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            line: None,
+            column: None,
+            field: field.to_owned(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+fn display_problems(file: &str, problems: &[ConfigProblem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| match p.line {
+            Some(_) => format!("{file}:{p}"),
+            None => format!("{file}: {p}"),
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// `LINE:COLUMN: field: message (hint)`; the file name is the caller's.
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, "{line}:{column}: ")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks `text`, read from `path`: relative paths resolve
+    /// against `path`'s folder, and errors name it.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let fail = |problems: Vec<(ConfigProblem, Option<Range<usize>>)>| ConfigError::Invalid {
+            file: file.clone(),
+            problems: place(text, problems),
+        };
+        let doc = DeTable::parse(text).map_err(|e| {
+            let problem = ConfigProblem::new("", one_line(e.message()))
+                .hint("see https://toml.io for the syntax");
+            fail(vec![(problem, e.span())])
+        })?;
+        let spans = Spans::of(&doc);
+        let mut config = Config::deserialize(toml::de::Deserializer::from(doc))
+            .map_err(|e| fail(vec![serde_problem(&e, &spans)]))?;
+        config.base_dir = base_dir(path);
+        config.data_dir = config.base_dir.join(&config.data_dir);
+        let problems: Vec<_> = config
+            .problems()
+            .into_iter()
+            .map(|p| {
+                let span = spans.get(&p.field);
+                (p, span)
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// What serde cannot check: ranges, and that a scorer file is there.
+    fn problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            problems.push(
+                ConfigProblem::new("workers", format!("{} is out of range", self.workers))
+                    .hint(format!("use 1 to {MAX_WORKERS} scheduler worker threads")),
+            );
+        }
+        let s = &self.scheduler;
+        if s.sampling.percent > 100 {
+            problems.push(
+                ConfigProblem::new(
+                    "scheduler.sampling.percent",
+                    format!("{} is more than 100", s.sampling.percent),
+                )
+                .hint("a percentage of the schedulable nodes, 0 to 100"),
+            );
+        }
+        if s.sampling.candidates == 0 && s.sampling.percent == 0 {
+            problems.push(
+                ConfigProblem::new(
+                    "scheduler.sampling.candidates",
+                    "0 candidates and 0 percent would score a single node per placement",
+                )
+                .hint("set candidates to 1 or more (64 is the default), or a percent"),
+            );
+        }
+        let l = &s.limits;
+        if !(1..=MAX_DEADLINE_MS).contains(&l.deadline_ms) {
+            problems.push(
+                ConfigProblem::new(
+                    "scheduler.limits.deadline_ms",
+                    format!("{} ms is out of range", l.deadline_ms),
+                )
+                .hint(format!(
+                    "use 1 to {MAX_DEADLINE_MS}: every placement waits for this call, so a scorer needing seconds holds up the whole queue"
+                )),
+            );
+        }
+        if !(1..=MAX_MEMORY_MIB).contains(&l.memory_mib) {
+            problems.push(
+                ConfigProblem::new(
+                    "scheduler.limits.memory_mib",
+                    format!("{} MiB is out of range", l.memory_mib),
+                )
+                .hint(format!(
+                    "use 1 to {MAX_MEMORY_MIB} (a wasm32 memory cannot grow past 4 GiB)"
+                )),
+            );
+        }
+        if l.fuel == Some(0) {
+            problems.push(
+                ConfigProblem::new(
+                    "scheduler.limits.fuel",
+                    "0 fuel would stop every call at once",
+                )
+                .hint("remove it to leave calls unmetered, or give a budget such as 100000000"),
+            );
+        }
+        match ScorerSource::resolve(&s.scorer, &self.base_dir) {
+            Ok(ScorerSource::File(path)) if !path.is_file() => {
+                let what = if path.exists() {
+                    "is not a file"
+                } else {
+                    "does not exist"
+                };
+                problems.push(
+                    ConfigProblem::new(
+                        "scheduler.scorer",
+                        format!("{} {what}", path.display()),
+                    )
+                    .hint(format!(
+                        "give a path to a .wasm scorer component (relative paths start at the config file's folder) or a built-in: {}",
+                        scorer::builtin_names().join(", ")
+                    )),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(ConfigProblem::new("scheduler.scorer", e.to_string())),
+        }
+        problems
+    }
+
+    /// The plugin runtime's settings this config needs: compiled components
+    /// cached under the data dir, and fuel metered when the scorer has a
+    /// fuel limit.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            cache_dir: Some(self.data_dir.join("components")),
+            fuel: self.scheduler.limits.fuel.is_some(),
+            ..RuntimeConfig::default()
+        }
+    }
+
+    /// The settings a running server cannot change: which of them differ
+    /// between `self` and `other`, by key.
+    pub fn restart_needed(&self, other: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.data_dir != other.data_dir {
+            changed.push("data_dir");
+        }
+        if self.listen != other.listen {
+            changed.push("listen");
+        }
+        if self.workers != other.workers {
+            changed.push("workers");
+        }
+        if self.state.durability != other.state.durability {
+            changed.push("state.durability");
+        }
+        if self.api.max_body_bytes != other.api.max_body_bytes {
+            changed.push("api.max_body_bytes");
+        }
+        changed
+    }
+}
+
+/// The folder of the config file; `.` for a bare file name, so that joined
+/// paths stay relative to where the server started rather than becoming
+/// `/name`.
+fn base_dir(path: &Path) -> PathBuf {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::path::absolute(&parent).unwrap_or(parent)
+}
+
+mod socket_addr {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::net::SocketAddr;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "`{text}` is not a socket address; write IP:PORT, such as 127.0.0.1:4646 or [::1]:4646 (host names are not looked up)"
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(addr: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(addr)
+    }
+}
+
+/// Turns a serde error into a problem at its span, with a suggestion for
+/// a misspelt key or value.
+fn serde_problem(e: &toml::de::Error, spans: &Spans) -> (ConfigProblem, Option<Range<usize>>) {
+    let message = one_line(e.message());
+    let field = e.span().map(|s| spans.path_at(s.start)).unwrap_or_default();
+    let mut problem = ConfigProblem::new(&field, message.clone());
+    if message.starts_with("unknown field") || message.starts_with("unknown variant") {
+        // serde writes "unknown field `typed`, expected one of `a`, `b`":
+        // the quoted words are what was typed, then what is accepted.
+        let mut quoted = message.split('`').skip(1).step_by(2);
+        if let Some(typed) = quoted.next()
+            && let Some(meant) = meant(typed, &quoted.collect::<Vec<_>>())
+        {
+            problem = problem.hint(format!("did you mean `{meant}`?"));
+        }
+    }
+    (problem, e.span())
+}
+
+/// A typo's correction, or the key with its unit added: `deadline` is
+/// three edits from `deadline_ms`, but plainly meant it.
+fn meant<'a>(typed: &str, accepted: &[&'a str]) -> Option<&'a str> {
+    closest(typed, accepted.iter().copied()).or_else(|| {
+        accepted.iter().copied().find(|a| {
+            a.strip_prefix(typed)
+                .is_some_and(|unit| unit.starts_with('_'))
+        })
+    })
+}
+
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where each key of the document is, by dotted path, so that problems
+/// found after deserializing can be placed in the text.
+struct Spans(Vec<(String, Range<usize>, Range<usize>)>);
+
+impl Spans {
+    fn of(doc: &Spanned<DeTable<'_>>) -> Self {
+        let mut spans = Vec::new();
+        collect(&mut spans, "", doc.get_ref());
+        Self(spans)
+    }
+
+    /// The key's span, or its nearest ancestor's for a key the file leaves
+    /// out (a default that is out of range with another setting).
+    fn get(&self, path: &str) -> Option<Range<usize>> {
+        let mut path = path;
+        loop {
+            if let Some((_, key, _)) = self.0.iter().find(|(p, _, _)| p == path) {
+                return Some(key.clone());
+            }
+            path = &path[..path.rfind('.')?];
+        }
+    }
+
+    /// The deepest key whose key or value holds `offset`.
+    fn path_at(&self, offset: usize) -> String {
+        self.0
+            .iter()
+            .filter(|(_, key, value)| key.contains(&offset) || value.contains(&offset))
+            .max_by_key(|(path, _, _)| path.matches('.').count())
+            .map(|(path, _, _)| path.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn collect(out: &mut Vec<(String, Range<usize>, Range<usize>)>, prefix: &str, table: &DeTable<'_>) {
+    for (key, value) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        out.push((path.clone(), key.span(), value.span()));
+        if let DeValue::Table(t) = value.get_ref() {
+            collect(out, &path, t);
+        }
+    }
+}
+
+/// Fills in line and column, and orders the problems as they appear in the
+/// file, so they can be fixed top to bottom.
+fn place(text: &str, located: Vec<(ConfigProblem, Option<Range<usize>>)>) -> Vec<ConfigProblem> {
+    let mut placed: Vec<(usize, ConfigProblem)> = located
+        .into_iter()
+        .map(|(mut problem, span)| {
+            let offset = span.map_or(usize::MAX, |s| s.start);
+            if let Some((line, column)) = line_col(text, offset) {
+                problem.line = Some(line);
+                problem.column = Some(column);
+            }
+            (offset, problem)
+        })
+        .collect();
+    placed.sort_by_key(|(offset, _)| *offset);
+    placed.into_iter().map(|(_, p)| p).collect()
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> Option<(u32, u32)> {
+    if offset > text.len() {
+        return None;
+    }
+    let (mut line, mut column) = (1u32, 1u32);
+    for (i, c) in text.char_indices() {
+        if i >= offset {
+            break;
+        }
+        if c == '\n' {
+            line = line.saturating_add(1);
+            column = 1;
+        } else {
+            column = column.saturating_add(1);
+        }
+    }
+    Some((line, column))
+}
+
+/// The candidate closest to `typed`, if close enough to be a typo: at most
+/// two edits, or a third of the length for long names. (The job file parser
+/// has the same rule; it is private to `orch_model`.)
+pub(crate) fn closest<'a>(
+    typed: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let len = typed.chars().count();
+    let limit = (len / 3).max(2);
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in candidates {
+        let d = levenshtein(typed, candidate);
+        // Two edits turn any two-letter word into any other: require that
+        // something of what was typed survives.
+        if d <= limit && d < len.max(candidate.chars().count()) && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests;
