@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Placements per second end to end (store, broker, workers, plan
+    /// applier, SQLite commit) at 1,000, 5,000 and 10,000 simulated nodes,
+    /// with the binpack component and natively in the same run.
+    Placements(crate::bench_placements::PlacementArgs),
     /// Score 100, 1,000 and 10,000 nodes with the binpack component and
     /// natively; print ns per node and the ratio.
     Scorer {
@@ -53,11 +57,14 @@ struct Results {
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
-    let BenchCommand::Scorer {
-        nodes,
-        time_ms,
-        json,
-    } = cmd;
+    let (nodes, time_ms, json) = match cmd {
+        BenchCommand::Placements(args) => return crate::bench_placements::run(args),
+        BenchCommand::Scorer {
+            nodes,
+            time_ms,
+            json,
+        } => (nodes, time_ms, json),
+    };
     let budget = Duration::from_millis(time_ms);
     let builtin = orch_builtins::get("binpack").context("binpack is built in")?;
 

@@ -1,11 +1,236 @@
-//! `orch server` (placeholder).
+//! `orch server`: the control plane in one process. The store (SQLite and
+//! its single writer, which is also the plan applier), the evaluation
+//! broker fed by the store's commits, scheduler workers on their own
+//! threads, the config reloader, and the HTTP API.
+//!
+//! [`ControlPlane`] is everything but the API and the config; the
+//! placement benchmark drives it directly.
 
+use crate::api::{ApiContext, router};
+use crate::broker::{Broker, BrokerOptions};
+use crate::config::{Config, Reloaded, Reloader, load_scheduler};
+use crate::scheduler::{Current, Scheduler, Worker, WorkerOptions};
+use crate::{Store, StoreOptions};
+use anyhow::{Context, Result};
+use orch_model::EvalStatus;
+use orch_plugin_runtime::Runtime;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
 #[derive(clap::Args)]
-pub struct ServerArgs {}
+pub struct ServerArgs {
+    /// The config file (`orch.toml`); without one, every default applies.
+    /// Reloaded when it changes and on SIGHUP.
+    #[arg(long, short = 'c', env = "ORCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the state database lives (overrides the config's `data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address the HTTP API listens on (overrides the config's `listen`);
+    /// port 0 picks a free port, printed at start.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
 
-pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
+/// The store, the broker and the workers, wired together.
+pub struct ControlPlane {
+    pub store: Store,
+    pub broker: Arc<Broker>,
+    pub scheduler: Current,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Feeds the broker from the store's commits, hands it the evaluations
+    /// a previous run left pending or blocked, and starts `workers` worker
+    /// threads.
+    pub fn start(store: Store, scheduler: Scheduler, workers: usize) -> Result<Self> {
+        let broker = Arc::new(Broker::new(BrokerOptions::default()));
+        let feed = broker.clone();
+        store.set_listener(Box::new(move |events| {
+            for eval in &events.evals {
+                feed.enqueue(eval.clone());
+            }
+            if events.capacity_freed {
+                feed.unblock();
+            }
+        }));
+        let state = store.snapshot();
+        let mut resumed = 0;
+        for eval in state.evals() {
+            if matches!(eval.status, EvalStatus::Pending | EvalStatus::Blocked) {
+                broker.enqueue(eval.clone());
+                resumed += 1;
+            }
+        }
+        if resumed > 0 {
+            tracing::info!("resuming {resumed} pending or blocked evaluations");
+        }
+        let scheduler = Current::new(scheduler);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers.max(1) {
+            let worker = Worker {
+                store: store.clone(),
+                broker: broker.clone(),
+                scheduler: scheduler.clone(),
+                options: WorkerOptions::default(),
+            };
+            handles.push(
+                worker
+                    .spawn(format!("orch-worker-{i}"), stop.clone())
+                    .context("cannot start a scheduler worker thread")?,
+            );
+        }
+        Ok(Self {
+            store,
+            broker,
+            scheduler,
+            stop,
+            workers: handles,
+        })
+    }
+
+    /// Stops the workers once they finish the evaluation in hand.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.workers.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+pub fn run(args: ServerArgs) -> Result<ExitCode> {
+    init_logging();
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}; set data_dir in the config or --data-dir",
+            config.data_dir.display()
+        )
+    })?;
+    let runtime =
+        Runtime::new(config.runtime_config()).context("cannot start the plugin runtime")?;
+    let scheduler = load_scheduler(&config, &runtime).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(
+        "scheduler: scoring with {} ({})",
+        scheduler.scorer().label(),
+        scheduler.scorer().digest()
+    );
+    let db = config.data_dir.join("state.db");
+    let store = Store::open(
+        &db,
+        StoreOptions {
+            sync: config.state.durability,
+            ..StoreOptions::default()
+        },
+    )?;
+    tracing::info!("state: {} at index {}", db.display(), store.index());
+    let scorer = scheduler.scorer().clone();
+    let plane = ControlPlane::start(store, scheduler, config.workers)?;
+    let reloader = args.config.as_ref().map(|path| {
+        let current = plane.scheduler.clone();
+        Arc::new(Reloader::new(
+            path,
+            config.clone(),
+            runtime.clone(),
+            &scorer,
+            move |s| current.set(s),
+        ))
+    });
+    if let Some(reloader) = &reloader {
+        reloader
+            .spawn_watch()
+            .context("cannot start watching the config file")?;
+    }
+    let ctx = ApiContext {
+        store: plane.store.clone(),
+        broker: plane.broker.clone(),
+        scheduler: plane.scheduler.clone(),
+        max_body_bytes: config.api.max_body_bytes,
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = tokio.block_on(serve(config.listen, ctx, reloader));
+    plane.shutdown();
+    served?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloader>>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; is another orch server running there? set listen in the config or --listen"))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the API.
+    println!("orch server: API listening on http://{addr}");
+    tracing::info!("API listening on http://{addr}");
+    if let Some(reloader) = reloader {
+        tokio::spawn(reload_on_sighup(reloader));
+    }
+    axum::serve(listener, router(ctx))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the API server failed")
+}
+
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the config is still reloaded when it changes");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        let reloader = reloader.clone();
+        // A new scorer compiles: off the async threads.
+        match tokio::task::spawn_blocking(move || reloader.reload_now()).await {
+            Ok(Reloaded::Unchanged) => tracing::info!("config reload: the scheduler is unchanged"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("config reload failed: {e}"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ORCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
