@@ -1,0 +1,380 @@
+//! End to end: a real `orch server` process on loopback with its own data
+//! dir and config file, nodes registered through the HTTP API (no agent
+//! yet), jobs run with the real `orch` CLI. A job lands where binpack says;
+//! the config switches to spread and the next job lands differently; the
+//! server is killed with SIGKILL mid-run and restarted, and everything it
+//! acknowledged is there, once, with pending evaluations resumed; bad input
+//! is refused clearly and nothing half-written.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+
+struct Server {
+    child: Child,
+    addr: String,
+    config: PathBuf,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let config = dir.join("orch.toml");
+        if !config.exists() {
+            write_config(&config, "binpack");
+        }
+        let data = dir.join("data");
+        let mut child = Command::new(ORCH)
+            .args(["server", "--config"])
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("ORCH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The server prints where its API listens once it is up.
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("orch server: API listening on ")
+            .unwrap_or_else(|| {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("unexpected first line {line:?}; stderr: {err}")
+            })
+            .to_owned();
+        // Drain stderr so the server never blocks on a full pipe.
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[server] {line}");
+                }
+            });
+        }
+        Server {
+            child,
+            addr,
+            config,
+            data,
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn get(&self, path: &str) -> Value {
+        get(&self.addr, path)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = ureq::post(&format!("{}{path}", self.addr))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.into_body().read_json().unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    fn orch(&self, args: &[&str]) -> Output {
+        Command::new(ORCH)
+            .args(args)
+            .env("ORCH_ADDR", &self.addr)
+            .output()
+            .unwrap()
+    }
+
+    /// Polls `path` until `done` holds, for up to 30 s.
+    fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.get(path);
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}; last {path}: {v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(addr: &str, path: &str) -> Value {
+    ureq::get(&format!("{addr}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .into_body()
+        .read_json()
+        .unwrap()
+}
+
+fn write_config(path: &Path, scorer: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "data_dir = \"data\"\nworkers = 2\n[scheduler]\nscorer = \"{scorer}\"\n[state]\ndurability = \"full\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn node(id: &str, cpu: u32, memory: u64, os: &str) -> Value {
+    json!({
+        "id": id, "name": id,
+        "resources": {"cpu": cpu, "memory": memory, "disk": 20000},
+        "attributes": {"os.name": os, "kernel.name": os},
+        "drivers": {"exec": {"detected": true, "healthy": true}},
+    })
+}
+
+fn job_file(dir: &Path, id: &str, count: u32, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"id = "{id}"
+{extra}
+[[group]]
+name = "web"
+count = {count}
+
+[[group.task]]
+name = "server"
+driver = "exec"
+config = {{ command = "/bin/sleep", args = ["3600"] }}
+resources = {{ cpu = 500, memory = 256 }}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn allocs_by_node(server: &Server, job: &str) -> std::collections::BTreeMap<String, usize> {
+    let allocs = server.get(&format!("/v1/job/{job}/allocations"));
+    let mut per = std::collections::BTreeMap::new();
+    for a in allocs.as_array().unwrap() {
+        if a["desired_status"] == "run" {
+            *per.entry(a["node_id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    per
+}
+
+#[test]
+fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    for n in ["n1", "n2", "n3"] {
+        let (status, body) = server.post("/v1/nodes", &node(n, 4000, 8192, "linux"));
+        assert_eq!(status, 200, "{body}");
+    }
+    let nodes = server.get("/v1/nodes");
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "ready")
+    );
+
+    // Binpack: four allocations of 500 MHz fill one node before the next.
+    let file = job_file(dir.path(), "packed", 4, "");
+    let out = server.orch(&["job", "run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let per = allocs_by_node(&server, "packed");
+    assert_eq!(per.values().sum::<usize>(), 4);
+    assert_eq!(per.len(), 1, "binpack packs one node: {per:?}");
+    let status = server.get("/v1/status");
+    assert!(
+        status["scorer"]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("binpack"),
+        "{status}"
+    );
+
+    // The verbose allocation status shows the decision's score table.
+    let alloc_id = server.get("/v1/job/packed/allocations")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = server.orch(&["alloc", "status", &alloc_id[..8], "--verbose"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("binpack"), "{}", text(&out));
+
+    // Switch the config to spread: the server reloads it by itself.
+    write_config(&server.config, "spread");
+    server.until("/v1/status", "the spread scorer", |s| {
+        s["scorer"]["label"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("spread"))
+    });
+    let file = job_file(dir.path(), "spread-out", 3, "");
+    let out = server.orch(&["job", "run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let per = allocs_by_node(&server, "spread-out");
+    assert_eq!(per.len(), 3, "spread uses every node: {per:?}");
+
+    // Kill -9 mid-run: submit jobs as fast as the API takes them, kill the
+    // server, restart it on the same data dir.
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        let job = json!({"job": {
+            "id": format!("burst-{i}"),
+            "group": [{"name": "g", "count": 2, "task": [{"name": "t", "driver": "exec",
+                       "resources": {"cpu": 100, "memory": 64}}]}],
+        }});
+        let (status, body) = server.post("/v1/jobs", &job);
+        assert_eq!(status, 200, "{body}");
+        acknowledged.push((format!("burst-{i}"), body["eval_id"].as_str().unwrap().to_owned()));
+    }
+    let data = server.data.clone();
+    server.kill9();
+    assert!(data.join("state.db").exists());
+
+    let server = Server::start(dir.path());
+    for (job, eval) in &acknowledged {
+        let j = server.get(&format!("/v1/job/{job}"));
+        assert_eq!(j["id"], job.as_str());
+        let e = server.until(&format!("/v1/evaluation/{eval}"), "the resumed evaluation", |e| {
+            e["status"] != "pending"
+        });
+        assert_eq!(e["status"], "complete", "{e:#}");
+    }
+    // Every job has exactly its two allocations, one per slot.
+    for (job, _) in &acknowledged {
+        let allocs = server.get(&format!("/v1/job/{job}/allocations"));
+        let mut names: Vec<&str> = allocs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["desired_status"] == "run")
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [format!("{job}.g[0]"), format!("{job}.g[1]")], "{allocs:#}");
+    }
+    // Nothing before the crash was lost or doubled.
+    assert_eq!(allocs_by_node(&server, "packed").values().sum::<usize>(), 4);
+    assert_eq!(allocs_by_node(&server, "spread-out").values().sum::<usize>(), 3);
+    let jobs = server.get("/v1/jobs");
+    assert_eq!(jobs.as_array().unwrap().len(), 32);
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_nothing_is_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (status, _) = server.post("/v1/nodes", &node("n1", 2000, 4096, "linux"));
+    assert_eq!(status, 200);
+    let index_before = server.get("/v1/status")["index"].as_u64().unwrap();
+
+    // Malformed TOML: the CLI says where, sends nothing, exits 2.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "id = \"x\"\n[[group]\nname = 1\n").unwrap();
+    let out = server.orch(&["job", "run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("bad.toml:2:"), "{}", text(&out));
+
+    // An unknown field: named, with the field meant.
+    let typo = job_file(dir.path(), "typo", 1, "").to_str().unwrap().to_owned();
+    let content = std::fs::read_to_string(&typo).unwrap().replace("count = 1", "cont = 1");
+    std::fs::write(&typo, content).unwrap();
+    let out = server.orch(&["job", "run", &typo]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("count"), "{}", text(&out));
+
+    // The same through the API: a 400 naming the field.
+    let (status, body) = server.post(
+        "/v1/jobs",
+        &json!({"job": {"id": "j", "group": [{"name": "g", "cont": 1, "task": []}]}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("cont"), "{body}");
+
+    // Impossible resources: every problem in the details.
+    let (status, body) = server.post(
+        "/v1/jobs",
+        &json!({"job": {"id": "huge", "priority": 500, "group": [{"name": "g", "task": [
+            {"name": "t", "driver": "exec", "resources": {"cpu": 0, "memory": 0}}]}]}}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "invalid_job");
+    assert!(body["details"].as_array().unwrap().len() >= 2, "{body:#}");
+
+    // Valid, but no node can meet it: placement fails with the reasons,
+    // exit 2, and the job waits on a blocked evaluation.
+    let file = job_file(
+        dir.path(),
+        "darwin-only",
+        1,
+        "[[constraint]]\nattribute = \"${attr.os.name}\"\nvalue = \"darwin\"\n",
+    );
+    let out = server.orch(&["job", "run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("constraint ${attr.os.name} = darwin"),
+        "{}",
+        text(&out)
+    );
+    let file = job_file(dir.path(), "too-big", 1, "").to_str().unwrap().to_owned();
+    let content = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("memory = 256", "memory = 999999");
+    std::fs::write(&file, content).unwrap();
+    let out = server.orch(&["job", "run", &file]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("memory"), "{}", text(&out));
+
+    // A huge body: 413, and the server keeps serving.
+    let huge = json!({"job": {"id": "x".repeat(4 << 20)}});
+    let (status, body) = server.post("/v1/jobs", &huge);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], "body_too_large");
+
+    // Only the two valid jobs were stored; the refused ones left nothing.
+    let jobs = server.get("/v1/jobs");
+    let mut ids: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["darwin-only", "too-big"]);
+    assert!(server.get("/v1/status")["index"].as_u64().unwrap() > index_before);
+}
