@@ -9,9 +9,9 @@
 
 use super::ApiContext;
 use super::error::ApiError;
-use axum::body::Bytes;
+use axum::body::HttpBody;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use orch_model::Problem;
 use serde::de::DeserializeOwned;
 
@@ -29,15 +29,51 @@ impl<T: DeserializeOwned> FromRequest<ApiContext> for JsonBody<T> {
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             return Err(ApiError::unsupported_media_type(got.as_deref()));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::body_too_large(state.max_body_bytes)
-            } else {
-                ApiError::bad_request(format!("cannot read the body: {}", rejection.body_text()))
-            }
-        })?;
+        let bytes = read_limited(req, state.max_body_bytes).await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// Past the limit, the rest of a body is still read, and thrown away, up
+/// to this much: most clients send the whole body before reading the
+/// answer, and a connection closed under them reads as a broken pipe rather
+/// than as the 413 that says what to do. Beyond it the connection is cut.
+const DRAIN_MAX: usize = 32 * 1024 * 1024;
+
+/// The body, if it is at most `limit` bytes. Read here rather than by
+/// axum's `Bytes` (which [`DefaultBodyLimit`](axum::extract::DefaultBodyLimit)
+/// limits too) so that an oversized body can be drained first.
+async fn read_limited(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_MAX)) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    let mut body = std::pin::pin!(req.into_body());
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen: usize = 0;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else if seen > limit.saturating_add(DRAIN_MAX) {
+            break;
+        } else if !buf.is_empty() {
+            buf = Vec::new();
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::body_too_large(limit));
+    }
+    Ok(buf)
 }
 
 /// `application/json`, or any `application/*+json`, parameters ignored.

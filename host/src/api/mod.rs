@@ -145,6 +145,8 @@ pub fn router(ctx: ApiContext) -> axum::Router {
         // After the routes: axum sets it on the routes present.
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(ctx.clone(), stamp_index))
+        // JSON bodies are read (and limited) by `body::JsonBody`; this limit
+        // holds for any other extractor that reads a body.
         .layer(DefaultBodyLimit::max(ctx.max_body_bytes))
         .with_state(ctx)
 }
