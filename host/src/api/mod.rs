@@ -19,7 +19,6 @@ mod jobs;
 mod nodes;
 mod query;
 
-pub use diff::{diff_type, job_diff};
 pub use error::ApiError;
 pub use query::{DEFAULT_WAIT, INDEX_HEADER, MAX_WAIT};
 

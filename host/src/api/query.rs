@@ -165,12 +165,14 @@ pub fn resolve<'a>(
             matches.push(id);
         }
     }
+    if let [only] = matches[..] {
+        return Ok(only.to_owned());
+    }
     match matches.len() {
         0 if wanted.len() < MIN_PREFIX => Err(ApiError::not_found(format!(
             "{kind} {wanted:?} not found (an id prefix needs at least {MIN_PREFIX} characters)"
         ))),
         0 => Err(ApiError::no_such(kind, wanted)),
-        1 => Ok(matches[0].to_owned()),
         n => {
             matches.sort_unstable();
             const SHOWN: usize = 10;
