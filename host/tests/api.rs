@@ -186,6 +186,7 @@ fn alloc(id: &str, job: &str, node: &str, index: u32) -> Allocation {
         node_id: node.into(),
         eval_id: "eval-by-test".into(),
         resources: Resources::new(200, 256, 0),
+        spec_hash: String::new(),
         desired_status: DesiredStatus::Run,
         desired_description: String::new(),
         client_status: ClientStatus::Pending,
@@ -246,6 +247,7 @@ fn with_allocations(server: &Server) -> (String, String) {
         stops: vec![],
         decisions: vec![decision(&a, "node-1234")],
         all_at_once: false,
+        evals: vec![],
     };
     server.store.apply(Op::ApplyPlan(plan)).unwrap();
     (a, b)
@@ -871,7 +873,6 @@ fn plan_checks_the_job_before_the_scheduler() {
 // branch it returns "the scheduler is not built yet" and the plan is a 400.
 // The diff itself is tested in the api::diff unit tests.
 #[test]
-#[ignore = "Scheduler::dry_run is a placeholder on this branch"]
 fn plan_shows_the_diff_and_the_placements() {
     let server = start();
     server.post("/v1/nodes", &node_body("node-1234")).ok();

@@ -218,6 +218,7 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
     let per = allocs_by_node(&server, "packed");
     assert_eq!(per.values().sum::<usize>(), 4);
     assert_eq!(per.len(), 1, "binpack packs one node: {per:?}");
+    let packed_node = per.keys().next().unwrap().clone();
     let status = server.get("/v1/status");
     assert!(
         status["scorer"]["label"]
@@ -246,8 +247,15 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
     let file = job_file(dir.path(), "spread-out", 3, "");
     let out = server.orch(&["job", "run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Binpack would have added these to the packed node (it has room for
+    // four more); spread (worst fit) prefers the empty ones.
     let per = allocs_by_node(&server, "spread-out");
-    assert_eq!(per.len(), 3, "spread uses every node: {per:?}");
+    assert_eq!(per.values().sum::<usize>(), 3);
+    assert!(per.len() >= 2, "spread spreads: {per:?}");
+    assert!(
+        !per.contains_key(&packed_node),
+        "spread avoids the packed node: {per:?}"
+    );
 
     // Kill -9 mid-run: submit jobs as fast as the API takes them, kill the
     // server, restart it on the same data dir.
@@ -260,19 +268,47 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
         }});
         let (status, body) = server.post("/v1/jobs", &job);
         assert_eq!(status, 200, "{body}");
-        acknowledged.push((format!("burst-{i}"), body["eval_id"].as_str().unwrap().to_owned()));
+        acknowledged.push((
+            format!("burst-{i}"),
+            body["eval_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    // Jobs no node can take yet wait on blocked evaluations, which must
+    // survive the crash too.
+    let mut waiting = Vec::new();
+    for i in 0..5 {
+        let job = json!({"job": {
+            "id": format!("gpu-{i}"),
+            "constraint": [{"attribute": "${attr.gpu}", "value": "true"}],
+            "group": [{"name": "g", "task": [{"name": "t", "driver": "exec",
+                       "resources": {"cpu": 100, "memory": 64}}]}],
+        }});
+        let (status, body) = server.post("/v1/jobs", &job);
+        assert_eq!(status, 200, "{body}");
+        waiting.push(format!("gpu-{i}"));
     }
     let data = server.data.clone();
     server.kill9();
-    assert!(data.join("state.db").exists());
+    let db = rusqlite::Connection::open(data.join("state.db")).unwrap();
+    let pending: i64 = db
+        .query_row(
+            "SELECT count(*) FROM evaluations WHERE status = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    eprintln!("evaluations pending at the kill: {pending}");
+    drop(db);
 
     let server = Server::start(dir.path());
     for (job, eval) in &acknowledged {
         let j = server.get(&format!("/v1/job/{job}"));
         assert_eq!(j["id"], job.as_str());
-        let e = server.until(&format!("/v1/evaluation/{eval}"), "the resumed evaluation", |e| {
-            e["status"] != "pending"
-        });
+        let e = server.until(
+            &format!("/v1/evaluation/{eval}"),
+            "the resumed evaluation",
+            |e| e["status"] != "pending",
+        );
         assert_eq!(e["status"], "complete", "{e:#}");
     }
     // Every job has exactly its two allocations, one per slot.
@@ -286,13 +322,37 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
             .map(|a| a["name"].as_str().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, [format!("{job}.g[0]"), format!("{job}.g[1]")], "{allocs:#}");
+        assert_eq!(
+            names,
+            [format!("{job}.g[0]"), format!("{job}.g[1]")],
+            "{allocs:#}"
+        );
     }
     // Nothing before the crash was lost or doubled.
     assert_eq!(allocs_by_node(&server, "packed").values().sum::<usize>(), 4);
-    assert_eq!(allocs_by_node(&server, "spread-out").values().sum::<usize>(), 3);
+    assert_eq!(
+        allocs_by_node(&server, "spread-out")
+            .values()
+            .sum::<usize>(),
+        3
+    );
     let jobs = server.get("/v1/jobs");
-    assert_eq!(jobs.as_array().unwrap().len(), 32);
+    assert_eq!(jobs.as_array().unwrap().len(), 37);
+    // A GPU node joins: every blocked job is placed on it.
+    let mut gpu = node("n4", 4000, 8192, "linux");
+    gpu["attributes"]["gpu"] = json!("true");
+    let (status, _) = server.post("/v1/nodes", &gpu);
+    assert_eq!(status, 200);
+    for job in &waiting {
+        server.until(
+            &format!("/v1/job/{job}/allocations"),
+            "the blocked job placed",
+            |a| {
+                a.as_array()
+                    .is_some_and(|a| a.len() == 1 && a[0]["node_id"] == "n4")
+            },
+        );
+    }
 }
 
 #[test]
@@ -311,8 +371,13 @@ fn bad_input_is_refused_clearly_and_nothing_is_half_written() {
     assert!(text(&out).contains("bad.toml:2:"), "{}", text(&out));
 
     // An unknown field: named, with the field meant.
-    let typo = job_file(dir.path(), "typo", 1, "").to_str().unwrap().to_owned();
-    let content = std::fs::read_to_string(&typo).unwrap().replace("count = 1", "cont = 1");
+    let typo = job_file(dir.path(), "typo", 1, "")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let content = std::fs::read_to_string(&typo)
+        .unwrap()
+        .replace("count = 1", "cont = 1");
     std::fs::write(&typo, content).unwrap();
     let out = server.orch(&["job", "run", &typo]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -329,7 +394,7 @@ fn bad_input_is_refused_clearly_and_nothing_is_half_written() {
     // Impossible resources: every problem in the details.
     let (status, body) = server.post(
         "/v1/jobs",
-        &json!({"job": {"id": "huge", "priority": 500, "group": [{"name": "g", "task": [
+        &json!({"job": {"id": "huge", "priority": 0, "group": [{"name": "g", "task": [
             {"name": "t", "driver": "exec", "resources": {"cpu": 0, "memory": 0}}]}]}}),
     );
     assert_eq!(status, 400, "{body}");
@@ -351,7 +416,10 @@ fn bad_input_is_refused_clearly_and_nothing_is_half_written() {
         "{}",
         text(&out)
     );
-    let file = job_file(dir.path(), "too-big", 1, "").to_str().unwrap().to_owned();
+    let file = job_file(dir.path(), "too-big", 1, "")
+        .to_str()
+        .unwrap()
+        .to_owned();
     let content = std::fs::read_to_string(&file)
         .unwrap()
         .replace("memory = 256", "memory = 999999");
