@@ -393,7 +393,7 @@ impl Config {
                         format!("{} {what}", path.display()),
                     )
                     .hint(format!(
-                        "give a path to a .wasm scorer component (relative paths start at the config file's folder) or a built-in: {}",
+                        "give a path to a .wasm scorer component, relative to the config file's folder, or a built-in: {}",
                         scorer::builtin_names().join(", ")
                     )),
                 );
