@@ -9,17 +9,20 @@
 //!
 //! ```ignore
 //! let mut config = Config::load(&path)?;
-//! config.listen = args.listen.unwrap_or(config.listen);        // CLI overrides
+//! // CLI overrides go straight into the public fields, before anything
+//! // else reads them (the runtime's cache lives under data_dir):
+//! config.listen = args.listen.unwrap_or(config.listen);
 //! let runtime = Runtime::new(config.runtime_config())?;
-//! let scheduler = load_scheduler(&config, &runtime)?;          // refuses a bad scorer
+//! let scheduler = load_scheduler(&config, &runtime)?; // refuses a bad scorer
 //! let current = Current::new(scheduler);
-//! let reloader = Reloader::new(&path, config, runtime, current.get().scorer(), {
+//! let reloader = Arc::new(Reloader::new(&path, config, runtime, current.get().scorer(), {
 //!     let current = current.clone();
 //!     move |scheduler| current.set(scheduler)
-//! });
-//! reloader.spawn_watch()?;                  // follows edits of the file, stops on drop
-//! // on SIGHUP, off the async threads (it may compile a component):
-//! tokio::task::spawn_blocking(move || reloader.reload_now());
+//! }));
+//! reloader.spawn_watch()?; // follows edits of the file; stops when dropped
+//! // on each SIGHUP, off the async threads (it may compile a component):
+//! let r = reloader.clone();
+//! tokio::task::spawn_blocking(move || r.reload_now());
 //! ```
 //!
 //! A reload only ever swaps the scheduler (scorer, sampling, limits), and
@@ -304,7 +307,12 @@ impl Config {
         let mut config = Config::deserialize(toml::de::Deserializer::from(doc))
             .map_err(|e| fail(vec![serde_problem(&e, &spans)]))?;
         config.base_dir = base_dir(path);
-        config.data_dir = config.base_dir.join(&config.data_dir);
+        // `./orch-data` joins as `BASE/orch-data`, not `BASE/./orch-data`.
+        let data_dir = config
+            .data_dir
+            .strip_prefix(".")
+            .unwrap_or(&config.data_dir);
+        config.data_dir = config.base_dir.join(data_dir);
         let problems: Vec<_> = config
             .problems()
             .into_iter()
@@ -393,7 +401,7 @@ impl Config {
                         format!("{} {what}", path.display()),
                     )
                     .hint(format!(
-                        "give a path to a .wasm scorer component (relative paths start at the config file's folder) or a built-in: {}",
+                        "give a path to a .wasm scorer component, relative to the config file's folder, or a built-in: {}",
                         scorer::builtin_names().join(", ")
                     )),
                 );

@@ -56,6 +56,9 @@ struct Inner {
     runtime: Runtime,
     on_change: OnChange,
     state: Mutex<State>,
+    /// The files' stamps the watch thread last saw; taken first in `new`,
+    /// so an edit made before the thread starts is still noticed.
+    seen: Mutex<Stamps>,
 }
 
 struct State {
@@ -88,21 +91,26 @@ impl Reloader {
         on_change: impl Fn(Scheduler) + Send + Sync + 'static,
     ) -> Self {
         let path = path.into();
+        let seen = Mutex::new([stamp(&path), None]);
         // The file's own values, for telling later edits from overrides;
         // if it cannot be read now, the next successful read is compared
         // with what the server runs.
         let file = Config::load(&path).unwrap_or_else(|_| config.clone());
-        Self {
-            inner: Arc::new(Inner {
-                path,
-                runtime,
-                on_change: Box::new(on_change),
-                state: Mutex::new(State {
-                    running: config.scheduler,
-                    scorer: scorer.clone(),
-                    file,
-                }),
+        let inner = Arc::new(Inner {
+            path,
+            runtime,
+            on_change: Box::new(on_change),
+            state: Mutex::new(State {
+                running: config.scheduler,
+                scorer: scorer.clone(),
+                file,
             }),
+            seen,
+        });
+        let scorer_stamp = inner.stamps()[1];
+        lock(&inner.seen)[1] = scorer_stamp;
+        Self {
+            inner,
             watch: Mutex::new(None),
         }
     }
@@ -171,14 +179,16 @@ impl Inner {
         let config = match Config::load(&self.path) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("config reload refused: {e}; still scoring with {old}");
+                // One log line, however many problems the file has.
+                let e_line = e.to_string().replace('\n', "; ");
+                tracing::error!("config reload refused: {e_line}; still scoring with {old}");
                 return Reloaded::ConfigRefused(e);
             }
         };
         let restart = state.file.restart_needed(&config);
         if !restart.is_empty() {
             tracing::warn!(
-                "config {}: {} changed; not applied: restart orch to apply",
+                "config {}: {} changed; not applied: a restart is needed to apply it",
                 self.path.display(),
                 restart.join(", ")
             );
@@ -239,7 +249,7 @@ impl Inner {
 
     /// What the watch thread compares: the config file's and the scorer
     /// file's modification time and size.
-    fn stamps(&self) -> [Option<Stamp>; 2] {
+    fn stamps(&self) -> Stamps {
         let scorer = {
             let state = lock(&self.state);
             match ScorerSource::resolve(&state.file.scheduler.scorer, &state.file.base_dir) {
@@ -264,6 +274,8 @@ fn scorer_file_digest(
 }
 
 type Stamp = (Option<SystemTime>, u64);
+/// The config file's and the scorer file's.
+type Stamps = [Option<Stamp>; 2];
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;

@@ -17,7 +17,7 @@ fn errors(text: &str) -> Vec<String> {
 #[test]
 fn an_empty_file_is_the_defaults() {
     let c = parse("").unwrap();
-    assert_eq!(c.data_dir, Path::new("/etc/orch/./orch-data"));
+    assert_eq!(c.data_dir, Path::new("/etc/orch/orch-data"));
     assert_eq!(c.listen.to_string(), "127.0.0.1:4646");
     assert_eq!(c.workers, 2);
     assert_eq!(c.scheduler.scorer, "binpack");
@@ -29,7 +29,7 @@ fn an_empty_file_is_the_defaults() {
     assert!(!c.runtime_config().fuel);
     assert_eq!(
         c.runtime_config().cache_dir.unwrap(),
-        Path::new("/etc/orch/./orch-data/components")
+        Path::new("/etc/orch/orch-data/components")
     );
 }
 
@@ -234,4 +234,12 @@ fn suggestions() {
     assert_eq!(closest("scorr", ["scorer", "sampling"]), Some("scorer"));
     assert_eq!(closest("x", ["workers"]), None);
     assert_eq!(levenshtein("kitten", "sitting"), 3);
+}
+
+#[test]
+fn the_reloader_can_be_shared_with_a_signal_task() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Reloader>();
+    send_sync::<ConfigError>();
+    send_sync::<ScorerLoadError>();
 }
