@@ -135,11 +135,13 @@ impl Reloader {
             .spawn({
                 let stop = stop.clone();
                 move || {
-                    let mut last = inner.stamps();
                     while !stop.wait(POLL) {
                         let now = inner.stamps();
-                        if now != last {
-                            last = now;
+                        let changed = {
+                            let mut seen = lock(&inner.seen);
+                            std::mem::replace(&mut *seen, now) != now
+                        };
+                        if changed {
                             inner.reload();
                         }
                     }
