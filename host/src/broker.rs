@@ -158,6 +158,22 @@ impl Broker {
         }
     }
 
+    /// Takes a pending evaluation that must not run before `not_before`
+    /// (a delayed reschedule); the caller turns its `wait_until_ms` into an
+    /// instant, so the broker keeps one clock.
+    pub fn enqueue_at(&self, eval: Arc<Evaluation>, not_before: Instant) {
+        let mut inner = self.lock();
+        if eval.status == EvalStatus::Pending && inner.known.insert(eval.id.clone()) {
+            inner.seq += 1;
+            let queued = Queued {
+                eval,
+                seq: inner.seq,
+            };
+            inner.delayed.push((not_before, queued));
+            self.ready_signal.notify_one();
+        }
+    }
+
     /// Capacity appeared: every blocked evaluation becomes ready.
     pub fn unblock(&self) -> usize {
         let mut inner = self.lock();
@@ -453,6 +469,20 @@ mod tests {
         let mut got = ids(&b, now);
         got.sort();
         assert_eq!(got, ["b2", "b3"]);
+    }
+
+    #[test]
+    fn a_delayed_evaluation_waits_for_its_time() {
+        let b = Broker::new(BrokerOptions::default());
+        let t0 = Instant::now();
+        b.enqueue_at(
+            eval("later", "j", 50, EvalStatus::Pending),
+            t0 + Duration::from_secs(5),
+        );
+        b.enqueue(eval("now", "k", 50, EvalStatus::Pending));
+        assert_eq!(ids(&b, t0), ["now"]);
+        assert!(b.dequeue(t0 + Duration::from_secs(4)).is_none());
+        assert_eq!(ids(&b, t0 + Duration::from_secs(5)), ["later"]);
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl ControlPlane {
         let feed = broker.clone();
         store.set_listener(Box::new(move |events| {
             for eval in &events.evals {
-                feed.enqueue(eval.clone());
+                enqueue(&feed, eval.clone());
             }
             if events.capacity_freed {
                 feed.unblock();
@@ -64,7 +64,7 @@ impl ControlPlane {
         let mut resumed = 0;
         for eval in state.evals() {
             if matches!(eval.status, EvalStatus::Pending | EvalStatus::Blocked) {
-                broker.enqueue(eval.clone());
+                enqueue(&broker, eval.clone());
                 resumed += 1;
             }
         }
@@ -102,6 +102,19 @@ impl ControlPlane {
         for handle in self.workers.drain(..) {
             let _ = handle.join();
         }
+    }
+}
+
+/// Hands `eval` to the broker, holding back one whose `wait_until_ms` is
+/// still ahead (a delayed reschedule) until then.
+fn enqueue(broker: &Broker, eval: Arc<orch_model::Evaluation>) {
+    let now = crate::scheduler::now_ms();
+    match eval.wait_until_ms {
+        Some(at) if at > now => {
+            let wait = std::time::Duration::from_millis(at - now);
+            broker.enqueue_at(eval, std::time::Instant::now() + wait);
+        }
+        _ => broker.enqueue(eval),
     }
 }
 

@@ -196,6 +196,7 @@ fn alloc(id: &str, job: &str, node: &str, index: u32) -> Allocation {
         create_index: 0,
         modify_index: 0,
         create_time_ms: 0,
+        client_time_ms: 0,
     }
 }
 

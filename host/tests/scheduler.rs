@@ -22,7 +22,7 @@ struct Harness {
     _dir: tempfile::TempDir,
     store: Store,
     scheduler: Scheduler,
-    now_ms: u64,
+    now: std::cell::Cell<u64>,
 }
 
 impl Harness {
@@ -44,8 +44,16 @@ impl Harness {
             _dir: dir,
             store,
             scheduler: Scheduler::new(scorer, Sampling::default()),
-            now_ms: 1_000_000,
+            now: std::cell::Cell::new(1_000_000),
         }
+    }
+
+    fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn advance(&self, ms: u64) {
+        self.now.set(self.now() + ms);
     }
 
     fn state(&self) -> Arc<State> {
@@ -62,7 +70,7 @@ impl Harness {
             .apply(Op::RegisterJob {
                 job,
                 enforce_index: None,
-                now_ms: self.now_ms,
+                now_ms: self.now(),
             })
             .unwrap()
         {
@@ -71,7 +79,8 @@ impl Harness {
         }
     }
 
-    /// Runs pending evaluations, oldest first, until none is left.
+    /// Runs pending evaluations that are due, oldest first, until none is
+    /// left (the broker holds back the ones waiting out a delay).
     fn run(&self) -> Vec<Evaluation> {
         let mut done = Vec::new();
         for _ in 0..100 {
@@ -79,6 +88,7 @@ impl Harness {
             let mut pending: Vec<Arc<Evaluation>> = state
                 .evals()
                 .filter(|e| e.status == EvalStatus::Pending)
+                .filter(|e| e.wait_until_ms.is_none_or(|t| t <= self.now()))
                 .cloned()
                 .collect();
             if pending.is_empty() {
@@ -87,7 +97,7 @@ impl Harness {
             pending.sort_by_key(|e| e.create_index);
             for eval in pending {
                 if let Some(e) =
-                    process_eval(&self.store, &self.scheduler, &eval, 1, self.now_ms, 5).unwrap()
+                    process_eval(&self.store, &self.scheduler, &eval, 1, self.now(), 5).unwrap()
                 {
                     done.push(e);
                 }
@@ -107,7 +117,7 @@ impl Harness {
         let mut done = Vec::new();
         for eval in blocked {
             done.extend(
-                process_eval(&self.store, &self.scheduler, &eval, 1, self.now_ms, 5).unwrap(),
+                process_eval(&self.store, &self.scheduler, &eval, 1, self.now(), 5).unwrap(),
             );
         }
         done.extend(self.run());
@@ -130,7 +140,7 @@ impl Harness {
                     client_status: status,
                     description: String::new(),
                 }],
-                now_ms: self.now_ms,
+                now_ms: self.now(),
             })
             .unwrap();
     }
@@ -369,7 +379,7 @@ fn batch_allocations_that_completed_are_not_run_again_failed_ones_are_within_pol
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(json!({
         "type": "batch",
-        "group": [{"count": 2, "reschedule": {"attempts": 1, "interval": "1h"}}],
+        "group": [{"count": 2, "reschedule": {"attempts": 1, "interval": "1h", "delay": "0s"}}],
     })));
     h.run();
     let live = h.live("web");
@@ -380,11 +390,49 @@ fn batch_allocations_that_completed_are_not_run_again_failed_ones_are_within_pol
     let live = h.live("web");
     assert_eq!(live.len(), 1, "only the failed one is rescheduled");
     assert_eq!(live[0].index, failing.index);
-    assert_eq!(live[0].reschedule_times_ms, [h.now_ms]);
+    assert_eq!(live[0].reschedule_times_ms, [h.now()]);
     // It fails again: the policy (one attempt an hour) is used up.
     h.report(&live[0].id, ClientStatus::Failed);
     h.run();
     assert!(h.live("web").is_empty());
+}
+
+#[test]
+fn a_failed_allocation_is_replaced_after_its_reschedule_delay_which_doubles() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(json!({
+        "group": [{"reschedule": {"attempts": 5, "interval": "1h", "delay": "10s", "max_delay": "15s"}}],
+    })));
+    h.run();
+    let first = h.live("web")[0].clone();
+    h.report(&first.id, ClientStatus::Failed);
+    h.run();
+    assert!(h.live("web").is_empty(), "not before the delay");
+    let waiting: Vec<Arc<Evaluation>> = h
+        .state()
+        .evals()
+        .filter(|e| e.status == EvalStatus::Pending)
+        .cloned()
+        .collect();
+    assert_eq!(waiting.len(), 1, "one follow-up evaluation");
+    assert_eq!(waiting[0].wait_until_ms, Some(h.now() + 10_000));
+    h.advance(10_000);
+    h.run();
+    let second = h.live("web")[0].clone();
+    assert_eq!(
+        second.previous_allocation.as_deref(),
+        Some(first.id.as_str())
+    );
+    // The second failure waits twice as long, capped at max_delay (15 s).
+    h.report(&second.id, ClientStatus::Failed);
+    h.run();
+    h.advance(14_999);
+    h.run();
+    assert!(h.live("web").is_empty());
+    h.advance(1);
+    h.run();
+    assert_eq!(h.live("web")[0].reschedule_times_ms.len(), 2);
 }
 
 #[test]
@@ -425,7 +473,7 @@ fn stopping_a_job_stops_its_allocations() {
     h.store
         .apply(Op::StopJob {
             job_id: "web".into(),
-            now_ms: h.now_ms,
+            now_ms: h.now(),
         })
         .unwrap();
     h.run();
@@ -478,12 +526,12 @@ fn two_plans_racing_for_the_last_capacity_never_both_win() {
     // Both plans are made on the same snapshot; each alone fits.
     let plan_one = h
         .scheduler
-        .compute(&state, state.eval(&e1).unwrap(), h.now_ms)
+        .compute(&state, state.eval(&e1).unwrap(), h.now())
         .unwrap()
         .plan;
     let plan_two = h
         .scheduler
-        .compute(&state, state.eval(&e2).unwrap(), h.now_ms)
+        .compute(&state, state.eval(&e2).unwrap(), h.now())
         .unwrap()
         .plan;
     assert_eq!(plan_one.placement_count(), 1);
@@ -525,7 +573,7 @@ fn dry_run_says_what_would_happen_and_writes_nothing() {
     let index = h.store.index();
     let plan = h
         .scheduler
-        .dry_run(&h.state(), &job(count(3)), h.now_ms)
+        .dry_run(&h.state(), &job(count(3)), h.now())
         .unwrap();
     assert_eq!(plan.groups[0].place, 2);
     assert_eq!(plan.groups[0].in_place, 1);
@@ -534,11 +582,7 @@ fn dry_run_says_what_would_happen_and_writes_nothing() {
     assert_eq!(h.store.index(), index, "nothing written");
     let plan = h
         .scheduler
-        .dry_run(
-            &h.state(),
-            &job(json!({"group": [{"count": 20}]})),
-            h.now_ms,
-        )
+        .dry_run(&h.state(), &job(json!({"group": [{"count": 20}]})), h.now())
         .unwrap();
     assert_eq!(
         plan.failed_tg_allocs["g"].dimension_exhausted.get("cpu"),
@@ -659,7 +703,7 @@ proptest! {
                     h.register(job(v));
                 }
                 Step::Stop { job } => {
-                    let _ = h.store.apply(Op::StopJob { job_id: format!("j{job}"), now_ms: h.now_ms });
+                    let _ = h.store.apply(Op::StopJob { job_id: format!("j{job}"), now_ms: h.now() });
                 }
                 Step::NodeDown { node } => {
                     let _ = h.store.apply(Op::UpdateNode {

@@ -89,6 +89,14 @@ pub struct Allocation {
     pub modify_index: u64,
     #[serde(default)]
     pub create_time_ms: u64,
+    /// When the agent last reported a new client status, in milliseconds
+    /// since the epoch; a failed allocation's reschedule delay counts from it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub client_time_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Allocation {

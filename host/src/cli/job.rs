@@ -949,6 +949,8 @@ memory = 256
             create_index: 20 + u64::from(i),
             modify_index: 20 + u64::from(i),
             create_time_ms: NOW - 65_000 + u64::from(i) * 1000,
+            client_time_ms: 0,
+            spec_hash: String::new(),
         }
     }
 

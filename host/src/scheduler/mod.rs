@@ -13,7 +13,7 @@ pub mod sample;
 pub mod score;
 mod worker;
 
-pub use worker::{Worker, WorkerOptions, process_eval};
+pub use worker::{Worker, WorkerOptions, now_ms, process_eval};
 
 use crate::{Plan, State};
 use orch_model::{
@@ -46,6 +46,9 @@ pub struct Computed {
     pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
     /// Per group, allocations that could not be placed now.
     pub queued: BTreeMap<String, u64>,
+    /// When a failed allocation waiting out its reschedule delay may be
+    /// replaced (ms since the epoch): the job needs an evaluation then.
+    pub followup_at: Option<u64>,
 }
 
 /// The scorer and sampling every worker uses.
@@ -113,6 +116,7 @@ impl Scheduler {
             groups: Vec::new(),
             failed_tg_allocs: BTreeMap::new(),
             queued: BTreeMap::new(),
+            followup_at: reconciled.followup_at,
         };
         if let Some(job) = job.filter(|j| !j.stop) {
             let placer = place::Placer {

@@ -337,6 +337,7 @@ impl Run<'_, '_> {
             create_index: 0,
             modify_index: 0,
             create_time_ms: p.now_ms,
+            client_time_ms: 0,
         });
         self.out.decisions.push(decision);
     }

@@ -40,6 +40,10 @@ pub struct Reconciled {
     /// Allocations updated in place to the job's current version.
     pub update: Vec<Allocation>,
     pub groups: BTreeMap<String, GroupPlan>,
+    /// The earliest time (ms since the epoch) a failed allocation whose
+    /// reschedule delay has not passed may be replaced: the job needs
+    /// another evaluation then.
+    pub followup_at: Option<u64>,
 }
 
 /// Reconciles `job` (`None` when it no longer exists) against `allocs`,
@@ -194,6 +198,23 @@ impl GroupCtx<'_> {
             if !policy.unlimited && recent.len() >= policy.attempts as usize {
                 // Used up: the slot stays failed until the job changes.
                 self.plan.ignore += 1;
+                return;
+            }
+            // The delay doubles with each reschedule in the window, up to
+            // `max_delay` (Nomad's exponential delay), counted from the
+            // failure.
+            let doubling = 1u32 << recent.len().min(20);
+            let delay = policy
+                .delay
+                .0
+                .saturating_mul(doubling)
+                .min(policy.max_delay.0);
+            let delay = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+            let eligible = prev.client_time_ms.saturating_add(delay);
+            if eligible > self.now_ms {
+                self.plan.ignore += 1;
+                let at = self.out.followup_at.get_or_insert(eligible);
+                *at = (*at).min(eligible);
                 return;
             }
             let mut times = recent;

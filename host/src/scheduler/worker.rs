@@ -81,6 +81,17 @@ pub fn process_eval(
                 evals.push(canceled);
             }
         }
+        if let Some(at) = computed.followup_at {
+            // One follow-up is enough: an earlier one will make the next.
+            let waiting = state.evals_of_job(&eval.job_id).any(|e| {
+                e.id != eval.id
+                    && e.status == EvalStatus::Pending
+                    && e.wait_until_ms.is_some_and(|t| t <= at)
+            });
+            if !waiting {
+                evals.push(followup_eval(eval, at, now_ms));
+            }
+        }
         if !computed.failed_tg_allocs.is_empty() {
             let blocked = blocked_eval(eval, now_ms);
             done.blocked_eval = Some(blocked.id.clone());
@@ -131,6 +142,17 @@ fn blocked_eval(eval: &Evaluation, now_ms: u64) -> Evaluation {
         create_index: 0,
         modify_index: 0,
         create_time_ms: now_ms,
+    }
+}
+
+/// What runs `eval`'s job again once a reschedule delay has passed.
+fn followup_eval(eval: &Evaluation, at_ms: u64, now_ms: u64) -> Evaluation {
+    Evaluation {
+        triggered_by: TriggeredBy::AllocFailure,
+        status: EvalStatus::Pending,
+        status_description: "waiting out a reschedule delay".into(),
+        wait_until_ms: Some(at_ms),
+        ..blocked_eval(eval, now_ms)
     }
 }
 

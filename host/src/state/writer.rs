@@ -551,6 +551,7 @@ impl Writer<'_, '_> {
             let mut alloc = (*old).clone();
             alloc.client_status = update.client_status;
             alloc.client_description = update.description;
+            alloc.client_time_ms = now_ms;
             alloc.modify_index = self.index();
             if old.holds_resources() && !alloc.holds_resources() {
                 self.events.capacity_freed = true;
