@@ -11,12 +11,15 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
 struct Server {
     child: Child,
+    /// What the server logged so far.
+    log: Arc<Mutex<String>>,
     addr: String,
     config: PathBuf,
     data: PathBuf,
@@ -54,15 +57,19 @@ impl Server {
             })
             .to_owned();
         // Drain stderr so the server never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     eprintln!("[server] {line}");
+                    log.lock().unwrap().push_str(&(line + "\n"));
                 }
             });
         }
         Server {
             child,
+            log,
             addr,
             config,
             data,
@@ -72,6 +79,30 @@ impl Server {
     fn kill9(mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
+    }
+
+    /// Waits up to 30 s for the server to log a line containing `text`.
+    fn logged(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if let Some(line) = log.lines().find(|l| l.contains(text)) {
+                return line.to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server never logged {text:?}; it logged:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     fn get(&self, path: &str) -> Value {
@@ -257,6 +288,31 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
         "spread avoids the packed node: {per:?}"
     );
 
+    // A scorer that cannot load is refused on SIGHUP; the old one stays
+    // and evaluations keep being scheduled with it.
+    std::fs::write(dir.path().join("broken.wasm"), b"not a component").unwrap();
+    let config = std::fs::read_to_string(&server.config).unwrap();
+    std::fs::write(
+        &server.config,
+        config.replace("scorer = \"spread\"", "scorer = \"broken.wasm\""),
+    )
+    .unwrap();
+    server.sighup();
+    let refused = server.logged("config reload refused");
+    assert!(refused.contains("broken.wasm"), "{refused}");
+    assert!(refused.contains("still scoring with spread"), "{refused}");
+    let status = server.get("/v1/status");
+    assert!(
+        status["scorer"]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("spread")
+    );
+    let file = job_file(dir.path(), "after-refusal", 1, "");
+    let out = server.orch(&["job", "run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    write_config(&server.config, "spread");
+
     // Kill -9 mid-run: submit jobs as fast as the API takes them, kill the
     // server, restart it on the same data dir.
     let mut acknowledged = Vec::new();
@@ -337,7 +393,7 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
         3
     );
     let jobs = server.get("/v1/jobs");
-    assert_eq!(jobs.as_array().unwrap().len(), 37);
+    assert_eq!(jobs.as_array().unwrap().len(), 38);
     // A GPU node joins: every blocked job is placed on it.
     let mut gpu = node("n4", 4000, 8192, "linux");
     gpu["attributes"]["gpu"] = json!("true");
