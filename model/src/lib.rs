@@ -32,7 +32,7 @@ pub use job::{
     Affinity, Artifact, Constraint, DEFAULT_PRIORITY, Job, JobType, Operator, PRIORITY_RANGE,
     ReschedulePolicy, RestartMode, RestartPolicy, Spread, SpreadTarget, Task, TaskGroup,
 };
-pub use jobspec::{JobFileError, parse_job_file};
+pub use jobspec::{JobFileError, closest, parse_job_file, place_problems};
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::Problem;
 pub use resources::{Dimension, Resources};

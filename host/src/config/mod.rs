@@ -37,9 +37,9 @@ pub use scorer::{ScorerLoadError, ScorerSource, load_scheduler, load_scorer};
 
 use crate::Durability;
 use crate::scheduler::sample::Sampling;
+use orch_model::{Problem, closest, place_problems};
 use orch_plugin_runtime::{Limits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -217,42 +217,11 @@ pub enum ConfigError {
     #[error("{}", display_problems(.file, .problems))]
     Invalid {
         file: String,
-        problems: Vec<ConfigProblem>,
+        problems: Vec<Problem>,
     },
 }
 
-/// One thing wrong in a config file, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// 1-based, when the problem can be placed in the text.
-    pub line: Option<u32>,
-    pub column: Option<u32>,
-    /// Dotted path of the key (`scheduler.limits.deadline_ms`); empty for
-    /// the file as a whole.
-    pub field: String,
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl ConfigProblem {
-    fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            line: None,
-            column: None,
-            field: field.to_owned(),
-            message: message.into(),
-            hint: None,
-        }
-    }
-
-    fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-}
-
-fn display_problems(file: &str, problems: &[ConfigProblem]) -> String {
+fn display_problems(file: &str, problems: &[Problem]) -> String {
     let lines: Vec<String> = problems
         .iter()
         .map(|p| match p.line {
@@ -261,23 +230,6 @@ fn display_problems(file: &str, problems: &[ConfigProblem]) -> String {
         })
         .collect();
     lines.join("\n")
-}
-
-/// `LINE:COLUMN: field: message (hint)`; the file name is the caller's.
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let (Some(line), Some(column)) = (self.line, self.column) {
-            write!(f, "{line}:{column}: ")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, " ({hint})")?;
-        }
-        Ok(())
-    }
 }
 
 impl Config {
@@ -294,13 +246,13 @@ impl Config {
     /// against `path`'s folder, and errors name it.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let fail = |problems: Vec<(ConfigProblem, Option<Range<usize>>)>| ConfigError::Invalid {
+        let fail = |problems: Vec<(Problem, Option<Range<usize>>)>| ConfigError::Invalid {
             file: file.clone(),
-            problems: place(text, problems),
+            problems: place_problems(text, problems),
         };
         let doc = DeTable::parse(text).map_err(|e| {
-            let problem = ConfigProblem::new("", one_line(e.message()))
-                .hint("see https://toml.io for the syntax");
+            let problem =
+                Problem::new("", one_line(e.message())).hint("see https://toml.io for the syntax");
             fail(vec![(problem, e.span())])
         })?;
         let spans = Spans::of(&doc);
@@ -329,18 +281,18 @@ impl Config {
     }
 
     /// What serde cannot check: ranges, and that a scorer file is there.
-    fn problems(&self) -> Vec<ConfigProblem> {
+    fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !(1..=MAX_WORKERS).contains(&self.workers) {
             problems.push(
-                ConfigProblem::new("workers", format!("{} is out of range", self.workers))
+                Problem::new("workers", format!("{} is out of range", self.workers))
                     .hint(format!("use 1 to {MAX_WORKERS} scheduler worker threads")),
             );
         }
         let s = &self.scheduler;
         if s.sampling.percent > 100 {
             problems.push(
-                ConfigProblem::new(
+                Problem::new(
                     "scheduler.sampling.percent",
                     format!("{} is more than 100", s.sampling.percent),
                 )
@@ -349,7 +301,7 @@ impl Config {
         }
         if s.sampling.candidates == 0 && s.sampling.percent == 0 {
             problems.push(
-                ConfigProblem::new(
+                Problem::new(
                     "scheduler.sampling.candidates",
                     "0 candidates and 0 percent would score a single node per placement",
                 )
@@ -359,7 +311,7 @@ impl Config {
         let l = &s.limits;
         if !(1..=MAX_DEADLINE_MS).contains(&l.deadline_ms) {
             problems.push(
-                ConfigProblem::new(
+                Problem::new(
                     "scheduler.limits.deadline_ms",
                     format!("{} ms is out of range", l.deadline_ms),
                 )
@@ -370,7 +322,7 @@ impl Config {
         }
         if !(1..=MAX_MEMORY_MIB).contains(&l.memory_mib) {
             problems.push(
-                ConfigProblem::new(
+                Problem::new(
                     "scheduler.limits.memory_mib",
                     format!("{} MiB is out of range", l.memory_mib),
                 )
@@ -381,7 +333,7 @@ impl Config {
         }
         if l.fuel == Some(0) {
             problems.push(
-                ConfigProblem::new(
+                Problem::new(
                     "scheduler.limits.fuel",
                     "0 fuel would stop every call at once",
                 )
@@ -396,7 +348,7 @@ impl Config {
                     "does not exist"
                 };
                 problems.push(
-                    ConfigProblem::new(
+                    Problem::new(
                         "scheduler.scorer",
                         format!("{} {what}", path.display()),
                     )
@@ -407,7 +359,7 @@ impl Config {
                 );
             }
             Ok(_) => {}
-            Err(e) => problems.push(ConfigProblem::new("scheduler.scorer", e.to_string())),
+            Err(e) => problems.push(Problem::new("scheduler.scorer", e.to_string())),
         }
         problems
     }
@@ -477,10 +429,10 @@ mod socket_addr {
 
 /// Turns a serde error into a problem at its span, with a suggestion for
 /// a misspelt key or value.
-fn serde_problem(e: &toml::de::Error, spans: &Spans) -> (ConfigProblem, Option<Range<usize>>) {
+fn serde_problem(e: &toml::de::Error, spans: &Spans) -> (Problem, Option<Range<usize>>) {
     let message = one_line(e.message());
     let field = e.span().map(|s| spans.path_at(s.start)).unwrap_or_default();
-    let mut problem = ConfigProblem::new(&field, message.clone());
+    let mut problem = Problem::new(&field, message.clone());
     if message.starts_with("unknown field") || message.starts_with("unknown variant") {
         // serde writes "unknown field `typed`, expected one of `a`, `b`":
         // the quoted words are what was typed, then what is accepted.
@@ -560,80 +512,6 @@ fn collect(out: &mut Vec<(String, Range<usize>, Range<usize>)>, prefix: &str, ta
             collect(out, &path, t);
         }
     }
-}
-
-/// Fills in line and column, and orders the problems as they appear in the
-/// file, so they can be fixed top to bottom.
-fn place(text: &str, located: Vec<(ConfigProblem, Option<Range<usize>>)>) -> Vec<ConfigProblem> {
-    let mut placed: Vec<(usize, ConfigProblem)> = located
-        .into_iter()
-        .map(|(mut problem, span)| {
-            let offset = span.map_or(usize::MAX, |s| s.start);
-            if let Some((line, column)) = line_col(text, offset) {
-                problem.line = Some(line);
-                problem.column = Some(column);
-            }
-            (offset, problem)
-        })
-        .collect();
-    placed.sort_by_key(|(offset, _)| *offset);
-    placed.into_iter().map(|(_, p)| p).collect()
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> Option<(u32, u32)> {
-    if offset > text.len() {
-        return None;
-    }
-    let (mut line, mut column) = (1u32, 1u32);
-    for (i, c) in text.char_indices() {
-        if i >= offset {
-            break;
-        }
-        if c == '\n' {
-            line = line.saturating_add(1);
-            column = 1;
-        } else {
-            column = column.saturating_add(1);
-        }
-    }
-    Some((line, column))
-}
-
-/// The candidate closest to `typed`, if close enough to be a typo: at most
-/// two edits, or a third of the length for long names. (The job file parser
-/// has the same rule; it is private to `orch_model`.)
-pub(crate) fn closest<'a>(
-    typed: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let len = typed.chars().count();
-    let limit = (len / 3).max(2);
-    let mut best: Option<(usize, &str)> = None;
-    for candidate in candidates {
-        let d = levenshtein(typed, candidate);
-        // Two edits turn any two-letter word into any other: require that
-        // something of what was typed survives.
-        if d <= limit && d < len.max(candidate.chars().count()) && best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, candidate));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

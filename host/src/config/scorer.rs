@@ -4,9 +4,10 @@
 //! configured limits. The full suite stays with `orch plugin test`; this is
 //! what a server can afford at start and at every reload.
 
-use super::{Config, SchedulerConfig, closest};
+use super::{Config, SchedulerConfig};
 use crate::scheduler::Scheduler;
 use crate::scheduler::score::{Component, Scorer};
+use orch_model::closest;
 use orch_plugin_runtime::{Digest, Limits, PluginError, Runtime};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

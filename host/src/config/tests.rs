@@ -230,13 +230,6 @@ fn only_restart_only_settings_need_a_restart() {
 }
 
 #[test]
-fn suggestions() {
-    assert_eq!(closest("scorr", ["scorer", "sampling"]), Some("scorer"));
-    assert_eq!(closest("x", ["workers"]), None);
-    assert_eq!(levenshtein("kitten", "sitting"), 3);
-}
-
-#[test]
 fn the_reloader_can_be_shared_with_a_signal_task() {
     fn send_sync<T: Send + Sync + 'static>() {}
     send_sync::<Reloader>();

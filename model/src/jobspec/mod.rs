@@ -10,6 +10,8 @@
 
 mod schema;
 mod suggest;
+
+pub use suggest::closest;
 mod walk;
 
 use crate::{Job, Problem, validate_job};
@@ -79,7 +81,7 @@ pub fn parse_job_file(file_name: &str, text: &str) -> Result<Job, JobFileError> 
         Err(e) => {
             let problem =
                 Problem::new("", one_line(e.message())).hint("see https://toml.io for the syntax");
-            return Err(fail(place(text, vec![(problem, e.span())])));
+            return Err(fail(place_problems(text, vec![(problem, e.span())])));
         }
     };
 
@@ -89,7 +91,7 @@ pub fn parse_job_file(file_name: &str, text: &str) -> Result<Job, JobFileError> 
             .problems
             .into_iter()
             .map(|Located { problem, span }| (problem, span));
-        return Err(fail(place(text, located.collect())));
+        return Err(fail(place_problems(text, located.collect())));
     }
 
     let job = match Job::deserialize(toml::de::Deserializer::from(doc)) {
@@ -98,7 +100,7 @@ pub fn parse_job_file(file_name: &str, text: &str) -> Result<Job, JobFileError> 
         // drift apart, still say where.
         Err(e) => {
             let problem = Problem::new("", one_line(e.message()));
-            return Err(fail(place(text, vec![(problem, e.span())])));
+            return Err(fail(place_problems(text, vec![(problem, e.span())])));
         }
     };
 
@@ -113,7 +115,7 @@ pub fn parse_job_file(file_name: &str, text: &str) -> Result<Job, JobFileError> 
             (p, span)
         })
         .collect();
-    Err(fail(place(text, located)))
+    Err(fail(place_problems(text, located)))
 }
 
 fn one_line(message: &str) -> String {
@@ -145,8 +147,9 @@ fn span_of(spans: &SpanIndex, path: &str) -> Option<Range<usize>> {
 }
 
 /// Fill in line and column, then order the problems as they appear in the
-/// file, so a user can fix them top to bottom.
-fn place(text: &str, located: Vec<(Problem, Option<Range<usize>>)>) -> Vec<Problem> {
+/// file, so a user can fix them top to bottom. Any TOML input with spans
+/// (job files, the server's config) places its problems with this.
+pub fn place_problems(text: &str, located: Vec<(Problem, Option<Range<usize>>)>) -> Vec<Problem> {
     let mut placed: Vec<(usize, Problem)> = located
         .into_iter()
         .map(|(mut problem, span)| {

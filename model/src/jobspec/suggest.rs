@@ -3,10 +3,7 @@
 /// The candidate closest to `typed`, if close enough to be a typo: at most
 /// two edits, or a third of the length for long names. Ties go to the
 /// earlier candidate, so schemas list common fields first.
-pub(super) fn closest<'a>(
-    typed: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = typed.chars().count();
     let limit = (len / 3).max(2);
     let mut best: Option<(usize, &str)> = None;
