@@ -1,14 +1,18 @@
-//! `orch job|node|eval|alloc` as a user runs them: the real binary, its
-//! output and exit codes. The server side is a canned HTTP responder on
-//! 127.0.0.1 (the real server's end-to-end test lives elsewhere): it checks
-//! what the client sends and how it follows an evaluation, not scheduling.
+//! `orch job|node|eval|alloc` as a user runs them: the real binary against
+//! a real `orch server` process (one per test, each with its own data dir
+//! and config, so the tests run in parallel), with nodes registered through
+//! the API. The tests check exit codes and the content that matters; ids
+//! and times vary, and the layout is pinned by the snapshot tests in
+//! `host/src/cli`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use common::{Server, node};
+use serde_json::Value;
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 fn orch(args: &[&str], addr: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
@@ -27,6 +31,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Both streams, for assertion messages.
+fn both(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
 /// An address nothing listens on: bind a port, then let it go.
 fn closed_address() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -35,149 +44,118 @@ fn closed_address() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-const GOOD_JOB: &str = r#"id = "web"
-
-[[group]]
-name = "frontend"
-count = 3
-
-[[group.task]]
-name = "server"
-driver = "exec"
-config = { command = "/usr/bin/server" }
-"#;
-
 fn write_job(dir: &Path, text: &str) -> String {
     let path = dir.join("web.toml");
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
 }
 
-// ---- a canned server ----------------------------------------------------------
+/// `dir/ID.toml`: a job of one group `frontend` of `count` allocations of
+/// 500 MHz and `memory` MiB; `extra` goes at the top level.
+fn job_file(dir: &Path, id: &str, count: u32, memory: u64, extra: &str) -> String {
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"id = "{id}"
+{extra}
+[[group]]
+name = "frontend"
+count = {count}
 
-/// One request as the server saw it: method, path with query, body.
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
-
-/// Answers with `route(method, path_and_query, nth request of that path
-/// whatever its query)`
-/// → (status, body), each on its own connection.
-fn serve(route: impl Fn(&str, &str, usize) -> (u16, String) + Send + 'static) -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (method, target, body) = read_request(&stream);
-            let path = |t: &str| t.split('?').next().unwrap_or_default().to_owned();
-            let nth = log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| path(&r.1) == path(&target))
-                .count();
-            log.lock()
-                .unwrap()
-                .push((method.clone(), target.clone(), body));
-            let (status, body) = route(&method, &target, nth);
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
-                 x-orch-index: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                nth + 10,
-                body.len()
-            );
-        }
-    });
-    (addr, seen)
-}
-
-fn read_request(stream: &TcpStream) -> (String, String, String) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let target = parts.next().unwrap_or_default().to_owned();
-    let mut length = 0;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).unwrap();
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    (method, target, String::from_utf8(body).unwrap())
-}
-
-const EVAL_ID: &str = "e1e1e1e1-0000-4000-8000-000000000001";
-
-fn eval_json(status: &str, failures: bool) -> String {
-    let failed = if failures {
-        r#", "failed_tg_allocs": {"frontend": {"nodes_evaluated": 3,
-            "nodes_filtered": {"missing driver exec": 1}, "nodes_exhausted": 2,
-            "dimension_exhausted": {"memory": 2}, "coalesced_failures": 0}},
-            "queued_allocations": {"frontend": 1},
-            "blocked_eval": "b10cked0-0000-4000-8000-000000000002""#
-    } else {
-        ""
-    };
-    format!(
-        r#"{{"id": "{EVAL_ID}", "job_id": "web", "priority": 50,
-            "triggered_by": "job-register", "status": "{status}" {failed},
-            "placed": ["a0c0ffee-0000-4000-8000-000000000000"]}}"#
+[[group.task]]
+name = "server"
+driver = "exec"
+config = {{ command = "/bin/sleep", args = ["3600"] }}
+resources = {{ cpu = 500, memory = {memory} }}
+"#
+        ),
     )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
 }
 
-const ALLOCS: &str = r#"[{"id": "a0c0ffee-0000-4000-8000-000000000000",
-    "name": "web.frontend[0]", "job_id": "web", "job_version": 0, "group": "frontend",
-    "index": 0, "node_id": "n1a2b3c4-0000-4000-8000-000000000001",
-    "eval_id": "e1e1e1e1-0000-4000-8000-000000000001",
-    "resources": {"cpu": 100, "memory": 300, "disk": 0}}]"#;
+/// No node of [`cluster`] is a Mac.
+const DARWIN_ONLY: &str = "[[constraint]]\nattribute = \"${attr.os.name}\"\nvalue = \"darwin\"\n";
+const DARWIN_REASON: &str = "constraint ${attr.os.name} = darwin";
 
-const NODES: &str = r#"[{"id": "n1a2b3c4-0000-4000-8000-000000000001", "name": "box-1",
-    "resources": {"cpu": 4000, "memory": 8192, "disk": 10000}}]"#;
+const NODE_1: &str = "aaaa1111-0000-4000-8000-000000000001";
+const NODE_2: &str = "bbbb2222-0000-4000-8000-000000000002";
 
-/// A server on which `web` registers, and its evaluation is pending once,
-/// then finishes with (or without) placement failures.
-fn run_server(failures: bool) -> (String, Seen) {
-    serve(move |method, target, nth| {
-        let path = target.split('?').next().unwrap_or_default();
-        match (method, path) {
-            ("POST", "/v1/jobs") => (
-                200,
-                format!(
-                    r#"{{"eval_id": "{EVAL_ID}", "job_version": 0, "job_modify_index": 7,
-                        "index": 7, "warnings": ["group[0]: a warning from the server"]}}"#
-                ),
-            ),
-            ("GET", p) if p == format!("/v1/evaluation/{EVAL_ID}") => {
-                if nth == 0 {
-                    (200, eval_json("pending", false))
-                } else {
-                    (200, eval_json("complete", failures))
-                }
-            }
-            ("GET", "/v1/allocations") => (200, ALLOCS.to_owned()),
-            ("GET", "/v1/nodes") => (200, NODES.to_owned()),
-            _ => (
-                404,
-                r#"{"code": "not_found", "message": "no such route"}"#.to_owned(),
-            ),
-        }
-    })
+/// A server with two linux nodes of 4000 MHz and 8 GiB, named apart from
+/// their ids so the output shows that names were looked up.
+fn cluster(dir: &Path) -> Server {
+    let server = Server::start(dir);
+    for id in [NODE_1, NODE_2] {
+        let mut n = node(id, 4000, 8192, "linux");
+        n["name"] = node_name(id).into();
+        server.register(&n);
+    }
+    server
 }
 
-// ---- tests ------------------------------------------------------------------------
+fn node_name(id: &str) -> &'static str {
+    match id {
+        NODE_1 => "box-1",
+        NODE_2 => "box-2",
+        other => panic!("not a node of the cluster: {other}"),
+    }
+}
+
+/// The 8-character prefix the CLI shows of an id.
+fn short(id: &str) -> &str {
+    &id[..8]
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v:#}"))
+}
+
+/// The value of `Key = value` in a key/value block, whatever the padding.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(" = ")?;
+            (k.trim_end() == key).then_some(v)
+        })
+        .unwrap_or_else(|| panic!("no field {key:?} in:\n{text}"))
+}
+
+/// The cells of the table row whose first cell is `first`.
+fn row<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&first))
+        .unwrap_or_else(|| panic!("no row {first:?} in:\n{text}"))
+}
+
+fn allocs_of(server: &Server, job: &str) -> Vec<Value> {
+    server
+        .get(&format!("/v1/job/{job}/allocations"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The job's (first listed) evaluation triggered by `trigger`.
+fn eval_of(server: &Server, job: &str, trigger: &str) -> Value {
+    let evals = server.get(&format!("/v1/job/{job}/evaluations"));
+    evals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["triggered_by"] == trigger)
+        .unwrap_or_else(|| panic!("no {trigger} evaluation of {job}: {evals:#}"))
+        .clone()
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", both(o)))
+}
+
+// ---- without a server -------------------------------------------------------------
 
 #[test]
 fn a_bad_job_file_is_shown_like_a_compiler_and_never_sent() {
@@ -246,172 +224,769 @@ fn an_https_address_is_refused_by_name() {
     assert!(err.contains("https://orch.example:4646"), "{err}");
 }
 
+// ---- against a real server --------------------------------------------------------
+
 #[test]
-fn run_follows_the_evaluation_and_exits_2_when_placement_failed() {
+fn run_exits_2_with_the_reasons_when_placement_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_job(dir.path(), GOOD_JOB);
-    let (addr, seen) = run_server(true);
-    let out = orch(&["job", "run", &file, "--check-index", "7"], Some(&addr));
+    let server = cluster(dir.path());
+
+    // A constraint no node meets: every node filtered, with the reason.
+    let file = job_file(dir.path(), "mac", 2, 256, DARWIN_ONLY);
+    let out = server.orch(&["job", "run", &file]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(2), "{text}{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let registered = eval_of(&server, "mac", "job-register");
+    let blocked = str_of(&registered, "blocked_eval");
     assert!(
-        stderr(&out).contains("warning: group[0]: a warning from the server"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        text.starts_with("==> Monitoring evaluation \"e1e1e1e1\"\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "Allocation \"a0c0ffee\" created: web.frontend[0] on node \"box-1\" (n1a2b3c4)"
-        ),
+        text.starts_with(&format!(
+            "==> Monitoring evaluation \"{}\"\n",
+            short(str_of(&registered, "id"))
+        )),
         "{text}"
     );
     assert!(
         text.contains("finished with status \"complete\" but failed to place all allocations:"),
         "{text}"
     );
-    assert!(text.contains("Task Group \"frontend\" (failed to place 1 allocation):"));
-    assert!(text.contains("* 1 node excluded by filter: missing driver exec"));
-    assert!(text.contains("* Dimension \"memory\" exhausted on 2 nodes"));
-    assert!(text.contains("Evaluation \"b10cked0\" waiting for additional capacity"));
+    assert!(
+        text.contains("Task Group \"frontend\" (failed to place 2 allocations):"),
+        "{text}"
+    );
+    assert!(text.contains("* 2 nodes evaluated"), "{text}");
+    assert!(
+        text.contains(&format!("* 2 nodes excluded by filter: {DARWIN_REASON}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Evaluation \"{}\" waiting for additional capacity",
+            short(blocked)
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("created"), "{text}");
+    let blocked = server.get(&format!("/v1/evaluation/{blocked}"));
+    assert_eq!(blocked["status"], "blocked", "{blocked:#}");
 
-    let seen = seen.lock().unwrap();
-    let (_, _, body) = seen.iter().find(|r| r.1 == "/v1/jobs").unwrap();
-    let body: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert_eq!(body["enforce_index"], 7);
-    assert_eq!(body["job"]["id"], "web");
-    // The second look at the evaluation is a blocking query past the index
-    // the first one was read at.
-    let evals: Vec<&String> = seen
-        .iter()
-        .filter(|r| r.1.starts_with("/v1/evaluation/"))
-        .map(|r| &r.1)
-        .collect();
-    assert_eq!(evals.len(), 2, "{evals:?}");
-    assert!(!evals[0].contains("index="), "{}", evals[0]);
-    assert!(evals[1].contains("index=10"), "{}", evals[1]);
-    assert!(evals[1].contains("wait="), "{}", evals[1]);
+    // More memory than any node has: every node exhausted on memory.
+    let file = job_file(dir.path(), "huge", 1, 999_999, "");
+    let out = server.orch(&["job", "run", &file]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        text.contains("Task Group \"frontend\" (failed to place 1 allocation):"),
+        "{text}"
+    );
+    assert!(text.contains("* Resources exhausted on 2 nodes"), "{text}");
+    assert!(
+        text.contains("* Dimension \"memory\" exhausted on 2 nodes"),
+        "{text}"
+    );
+    let blocked = str_of(&eval_of(&server, "huge", "job-register"), "blocked_eval").to_owned();
+    assert!(
+        text.contains(&format!("Evaluation \"{}\" waiting", short(&blocked))),
+        "{text}"
+    );
+
+    assert!(allocs_of(&server, "mac").is_empty());
+    assert!(allocs_of(&server, "huge").is_empty());
 }
 
 #[test]
-fn run_exits_0_when_everything_was_placed_and_json_is_the_servers() {
+fn run_exits_0_and_lists_the_allocations_it_created() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_job(dir.path(), GOOD_JOB);
-    let (addr, _) = run_server(false);
-    let out = orch(&["job", "run", &file], Some(&addr));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 3, 256, "");
+    let out = server.orch(&["job", "run", &file]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let eval = eval_of(&server, "web", "job-register");
     assert!(
-        stdout(&out).ends_with("==> Evaluation \"e1e1e1e1\" finished with status \"complete\"\n")
+        text.contains("Evaluation triggered by job \"web\" (job-register)"),
+        "{text}"
     );
-
-    let (addr, _) = run_server(false);
-    let out = orch(&["job", "run", &file, "--json"], Some(&addr));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["status"], "complete");
-    assert_eq!(v["placed"][0], "a0c0ffee-0000-4000-8000-000000000000");
-
-    let (addr, seen) = run_server(false);
-    let out = orch(&["job", "run", &file, "--detach"], Some(&addr));
-    assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).contains(&format!("Evaluation ID: {EVAL_ID}")));
+    let allocs = allocs_of(&server, "web");
+    assert_eq!(allocs.len(), 3, "{allocs:?}");
+    for a in &allocs {
+        let node_id = str_of(a, "node_id");
+        let line = format!(
+            "Allocation \"{}\" created: {} on node \"{}\" ({})",
+            short(str_of(a, "id")),
+            str_of(a, "name"),
+            node_name(node_id),
+            short(node_id)
+        );
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
     assert!(
-        !seen
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|r| r.1.contains("evaluation"))
+        text.ends_with(&format!(
+            "==> Evaluation \"{}\" finished with status \"complete\"\n",
+            short(str_of(&eval, "id"))
+        )),
+        "{text}"
     );
-}
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 
-#[test]
-fn api_errors_print_every_problem_and_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_job(dir.path(), GOOD_JOB);
-    let (addr, _) = serve(|_, _, _| {
-        (
-            400,
-            r#"{"code": "invalid_job", "message": "the job is invalid",
-                "details": [{"field": "group[0].count", "message": "too many",
-                             "hint": "at most 10", "line": 5, "column": 1},
-                            {"field": "id", "message": "taken"}]}"#
-                .to_owned(),
-        )
-    });
-    let out = orch(&["job", "run", &file], Some(&addr));
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    assert!(
-        err.contains("error: the job is invalid (invalid_job, HTTP 400)"),
-        "{err}"
+    // The same file again: the server keeps the version, nothing to do.
+    let out = server.orch(&["job", "run", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        stdout(&out),
+        "Job \"web\" is unchanged (version 0); nothing to evaluate.\n"
     );
-    assert!(
-        err.contains("  5:1: group[0].count: too many (at most 10)"),
-        "{err}"
-    );
-    assert!(err.contains("  id: taken"), "{err}");
+    assert_eq!(allocs_of(&server, "web").len(), 3);
 
-    // Not an orch server at all.
-    let (addr, _) = serve(|_, _, _| (502, "<html>bad gateway</html>".to_owned()));
-    let out = orch(&["node", "status"], Some(&addr));
-    assert_eq!(out.status.code(), Some(2));
+    // The server's warnings go to stderr; a system job runs on every node.
+    let file = job_file(dir.path(), "sys", 3, 256, "type = \"system\"\n");
+    let out = server.orch(&["job", "run", &file]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(
-        stderr(&out).contains("unexpected answer") && stderr(&out).contains("bad gateway"),
+        stderr(&out).contains(
+            "warning: group[0].count: count = 3 is ignored: a system job runs one allocation on every eligible node"
+        ),
         "{}",
         stderr(&out)
     );
+    for name in ["box-1", "box-2"] {
+        assert!(
+            text.contains(&format!("sys.frontend[0] on node \"{name}\"")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn detach_returns_the_eval_id_and_json_is_the_final_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+
+    let file = job_file(dir.path(), "web", 2, 256, "");
+    let out = server.orch(&["job", "run", &file, "--detach"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let eval_id = text
+        .strip_prefix("Job registration successful (version 0)\nEvaluation ID: ")
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim();
+    // The id is the evaluation's, which the server then runs.
+    let eval = server.until(
+        &format!("/v1/evaluation/{eval_id}"),
+        "the detached evaluation",
+        |e| e["status"] != "pending",
+    );
+    assert_eq!(eval["job_id"], "web");
+    assert_eq!(eval["status"], "complete");
+
+    // --json: the final evaluation as the server has it, placements included.
+    let file = job_file(dir.path(), "api", 2, 256, "");
+    let out = server.orch(&["job", "run", &file, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let v = json_of(&out);
+    assert_eq!(v["status"], "complete", "{v:#}");
+    assert_eq!(v["job_id"], "api");
+    assert_eq!(v["triggered_by"], "job-register");
+    let mut placed: Vec<&str> = v["placed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    placed.sort_unstable();
+    let allocs = allocs_of(&server, "api");
+    let mut ids: Vec<&str> = allocs.iter().map(|a| str_of(a, "id")).collect();
+    ids.sort_unstable();
+    assert_eq!(placed, ids);
+    assert_eq!(
+        v,
+        server.get(&format!("/v1/evaluation/{}", str_of(&v, "id")))
+    );
+
+    // --json of a failed placement: exit 2, the reasons in the JSON.
+    let file = job_file(dir.path(), "mac", 1, 256, DARWIN_ONLY);
+    let out = server.orch(&["job", "run", &file, "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let v = json_of(&out);
+    assert_eq!(
+        v["failed_tg_allocs"]["frontend"]["nodes_filtered"][DARWIN_REASON], 2,
+        "{v:#}"
+    );
+    assert!(v["blocked_eval"].is_string(), "{v:#}");
+}
+
+#[test]
+fn api_errors_exit_2_with_the_servers_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 1, 256, "");
+    let out = server.orch(&["job", "run", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let modify_index = server.get("/v1/job/web")["modify_index"].as_u64().unwrap();
+
+    // A stale --check-index: 409, the job left as it was.
+    job_file(dir.path(), "web", 2, 256, "");
+    let out = server.orch(&["job", "run", "--check-index", "999", &file]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: job \"web\" is at modify index {modify_index}, not 999"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("(conflict, HTTP 409)"), "{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert_eq!(server.get("/v1/job/web")["version"], 0);
+    // The current one goes through.
+    let index = modify_index.to_string();
+    let out = server.orch(&["job", "run", "--check-index", &index, &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(server.get("/v1/job/web")["version"], 1);
+
+    // What does not exist: 404, named.
+    for (args, what) in [
+        (
+            vec!["alloc", "status", "nosuchid"],
+            "allocation \"nosuchid\"",
+        ),
+        (
+            vec!["eval", "status", "nosuchid"],
+            "evaluation \"nosuchid\"",
+        ),
+        (vec!["job", "status", "nosuch"], "job \"nosuch\""),
+        (vec!["job", "history", "nosuch"], "job \"nosuch\""),
+        (vec!["job", "stop", "nosuch"], "job \"nosuch\""),
+        (vec!["node", "status", "nosuch"], "node \"nosuch\""),
+    ] {
+        let out = server.orch(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", both(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("error: {what} not found")) && err.contains("HTTP 404"),
+            "{args:?}: {err}"
+        );
+    }
+    // A prefix too short to look up says how long it must be.
+    let out = server.orch(&["alloc", "status", "ab"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("at least 4 characters"),
+        "{}",
+        stderr(&out)
+    );
+
+    // What the server's validation would refuse, the CLI refuses first
+    // (the same checks), every problem listed, nothing sent.
+    let bad = job_file(dir.path(), "bad", 1, 0, "priority = 0\n");
+    let out = server.orch(&["job", "run", &bad]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(err.contains("priority"), "{err}");
+    assert!(err.contains("memory"), "{err}");
+    assert!(err.contains("2 problems in"), "{err}");
+    assert!(err.contains("nothing was sent to the server"), "{err}");
+    let jobs = server.get("/v1/jobs");
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs:#}");
+}
+
+#[test]
+fn a_job_the_server_refuses_is_not_stored() {
+    // A job the CLI finds fine but the server will not take: larger than
+    // its body limit.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orch.toml"),
+        "data_dir = \"data\"\n[api]\nmax_body_bytes = 2048\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path());
+    let note = "x".repeat(3000);
+    let file = job_file(
+        dir.path(),
+        "fat",
+        1,
+        256,
+        &format!("meta = {{ note = \"{note}\" }}\n"),
+    );
+    for verb in ["run", "plan"] {
+        let out = server.orch(&["job", verb, &file]);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {}", both(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "error: the request body is larger than the server's limit of 2048 bytes \
+                 (body_too_large, HTTP 413)"
+            ),
+            "{verb}: {err}"
+        );
+        assert!(!err.contains("nothing was sent"), "{verb}: {err}");
+    }
+    let out = server.orch(&["job", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(stdout(&out), "No jobs registered\n");
 }
 
 #[test]
 fn plan_exits_1_when_something_would_change_and_0_when_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_job(dir.path(), GOOD_JOB);
-    let plan = |diff_type: &'static str, place: u64| {
-        serve(move |method, target, _| {
-            assert_eq!((method, target), ("POST", "/v1/job/web/plan"));
-            (
-                200,
-                format!(
-                    r#"{{"diff_type": "{diff_type}", "diff": [], "job_modify_index": 7,
-                        "groups": [{{"name": "frontend", "place": {place}, "stop": 0,
-                                     "replace": 0, "in_place": 0, "ignore": 3}}],
-                        "placements": [], "failed_tg_allocs": {{}}}}"#
-                ),
-            )
-        })
-    };
-    let (addr, _) = plan("none", 0);
-    let out = orch(&["job", "plan", &file], Some(&addr));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 3, 256, "");
+
+    // A new job: every allocation to place, and where.
+    let out = server.orch(&["job", "plan", &file]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(text.starts_with("+ Job: \"web\"\n"), "{text}");
     assert!(
-        stdout(&out).contains(&format!("orch job run --check-index 7 {file}")),
-        "{}",
-        stdout(&out)
+        text.contains("~ Task Group: \"frontend\" (3 place)"),
+        "{text}"
     );
-    let (addr, _) = plan("edit", 1);
-    let out = orch(&["job", "plan", &file], Some(&addr));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for i in 0..3 {
+        let cells = row(&text, &format!("web.frontend[{i}]"));
+        assert!(
+            matches!(cells[1], "box-1" | "box-2"),
+            "{cells:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("- All tasks successfully allocated."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("orch job run --check-index 0 {file}")),
+        "{text}"
+    );
+    // A plan changes nothing.
+    assert!(server.get("/v1/jobs").as_array().unwrap().is_empty());
+
+    let out = server.orch(&["job", "run", "--check-index", "0", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let modify_index = server.get("/v1/job/web")["modify_index"].as_u64().unwrap();
+
+    // Run as planned: nothing would change.
+    let out = server.orch(&["job", "plan", &file]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(text.starts_with("  Job: \"web\" (no changes)\n"), "{text}");
+    assert!(
+        text.contains("Task Group: \"frontend\" (3 ignore)"),
+        "{text}"
+    );
+    assert!(!text.contains("Placements"), "{text}");
+    assert!(
+        text.contains(&format!("orch job run --check-index {modify_index} {file}")),
+        "{text}"
+    );
+
+    // One more: the diff, and the one new placement.
+    job_file(dir.path(), "web", 4, 256, "");
+    let out = server.orch(&["job", "plan", &file]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(text.starts_with("~ Job: \"web\"\n"), "{text}");
+    assert!(
+        text.contains("~ group[frontend].count: \"3\" => \"4\""),
+        "{text}"
+    );
+    assert!(text.contains("1 place"), "{text}");
+    row(&text, "web.frontend[3]");
+    let out = server.orch(&["job", "plan", &file, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let v = json_of(&out);
+    assert_eq!(v["diff_type"], "edit", "{v:#}");
+    assert_eq!(v["job_modify_index"], modify_index);
+    assert_eq!(v["groups"][0]["name"], "frontend");
+    assert_eq!(v["groups"][0]["place"], 1);
+    assert_eq!(v["placements"][0]["name"], "web.frontend[3]");
+
+    // A job that cannot be placed: the dry run says why.
+    let mac = job_file(dir.path(), "mac", 1, 256, DARWIN_ONLY);
+    let out = server.orch(&["job", "plan", &mac]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        text.contains("- WARNING: Failed to place all allocations."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("2 nodes excluded by filter: {DARWIN_REASON}")),
+        "{text}"
+    );
 }
 
 #[test]
-fn json_is_the_servers_text_reindented_not_resorted() {
-    let (addr, _) = serve(|_, _, _| {
-        (
-            200,
-            r#"[{"id":"web","name":"web","type":"service","priority":50,"status":"running","version":1,"stop":false,"allocs":{"running":1},"modify_index":9}]"#
-                .to_owned(),
-        )
-    });
-    let out = orch(&["job", "status", "--json"], Some(&addr));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+fn json_is_the_servers_answer_reindented_not_resorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 2, 256, "");
+    let out = server.orch(&["job", "run", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+
+    let out = server.orch(&["job", "status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let text = stdout(&out);
     // Keys in the server's order ("id" before "allocs"), two-space indent.
     assert!(
         text.starts_with("[\n  {\n    \"id\": \"web\",\n    \"name\""),
         "{text}"
     );
-    assert!(text.find("\"id\"") < text.find("\"allocs\""));
+    assert!(text.find("\"id\"") < text.find("\"allocs\""), "{text}");
+    assert_eq!(json_of(&out), server.get("/v1/jobs"));
+
+    let alloc = allocs_of(&server, "web")[0].clone();
+    let alloc_id = str_of(&alloc, "id");
+    let eval_id = str_of(&alloc, "eval_id");
+    for (args, path) in [
+        (vec!["job", "status", "web"], "/v1/job/web".to_owned()),
+        (
+            vec!["job", "history", "web"],
+            "/v1/job/web/versions".to_owned(),
+        ),
+        (vec!["node", "status"], "/v1/nodes".to_owned()),
+        (vec!["node", "status", NODE_1], format!("/v1/node/{NODE_1}")),
+        (
+            vec!["alloc", "status", alloc_id],
+            format!("/v1/allocation/{alloc_id}"),
+        ),
+        (
+            vec!["alloc", "status", alloc_id, "--verbose"],
+            format!("/v1/allocation/{alloc_id}?verbose=true"),
+        ),
+        (
+            vec!["eval", "status", eval_id],
+            format!("/v1/evaluation/{eval_id}"),
+        ),
+    ] {
+        let mut args = args;
+        args.push("--json");
+        let out = server.orch(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", both(&out));
+        assert_eq!(json_of(&out), server.get(&path), "{args:?}");
+    }
+}
+
+#[test]
+fn job_status_lists_the_jobs_and_shows_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let out = server.orch(&["job", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(stdout(&out), "No jobs registered\n");
+
+    let web = job_file(dir.path(), "web", 3, 256, "");
+    assert_eq!(server.orch(&["job", "run", &web]).status.code(), Some(0));
+    let mac = job_file(dir.path(), "mac", 2, 256, DARWIN_ONLY);
+    assert_eq!(server.orch(&["job", "run", &mac]).status.code(), Some(2));
+
+    // No agent runs anything yet: allocations stay pending.
+    let out = server.orch(&["job", "status"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        row(&text, "ID"),
+        ["ID", "TYPE", "PRIORITY", "STATUS", "VERSION", "ALLOCS"]
+    );
+    assert_eq!(
+        row(&text, "web"),
+        ["web", "service", "50", "pending", "0", "3", "pending"]
+    );
+    assert_eq!(
+        row(&text, "mac")[..5],
+        ["mac", "service", "50", "pending", "0"]
+    );
+
+    let out = server.orch(&["job", "status", "web"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(field(&text, "ID"), "web");
+    assert_eq!(field(&text, "Type"), "service");
+    assert_eq!(field(&text, "Version"), "0");
+    assert_eq!(field(&text, "Status"), "pending");
+    // GROUP QUEUED PENDING RUNNING COMPLETE FAILED LOST
+    assert_eq!(
+        row(&text, "frontend"),
+        ["frontend", "0", "3", "0", "0", "0", "0"]
+    );
+    assert!(!text.contains("Placement Failure"), "{text}");
+    for a in allocs_of(&server, "web") {
+        let cells = row(&text, short(str_of(&a, "id")));
+        assert_eq!(
+            cells[1..6],
+            [
+                short(str_of(&a, "node_id")),
+                "frontend",
+                "0",
+                "run",
+                "pending"
+            ],
+            "{text}"
+        );
+    }
+
+    // A job that could not be placed says why, and what waits.
+    let out = server.orch(&["job", "status", "mac"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(text.contains("Placement Failure"), "{text}");
+    assert!(
+        text.contains(&format!("2 nodes excluded by filter: {DARWIN_REASON}")),
+        "{text}"
+    );
+    assert!(text.contains("waiting for additional capacity"), "{text}");
+    assert_eq!(
+        row(&text, "frontend"),
+        ["frontend", "2", "0", "0", "0", "0", "0"]
+    );
+    assert!(
+        text.ends_with("Allocations\nNo allocations placed\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn job_history_lists_the_versions_newest_first_with_their_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 3, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+    job_file(dir.path(), "web", 4, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+
+    let out = server.orch(&["job", "history", "web"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let versions = server.get("/v1/job/web/versions");
+    let index_of = |v: u64| {
+        versions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["version"] == v)
+            .unwrap()["modify_index"]
+            .to_string()
+    };
+    // VERSION SUBMITTED MODIFY-INDEX STOP CHANGES
+    let newest = row(&text, "1");
+    assert_eq!(newest[2], index_of(1), "{text}");
+    assert_eq!(newest[3], "false");
+    assert_eq!(newest[4..].join(" "), "group[0].count: 3 => 4");
+    let first = row(&text, "0");
+    assert_eq!(first[2], index_of(0), "{text}");
+    assert_eq!(first[4..].join(" "), "(first version)");
+    assert!(
+        text.find("group[0].count") < text.find("(first version)"),
+        "newest first: {text}"
+    );
+}
+
+#[test]
+fn job_stop_stops_every_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 3, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+
+    let out = server.orch(&["job", "stop", "web"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let eval = eval_of(&server, "web", "job-deregister");
+    assert!(
+        text.starts_with(&format!(
+            "==> Monitoring evaluation \"{}\"\n",
+            short(str_of(&eval, "id"))
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("Evaluation triggered by job \"web\" (job-deregister)"),
+        "{text}"
+    );
+    assert!(text.contains("finished with status \"complete\""), "{text}");
+    let allocs = server.until("/v1/job/web/allocations", "stopped allocations", |a| {
+        a.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["desired_status"] == "stop")
+    });
+    assert_eq!(allocs.as_array().unwrap().len(), 3, "{allocs:#}");
+
+    let out = server.orch(&["job", "status"]);
+    assert_eq!(
+        row(&stdout(&out), "web")[3..5],
+        ["dead", "(stopped)"],
+        "{}",
+        stdout(&out)
+    );
+    let out = server.orch(&["job", "status", "web"]);
+    let text = stdout(&out);
+    assert_eq!(field(&text, "Status"), "dead (stopped)");
+    for a in allocs.as_array().unwrap() {
+        assert_eq!(row(&text, short(str_of(a, "id")))[4], "stop", "{text}");
+    }
+}
+
+#[test]
+fn node_status_lists_the_nodes_and_shows_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 3, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+    let allocs = allocs_of(&server, "web");
+    let on = |node: &str| {
+        allocs
+            .iter()
+            .filter(|a| a["node_id"] == node)
+            .collect::<Vec<_>>()
+    };
+
+    let out = server.orch(&["node", "status"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    for id in [NODE_1, NODE_2] {
+        // ID NAME DC CLASS DRAIN ELIGIBILITY STATUS ALLOCS
+        let cells = row(&text, short(id));
+        assert_eq!(cells[1], node_name(id), "{text}");
+        assert_eq!(cells[4..7], ["false", "eligible", "ready"], "{text}");
+        assert_eq!(cells[7], on(id).len().to_string(), "{text}");
+    }
+
+    // By a prefix of its id.
+    let out = server.orch(&["node", "status", &NODE_1[..4]]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(field(&text, "ID"), NODE_1);
+    assert_eq!(field(&text, "Name"), "box-1");
+    assert_eq!(field(&text, "Status"), "ready");
+    assert_eq!(field(&text, "attr.os.name"), "linux");
+    assert_eq!(row(&text, "exec")[1..3], ["true", "true"], "{text}");
+    let held = on(NODE_1);
+    assert!(
+        row(&text, "cpu")
+            .join(" ")
+            .starts_with(&format!("cpu {} MHz / 4000 MHz", 500 * held.len())),
+        "{text}"
+    );
+    for a in &held {
+        row(&text, short(str_of(a, "id")));
+    }
+    for a in on(NODE_2) {
+        assert!(!text.contains(short(str_of(a, "id"))), "{text}");
+    }
+}
+
+#[test]
+fn eval_status_says_why_nodes_were_filtered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "mac", 2, 256, DARWIN_ONLY);
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(2));
+    let registered = eval_of(&server, "mac", "job-register");
+    let id = str_of(&registered, "id");
+    let blocked = str_of(&registered, "blocked_eval");
+
+    let out = server.orch(&["eval", "status", short(id)]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(field(&text, "ID"), id);
+    assert_eq!(field(&text, "Status"), "complete");
+    assert_eq!(field(&text, "Triggered By"), "job-register");
+    assert_eq!(field(&text, "Job ID"), "mac");
+    assert_eq!(field(&text, "Placement Failures"), "true");
+    assert_eq!(field(&text, "Blocked Eval"), blocked);
+    assert!(text.contains("==> Failed Placements"), "{text}");
+    assert!(
+        text.contains("Task Group \"frontend\" (failed to place 2 allocations):"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("* 2 nodes excluded by filter: {DARWIN_REASON}")),
+        "{text}"
+    );
+    assert!(text.contains("2 allocations waiting for a node"), "{text}");
+    assert!(!text.contains("Placed Allocations"), "{text}");
+
+    // The blocked evaluation it left points back to it.
+    let out = server.orch(&["eval", "status", blocked]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(field(&text, "Status"), "blocked");
+    assert_eq!(field(&text, "Triggered By"), "queued-allocs");
+    assert_eq!(field(&text, "Previous Eval"), id);
+
+    // One that placed everything lists what it placed.
+    let file = job_file(dir.path(), "web", 2, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+    let eval = eval_of(&server, "web", "job-register");
+    let out = server.orch(&["eval", "status", str_of(&eval, "id")]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(field(&text, "Placement Failures"), "false");
+    assert!(text.contains("==> Placed Allocations"), "{text}");
+    for a in allocs_of(&server, "web") {
+        let node_id = str_of(&a, "node_id");
+        let line = format!(
+            "Allocation \"{}\": {} on node \"{}\" ({})",
+            short(str_of(&a, "id")),
+            str_of(&a, "name"),
+            node_name(node_id),
+            short(node_id)
+        );
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+}
+
+#[test]
+fn alloc_status_verbose_shows_the_scores_and_the_pick() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 1, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+    let alloc = allocs_of(&server, "web")[0].clone();
+    let id = str_of(&alloc, "id");
+    let node_id = str_of(&alloc, "node_id");
+    let decision = server.get(&format!("/v1/allocation/{id}?verbose=true"))["decision"].clone();
+    let scorer = str_of(&decision, "scorer");
+    let digest = str_of(&decision, "scorer_digest");
+    assert!(scorer.starts_with("binpack"), "{decision:#}");
+    assert!(digest.starts_with("sha256:"), "{decision:#}");
+
+    let out = server.orch(&["alloc", "status", short(id), "--verbose"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(field(&text, "ID"), id);
+    assert_eq!(field(&text, "Name"), "web.frontend[0]");
+    assert_eq!(field(&text, "Node ID"), short(node_id));
+    assert_eq!(field(&text, "Node Name"), node_name(node_id));
+    assert_eq!(field(&text, "Desired Status"), "run");
+    assert!(text.contains("\nPlacement Decision\n"), "{text}");
+    assert_eq!(field(&text, "Scorer"), format!("{scorer} ({digest})"));
+    assert_eq!(field(&text, "Nodes Evaluated"), "2");
+    assert_eq!(field(&text, "Nodes Filtered"), "0");
+    assert_eq!(field(&text, "Candidates Scored"), "2");
+    // Both candidates in the table; the picked one marked, and named below.
+    let other = if node_id == NODE_1 { NODE_2 } else { NODE_1 };
+    assert_eq!(
+        row(&text, "*")[1..3],
+        [node_name(node_id), short(node_id)],
+        "{text}"
+    );
+    assert_eq!(row(&text, node_name(other))[1], short(other), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "* picked: {} ({})\n",
+            short(node_id),
+            node_name(node_id)
+        )),
+        "{text}"
+    );
+
+    // Without --verbose, no decision.
+    let out = server.orch(&["alloc", "status", id]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        !stdout(&out).contains("Placement Decision"),
+        "{}",
+        both(&out)
+    );
 }

@@ -316,6 +316,36 @@ mod tests {
         assert_eq!(seg("a/b c"), "a%2Fb%20c");
     }
 
+    /// What another program on the port answers: named as not this
+    /// server, with an excerpt of what it said.
+    #[test]
+    fn answers_that_are_not_an_orch_servers() {
+        let client = Client::new("127.0.0.1:1").unwrap();
+        let answer = |status: u16, body: &str| {
+            let res = ureq::http::Response::builder()
+                .status(status)
+                .body(ureq::Body::builder().data(body.to_owned()))
+                .unwrap();
+            match client.answer::<Vec<orch_model::Node>>(Ok(res)) {
+                Ok(_) => panic!("{status} {body} was taken for nodes"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let e = answer(502, "<html>\n  bad gateway\n</html>");
+        assert_eq!(
+            e,
+            "unexpected answer from http://127.0.0.1:1 (HTTP 502): not an orch error body: \
+             <html> bad gateway </html>; is the address an orch server of this version?"
+        );
+        let e = answer(200, r#"{"nodes": []}"#);
+        assert!(
+            e.starts_with(
+                "unexpected answer from http://127.0.0.1:1 (HTTP 200): cannot read the answer: "
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn api_errors_list_every_problem() {
         let mut p = orch_model::Problem::new("group[0].count", "count must be at least 0")

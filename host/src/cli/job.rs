@@ -201,7 +201,7 @@ pub fn run(cmd: JobCommand) -> Result<ExitCode> {
                     &job.body,
                     summary.as_ref(),
                     &allocs.body,
-                    evals.body.first(),
+                    latest_decision(&evals.body),
                     super::format::now_ms()
                 )
             );
@@ -518,6 +518,17 @@ pub fn job_list(jobs: &[JobSummary]) -> String {
         ]);
     }
     t.render()
+}
+
+/// The newest evaluation that placed (or failed to place) the job's
+/// allocations. A blocked evaluation is newer than the one that failed but
+/// only waits on its failures, which, with the queued counts, stay on the
+/// one that failed; a canceled one decided nothing.
+fn latest_decision(evals: &[Evaluation]) -> Option<&Evaluation> {
+    evals
+        .iter()
+        .filter(|e| !matches!(e.status, EvalStatus::Blocked | EvalStatus::Canceled))
+        .max_by_key(|e| e.create_index)
 }
 
 /// `orch job status ID`: the header, a summary per group, the latest
@@ -1061,6 +1072,26 @@ mod tests {
         ];
         assert_snapshot("cli-job-status-list", &job_list(&jobs));
         assert_eq!(job_list(&[]), "No jobs registered\n");
+    }
+
+    #[test]
+    fn job_status_reports_the_failure_not_the_blocked_eval_after_it() {
+        let failed = eval_with_failures().evaluation;
+        let blocked = Evaluation {
+            id: "b10cked0-0000-4000-8000-000000000002".into(),
+            status: EvalStatus::Blocked,
+            triggered_by: orch_model::TriggeredBy::QueuedAllocs,
+            failed_tg_allocs: BTreeMap::new(),
+            queued_allocations: BTreeMap::new(),
+            blocked_eval: None,
+            previous_eval: Some(failed.id.clone()),
+            create_index: failed.create_index + 1,
+            ..failed.clone()
+        };
+        // The server lists the newest first.
+        let evals = vec![blocked, failed.clone()];
+        assert_eq!(latest_decision(&evals), Some(&failed));
+        assert_eq!(latest_decision(&evals[..1]), None);
     }
 
     #[test]
