@@ -77,6 +77,8 @@ struct Inner {
     /// Nacked, not before their time.
     delayed: Vec<(Instant, Queued)>,
     blocked: HashMap<String, Arc<Evaluation>>,
+    /// The index of the last commit that freed capacity.
+    last_unblock: u64,
     /// Every evaluation the broker holds in any queue, so a repeated
     /// enqueue (a restart's reload, a listener firing twice) is ignored.
     known: HashSet<String>,
@@ -147,6 +149,16 @@ impl Broker {
                 inner.push(eval);
                 self.ready_signal.notify_one();
             }
+            // Capacity appeared after the state it failed on: it may fit
+            // now, so it is ready at once instead of waiting for the next
+            // change.
+            EvalStatus::Blocked
+                if eval.snapshot_index < inner.last_unblock
+                    && inner.known.insert(eval.id.clone()) =>
+            {
+                inner.push(eval);
+                self.ready_signal.notify_one();
+            }
             EvalStatus::Blocked => {
                 // One blocked evaluation per job: the newer one replaces it.
                 if let Some(old) = inner.blocked.insert(eval.job_id.clone(), eval.clone()) {
@@ -174,9 +186,12 @@ impl Broker {
         }
     }
 
-    /// Capacity appeared: every blocked evaluation becomes ready.
-    pub fn unblock(&self) -> usize {
+    /// Capacity appeared in the commit at `index`: every blocked
+    /// evaluation becomes ready, and so does any that arrives later having
+    /// failed on an older state.
+    pub fn unblock(&self, index: u64) -> usize {
         let mut inner = self.lock();
+        inner.last_unblock = inner.last_unblock.max(index);
         let blocked: Vec<Arc<Evaluation>> = inner.blocked.drain().map(|(_, e)| e).collect();
         let n = blocked.len();
         for eval in blocked {
@@ -465,10 +480,26 @@ mod tests {
         b.enqueue(eval("b3", "api", 50, EvalStatus::Blocked));
         assert!(b.dequeue(now).is_none());
         assert_eq!(b.stats().blocked, 2);
-        assert_eq!(b.unblock(), 2);
+        assert_eq!(b.unblock(7), 2);
         let mut got = ids(&b, now);
         got.sort();
         assert_eq!(got, ["b2", "b3"]);
+    }
+
+    #[test]
+    fn a_blocked_evaluation_that_failed_before_the_last_unblock_is_ready_at_once() {
+        let b = Broker::new(BrokerOptions::default());
+        let now = Instant::now();
+        b.unblock(10);
+        let blocked = |id: &str, job: &str, at: u64| {
+            let mut e = (*eval(id, job, 50, EvalStatus::Blocked)).clone();
+            e.snapshot_index = at;
+            Arc::new(e)
+        };
+        b.enqueue(blocked("missed", "a", 9));
+        b.enqueue(blocked("current", "b", 10));
+        assert_eq!(ids(&b, now), ["missed"]);
+        assert_eq!(b.stats().blocked, 1);
     }
 
     #[test]

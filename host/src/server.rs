@@ -57,19 +57,24 @@ impl ControlPlane {
                 enqueue(&feed, eval.clone());
             }
             if events.capacity_freed {
-                feed.unblock();
+                feed.unblock(events.index);
             }
         }));
         let state = store.snapshot();
-        let mut resumed = 0;
-        for eval in state.evals() {
-            if matches!(eval.status, EvalStatus::Pending | EvalStatus::Blocked) {
-                enqueue(&broker, eval.clone());
-                resumed += 1;
-            }
+        let mut resumed: Vec<&Arc<orch_model::Evaluation>> = state
+            .evals()
+            .filter(|e| matches!(e.status, EvalStatus::Pending | EvalStatus::Blocked))
+            .collect();
+        // Oldest first, as the broker would have had them.
+        resumed.sort_by_key(|e| e.create_index);
+        for eval in &resumed {
+            enqueue(&broker, (*eval).clone());
         }
-        if resumed > 0 {
-            tracing::info!("resuming {resumed} pending or blocked evaluations");
+        if !resumed.is_empty() {
+            tracing::info!("resuming {} pending or blocked evaluations", resumed.len());
+            // What freed capacity before the restart is not known: blocked
+            // evaluations look once more at the state as it is.
+            broker.unblock(state.index());
         }
         let scheduler = Current::new(scheduler);
         let stop = Arc::new(AtomicBool::new(false));

@@ -334,3 +334,54 @@ fn bad_input_is_refused_clearly_and_nothing_is_half_written() {
     assert_eq!(ids, ["darwin-only", "too-big"]);
     assert!(server.get("/v1/status")["index"].as_u64().unwrap() > index_before);
 }
+
+#[test]
+fn evaluations_left_pending_by_a_stopped_server_are_scheduled_at_restart() {
+    // A store written the way a server that died before its workers got to
+    // anything leaves it: nodes, jobs, and their evaluations still pending.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    {
+        let store =
+            orch::Store::open(&data.join("state.db"), orch::StoreOptions::default()).unwrap();
+        let node: orch_model::Node =
+            serde_json::from_value(node("n1", 8000, 8192, "linux")).unwrap();
+        store
+            .apply(orch::Op::UpsertNode(orch_model::Node {
+                status: orch_model::NodeStatus::Ready,
+                ..node
+            }))
+            .unwrap();
+        for i in 0..5 {
+            let job: orch_model::Job = serde_json::from_value(json!({
+                "id": format!("left-{i}"),
+                "group": [{"name": "g", "count": 2, "task": [{"name": "t", "driver": "exec",
+                           "resources": {"cpu": 100, "memory": 64}}]}],
+            }))
+            .unwrap();
+            store
+                .apply(orch::Op::RegisterJob {
+                    job,
+                    enforce_index: None,
+                    now_ms: 1,
+                })
+                .unwrap();
+        }
+        let pending = store
+            .snapshot()
+            .evals()
+            .filter(|e| e.status == orch_model::EvalStatus::Pending)
+            .count();
+        assert_eq!(pending, 5);
+    }
+    let server = Server::start(dir.path());
+    server.logged("resuming 5 pending or blocked evaluations");
+    for i in 0..5 {
+        server.until(
+            &format!("/v1/job/left-{i}/allocations"),
+            "the resumed placements",
+            |a| a.as_array().is_some_and(|a| a.len() == 2),
+        );
+    }
+}

@@ -590,6 +590,145 @@ fn dry_run_says_what_would_happen_and_writes_nothing() {
     );
 }
 
+// Races and partial outcomes: what a plan made on an old snapshot may and
+// may not do once the state moved on.
+
+#[test]
+fn an_in_place_update_does_not_revive_an_allocation_lost_since_the_snapshot() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[]), node("b", 8000, 8192, &[])]);
+    h.register(job(count(1)));
+    h.run();
+    let first = h.live("web")[0].clone();
+    // A version bump that is in place (restart policy).
+    let e = h
+        .register(job(json!({"group": [{"restart": {"attempts": 5}}]})))
+        .unwrap();
+    let state = h.state();
+    let plan = h
+        .scheduler
+        .compute(&state, state.eval(&e).unwrap(), h.now())
+        .unwrap()
+        .plan;
+    // Meanwhile the node goes down (not serialized by the broker).
+    h.store
+        .apply(Op::UpdateNode {
+            node_id: first.node_id.clone(),
+            change: NodeChange::Status {
+                status: NodeStatus::Down,
+                description: "x".into(),
+            },
+        })
+        .unwrap();
+    h.store.apply(Op::ApplyPlan(plan)).unwrap();
+    h.run();
+    let live = h.live("web");
+    assert!(
+        live.iter().all(|a| a.node_id != first.node_id),
+        "a live alloc stays on the down node"
+    );
+}
+
+#[test]
+fn two_plans_for_one_evaluation_never_fill_a_slot_twice() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    let e = h.register(job(count(1))).unwrap();
+    let state = h.state();
+    let eval = state.eval(&e).unwrap().clone();
+    // Lease ran out: a second worker runs the same evaluation on the same snapshot.
+    let p1 = h.scheduler.compute(&state, &eval, h.now()).unwrap().plan;
+    let p2 = h.scheduler.compute(&state, &eval, h.now()).unwrap().plan;
+    h.store.apply(Op::ApplyPlan(p1)).unwrap();
+    h.store.apply(Op::ApplyPlan(p2)).unwrap();
+    assert_eq!(h.live("web").len(), 1, "slot 0 placed twice");
+}
+
+#[test]
+fn a_replacement_that_finds_no_room_leaves_the_old_allocation_running() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 1000, 8192, &[])]);
+    h.register(job(count(1)));
+    h.run();
+    h.register(job(
+        json!({"group": [{"task": [{"resources": {"cpu": 2000}}]}]}),
+    ));
+    h.run();
+    assert_eq!(
+        h.live("web").len(),
+        1,
+        "the old allocation was stopped with no replacement"
+    );
+}
+
+#[test]
+fn a_system_job_places_the_groups_that_fit_a_node_and_reports_the_rest() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 1000, 8192, &[])]);
+    let j: Job = serde_json::from_value(json!({
+        "id": "sys", "type": "system",
+        "group": [
+            {"name": "g1", "task": [{"name": "t", "driver": "exec", "resources": {"cpu": 600, "memory": 64}}]},
+            {"name": "g2", "task": [{"name": "t", "driver": "exec", "resources": {"cpu": 600, "memory": 64}}]}
+        ]})).unwrap();
+    let e = h.register(j).unwrap();
+    let state = h.state();
+    let r = process_eval(
+        &h.store,
+        &h.scheduler,
+        state.eval(&e).unwrap(),
+        1,
+        h.now(),
+        5,
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(h.live("sys").len(), 1);
+}
+
+#[test]
+fn a_changed_job_runs_a_slot_whose_reschedules_were_used_up() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(json!({"group": [{"reschedule": {"attempts": 0}}]})));
+    h.run();
+    let a = h.live("web")[0].clone();
+    h.report(&a.id, ClientStatus::Failed);
+    h.run();
+    assert!(h.live("web").is_empty());
+    // The user fixes the task and runs the job again.
+    h.register(job(
+        json!({"group": [{"reschedule": {"attempts": 0}, "task": [{"env": {"FIX": "1"}}]}]}),
+    ));
+    h.run();
+    assert_eq!(h.live("web").len(), 1, "the fixed job is not placed");
+}
+
+#[test]
+fn an_in_place_update_keeps_a_failure_reported_since_the_snapshot() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[])]);
+    h.register(job(json!({"group": [{"reschedule": {"delay": "0s"}}]})));
+    h.run();
+    let a = h.live("web")[0].clone();
+    let e = h
+        .register(job(
+            json!({"group": [{"reschedule": {"delay": "0s"}, "restart": {"attempts": 5}}]}),
+        ))
+        .unwrap();
+    let state = h.state();
+    let plan = h
+        .scheduler
+        .compute(&state, state.eval(&e).unwrap(), h.now())
+        .unwrap()
+        .plan;
+    h.report(&a.id, ClientStatus::Failed);
+    h.store.apply(Op::ApplyPlan(plan)).unwrap();
+    assert_eq!(
+        h.state().alloc(&a.id).unwrap().client_status,
+        ClientStatus::Failed
+    );
+}
+
 // Property tests: random clusters, jobs and events; the invariants hold
 // after every step.
 
@@ -639,14 +778,17 @@ fn check_invariants(state: &State) -> Result<(), TestCaseError> {
             let job = state.job(&alloc.job_id).unwrap();
             let group = job.group(&alloc.group).unwrap();
             let f = Feasibility::new(job, group).unwrap();
-            // An allocation is only ever placed on a node that met the
-            // job's constraints (nodes here never change attributes).
-            prop_assert!(
-                f.check(node).is_ok() || node.status == NodeStatus::Down,
-                "{} on infeasible node {}",
-                alloc.name,
-                node.id
-            );
+            // An allocation of the current spec was placed on a node that
+            // met its constraints (nodes here never change attributes). One
+            // of an older spec may run on until its replacement finds room.
+            if alloc.spec_hash == job.group_spec_hash(group) {
+                prop_assert!(
+                    f.check(node).is_ok(),
+                    "{} on infeasible node {}",
+                    alloc.name,
+                    node.id
+                );
+            }
         }
         prop_assert!(
             node.allocatable()
@@ -658,6 +800,16 @@ fn check_invariants(state: &State) -> Result<(), TestCaseError> {
         );
     }
     for job in state.jobs() {
+        if job.job_type != orch_model::JobType::System {
+            let mut slots = std::collections::BTreeSet::new();
+            for alloc in state.allocs_of_job(&job.id).filter(|a| a.holds_resources()) {
+                prop_assert!(
+                    slots.insert((alloc.group.clone(), alloc.index)),
+                    "{} twice",
+                    alloc.name
+                );
+            }
+        }
         for group in &job.groups {
             let live = state
                 .allocs_of_job(&job.id)

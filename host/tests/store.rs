@@ -177,15 +177,17 @@ fn the_applier_never_over_commits_a_node() {
     store.apply(Op::UpsertNode(node("n1", 1000, 4096))).unwrap();
     store
         .apply(Op::RegisterJob {
-            job: job("a", 1),
+            job: job("a", 2),
             enforce_index: None,
             now_ms: 1,
         })
         .unwrap();
     // Two plans made on the same snapshot race for the last 1000 MHz: sent
     // together, they land in one group commit; only one may win.
+    let mut y = alloc("y", "a", "n1", 700);
+    (y.index, y.name) = (1, "a.g[1]".into());
     let first = store.submit(Op::ApplyPlan(plan("a", vec![alloc("x", "a", "n1", 700)])));
-    let second = store.submit(Op::ApplyPlan(plan("a", vec![alloc("y", "a", "n1", 700)])));
+    let second = store.submit(Op::ApplyPlan(plan("a", vec![y])));
     let first = first.blocking_recv().unwrap().unwrap();
     let second = second.blocking_recv().unwrap().unwrap();
     let (Outcome::Plan(first), Outcome::Plan(second)) = (first, second) else {

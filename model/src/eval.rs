@@ -104,6 +104,11 @@ pub struct Evaluation {
     /// Times a worker gave it back (nack) before it completed.
     #[serde(default)]
     pub attempts: u32,
+    /// For a blocked evaluation: the index of the state its placements
+    /// failed on. Capacity freed after that index wakes it at once, so a
+    /// node that joined while it was being planned is not missed.
+    #[serde(default)]
+    pub snapshot_index: u64,
     #[serde(default)]
     pub create_index: u64,
     #[serde(default)]

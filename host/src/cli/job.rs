@@ -996,6 +996,7 @@ memory = 256
                 previous_eval: None,
                 wait_until_ms: None,
                 attempts: 0,
+                snapshot_index: 0,
                 create_index: 19,
                 modify_index: 22,
                 create_time_ms: NOW - 66_000,

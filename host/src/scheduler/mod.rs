@@ -138,11 +138,18 @@ impl Scheduler {
                     .push(alloc);
             }
             computed.plan.decisions = placed.decisions;
+            computed.plan.stops.extend(placed.stops);
             computed.failed_tg_allocs = placed.failed;
             computed.queued = placed.queued;
         }
-        computed.plan.stops = reconciled.stop;
+        computed.plan.stops.splice(0..0, reconciled.stop);
         computed.groups = reconciled.groups.into_values().collect();
+        // In the job's order; groups it no longer has last.
+        let position = |name: &str| {
+            job.and_then(|j| j.groups.iter().position(|g| g.name == name))
+                .unwrap_or(usize::MAX)
+        };
+        computed.groups.sort_by_key(|g| position(&g.name));
         Ok(computed)
     }
 
@@ -172,6 +179,7 @@ impl Scheduler {
             previous_eval: None,
             wait_until_ms: None,
             attempts: 0,
+            snapshot_index: 0,
             create_index: 0,
             modify_index: 0,
             create_time_ms: now_ms,

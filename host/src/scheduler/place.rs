@@ -24,6 +24,8 @@ use std::time::Instant;
 #[derive(Debug, Default)]
 pub struct Placed {
     pub allocs: Vec<Allocation>,
+    /// Stops of the allocations that placed replacements take over from.
+    pub stops: Vec<AllocStop>,
     pub decisions: Vec<Decision>,
     pub failed: BTreeMap<String, AllocMetric>,
     pub queued: BTreeMap<String, u64>,
@@ -139,12 +141,15 @@ impl Run<'_, '_> {
         let mut spread_counts =
             prefs.initial_counts(p.state, &p.job.id, &group.name, &self.stopping);
         let mut failed = false;
+        let hash = p.job.group_spec_hash(group);
         for slot in slots {
             if failed {
                 // The same group on the same snapshot fails the same way.
                 self.fail(&group.name, None);
                 continue;
             }
+            // A replacement may use the room of the allocation it replaces.
+            let taken_over = self.take_over(&slot);
             let started = Instant::now();
             let placement = p.counter.fetch_add(1, Ordering::Relaxed);
             let mut metric = AllocMetric::default();
@@ -169,6 +174,7 @@ impl Run<'_, '_> {
             );
             if candidates.nodes.is_empty() {
                 failed = true;
+                self.give_back(taken_over);
                 self.fail(&group.name, Some(metric));
                 continue;
             }
@@ -210,9 +216,37 @@ impl Run<'_, '_> {
                 scorer_micros,
                 total_micros: micros(started),
             };
-            self.commit(group, slot, &node, ask, decision);
+            self.commit(group, &hash, slot, &node, ask, decision);
         }
         Ok(())
+    }
+
+    /// Counts the room of the allocation `slot` replaces as free while the
+    /// slot is placed; returns what to give back if it is not.
+    fn take_over(&mut self, slot: &Slot) -> Option<(String, Resources)> {
+        slot.replaces.as_ref()?;
+        let old = slot.previous.as_ref()?;
+        if !old.holds_resources() {
+            return None;
+        }
+        let entry = self.freed.entry(old.node_id.clone()).or_default();
+        entry.0 = entry.0.saturating_add(old.resources);
+        entry.1 += 1;
+        if let Some(n) = self.job_on_node.get_mut(&old.node_id) {
+            *n = n.saturating_sub(1);
+        }
+        Some((old.node_id.clone(), old.resources))
+    }
+
+    fn give_back(&mut self, taken: Option<(String, Resources)>) {
+        let Some((node, resources)) = taken else {
+            return;
+        };
+        if let Some(entry) = self.freed.get_mut(&node) {
+            entry.0 = entry.0.saturating_sub(resources);
+            entry.1 = entry.1.saturating_sub(1);
+        }
+        *self.job_on_node.entry(node).or_default() += 1;
     }
 
     /// System slots: each belongs on its node; the scorer is called once
@@ -221,13 +255,19 @@ impl Run<'_, '_> {
         let p = self.placer;
         let ask = group.resources();
         let started = Instant::now();
+        let hash = p.job.group_spec_hash(group);
         let mut fitting = Vec::new();
         for slot in slots {
             let Some(node) = slot.node.clone() else {
                 continue;
             };
+            let taken_over = self.take_over(&slot);
             let (held, _) = self.usage(&node.id);
+            // What this plan already put there counts too (another group
+            // of the same job, say).
+            let held = held.saturating_add(self.overlay.added(&node.id));
             if let Some(dim) = node.allocatable().exhausted(held, ask) {
+                self.give_back(taken_over);
                 let mut metric = AllocMetric {
                     nodes_evaluated: 1,
                     ..AllocMetric::default()
@@ -236,16 +276,23 @@ impl Run<'_, '_> {
                 self.fail(&group.name, Some(metric));
                 continue;
             }
+            // Later slots of this group see this one's ask.
+            self.overlay.place(&node.id, ask);
             fitting.push((slot, node));
         }
         if fitting.is_empty() {
             return Ok(());
         }
         let placement = p.counter.fetch_add(fitting.len() as u64, Ordering::Relaxed);
+        // Scored as they were before this group's own placements.
+        for (_, node) in &fitting {
+            self.overlay.remove(&node.id, ask);
+        }
         let scorer_nodes: Vec<_> = fitting
             .iter()
             .map(|(_, node)| {
                 let (held, allocs) = self.usage(&node.id);
+                let held = held.saturating_add(self.overlay.added(&node.id));
                 orch_plugin_runtime::Node {
                     capacity: sample::scorer_resources(node.allocatable()),
                     allocated: sample::scorer_resources(held),
@@ -281,15 +328,19 @@ impl Run<'_, '_> {
                 nodes_filtered: BTreeMap::new(),
                 nodes_skipped: 0,
                 candidates: vec![node.id.clone()],
-                scores: vec![response.scores[i]],
+                scores: response.scores.get(i).copied().into_iter().collect(),
                 host_adjustments: Vec::new(),
                 part_names: response.part_names.clone(),
-                parts: response.parts[i * parts_per..(i + 1) * parts_per].to_vec(),
+                parts: response
+                    .parts
+                    .get(i * parts_per..(i + 1) * parts_per)
+                    .map(<[f64]>::to_vec)
+                    .unwrap_or_default(),
                 pick: 0,
                 scorer_micros,
                 total_micros,
             };
-            self.commit(group, slot, &node, ask, decision);
+            self.commit(group, &hash, slot, &node, ask, decision);
         }
         Ok(())
     }
@@ -310,6 +361,7 @@ impl Run<'_, '_> {
     fn commit(
         &mut self,
         group: &TaskGroup,
+        hash: &str,
         slot: Slot,
         node: &Arc<Node>,
         ask: Resources,
@@ -317,6 +369,9 @@ impl Run<'_, '_> {
     ) {
         let p = self.placer;
         self.overlay.place(&node.id, ask);
+        if let Some(stop) = slot.replaces {
+            self.out.stops.push(stop);
+        }
         self.out.allocs.push(Allocation {
             id: decision.alloc_id.clone(),
             name: format!("{}.{}[{}]", p.job.id, group.name, slot.index),
@@ -327,7 +382,7 @@ impl Run<'_, '_> {
             node_id: node.id.clone(),
             eval_id: p.eval.id.clone(),
             resources: ask,
-            spec_hash: p.job.group_spec_hash(group),
+            spec_hash: hash.to_owned(),
             desired_status: DesiredStatus::Run,
             desired_description: String::new(),
             client_status: ClientStatus::Pending,

@@ -16,7 +16,7 @@ use orch_model::{
     Allocation, ClientStatus, DesiredStatus, GroupPlan, Job, JobType, Node, ReschedulePolicy,
     TaskGroup,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// One allocation to place.
@@ -30,6 +30,11 @@ pub struct Slot {
     pub reschedule_times_ms: Vec<u64>,
     /// For system jobs: the node the allocation belongs on.
     pub node: Option<Arc<Node>>,
+    /// The stop of the allocation this one replaces while it still runs (a
+    /// new spec, a draining node). It is part of the plan only if the
+    /// replacement is placed: a replacement that finds no room leaves the
+    /// old allocation running (Nomad's rule), rather than an outage.
+    pub replaces: Option<AllocStop>,
 }
 
 /// What reconciling one job came to.
@@ -160,18 +165,21 @@ impl GroupCtx<'_> {
             }
             self.keep_or_replace(keep, None);
         }
-        let filled: Vec<u32> = self
+        let filled: HashSet<u32> = self
             .out
             .place
             .iter()
             .filter(|s| s.group == self.group.name)
             .map(|s| s.index)
+            .chain(
+                allocs
+                    .iter()
+                    .filter(|a| a.holds_resources())
+                    .map(|a| a.index),
+            )
             .collect();
         for index in 0..count {
-            let has_live = allocs
-                .iter()
-                .any(|a| a.index == index && a.holds_resources());
-            if has_live || filled.contains(&index) {
+            if filled.contains(&index) {
                 continue;
             }
             match ended.get(&index) {
@@ -185,11 +193,21 @@ impl GroupCtx<'_> {
     fn refill(&mut self, prev: &Arc<Allocation>) {
         let stopped_by_server =
             prev.desired_status != DesiredStatus::Run && prev.client_status != ClientStatus::Lost;
+        // A batch allocation is done when it completed what the job still
+        // asks for, and completed it on its own (not stopped or evicted by
+        // the server first).
         let done = self.job.job_type == JobType::Batch
             && prev.client_status == ClientStatus::Complete
+            && prev.desired_status == DesiredStatus::Run
             && prev.spec_hash == self.hash;
         if done {
             self.plan.ignore += 1;
+            return;
+        }
+        // A new spec starts the slot afresh: the reschedule policy counts
+        // failures of what the job asks for now.
+        if prev.spec_hash != self.hash {
+            self.place(prev.index, Some(prev.clone()), Vec::new(), None);
             return;
         }
         if prev.client_status == ClientStatus::Failed && !stopped_by_server {
@@ -232,26 +250,28 @@ impl GroupCtx<'_> {
     fn keep_or_replace(&mut self, alloc: &Arc<Allocation>, system_node: Option<Arc<Node>>) {
         let node = (self.node_of)(&alloc.node_id);
         if node.as_ref().is_some_and(|n| n.drain) {
-            self.out.stop.push(stop(
+            let evict = stop(
                 alloc,
                 DesiredStatus::Evict,
                 "node is draining: moved elsewhere",
-            ));
+            );
             self.plan.stop += 1;
             // A system job does not follow its allocation off the node.
             if system_node.is_none() {
-                self.place(alloc.index, Some(alloc.clone()), Vec::new(), None);
+                self.replace(alloc, None, evict);
+            } else {
+                self.out.stop.push(evict);
             }
             return;
         }
         if alloc.spec_hash != self.hash {
-            self.out.stop.push(stop(
+            let old = stop(
                 alloc,
                 DesiredStatus::Stop,
                 "replaced by a new version of the job",
-            ));
+            );
             self.plan.replace += 1;
-            self.place_counted(alloc.index, Some(alloc.clone()), system_node, false);
+            self.replace(alloc, system_node, old);
             return;
         }
         if alloc.job_version != self.job.version {
@@ -279,8 +299,21 @@ impl GroupCtx<'_> {
                 self.stop_one(extra, "duplicate allocation on its node");
             }
         }
+        // A system allocation that failed stays failed on its node until
+        // the job changes: the agent's restart policy is its retry, and
+        // placing it again at once would crash-loop.
+        let failed_here: HashSet<&str> = allocs
+            .iter()
+            .filter(|a| {
+                a.client_status == ClientStatus::Failed
+                    && a.desired_status == DesiredStatus::Run
+                    && a.spec_hash == self.hash
+            })
+            .map(|a| a.node_id.as_str())
+            .collect();
         let mut kept: Vec<(&str, &Arc<Allocation>)> = on_node.into_iter().collect();
         kept.sort_by(|a, b| a.0.cmp(b.0));
+        let kept_nodes: HashSet<&str> = kept.iter().map(|(id, _)| *id).collect();
         for (node_id, alloc) in &kept {
             let node = (self.node_of)(node_id);
             match node {
@@ -292,7 +325,13 @@ impl GroupCtx<'_> {
             }
         }
         for node in nodes {
-            if kept.iter().any(|(id, _)| *id == node.id) || f.check(node).is_err() {
+            if kept_nodes.contains(node.id.as_str())
+                || failed_here.contains(node.id.as_str())
+                || f.check(node).is_err()
+            {
+                if failed_here.contains(node.id.as_str()) {
+                    self.plan.ignore += 1;
+                }
                 continue;
             }
             self.place(0, None, Vec::new(), Some(node.clone()));
@@ -318,27 +357,21 @@ impl GroupCtx<'_> {
             previous,
             reschedule_times_ms,
             node,
+            replaces: None,
         });
     }
 
-    /// A replacement counted as `replace` rather than `place`.
-    fn place_counted(
-        &mut self,
-        index: u32,
-        previous: Option<Arc<Allocation>>,
-        node: Option<Arc<Node>>,
-        count_as_place: bool,
-    ) {
+    /// A replacement of a running allocation (counted by the caller as a
+    /// replace or a stop); the old one stops only if this one is placed.
+    fn replace(&mut self, old: &Arc<Allocation>, node: Option<Arc<Node>>, stop: AllocStop) {
         self.out.place.push(Slot {
             group: self.group.name.clone(),
-            index,
-            previous,
+            index: old.index,
+            previous: Some(old.clone()),
             reschedule_times_ms: Vec::new(),
             node,
+            replaces: Some(stop),
         });
-        if count_as_place {
-            self.plan.place += 1;
-        }
     }
 }
 

@@ -57,6 +57,20 @@ impl Overlay {
         added.job_allocs += 1;
     }
 
+    /// Takes back a placement made with [`Self::place`].
+    pub fn remove(&mut self, node: &str, resources: Resources) {
+        if let Some(added) = self.nodes.get_mut(node) {
+            added.resources = added.resources.saturating_sub(resources);
+            added.allocs = added.allocs.saturating_sub(1);
+            added.job_allocs = added.job_allocs.saturating_sub(1);
+        }
+    }
+
+    /// What this plan has put on `node` so far.
+    pub fn added(&self, node: &str) -> Resources {
+        self.get(node).resources
+    }
+
     fn get(&self, node: &str) -> Added {
         self.nodes.get(node).copied().unwrap_or_default()
     }

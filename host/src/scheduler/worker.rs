@@ -93,7 +93,8 @@ pub fn process_eval(
             }
         }
         if !computed.failed_tg_allocs.is_empty() {
-            let blocked = blocked_eval(eval, now_ms);
+            let mut blocked = blocked_eval(eval, now_ms);
+            blocked.snapshot_index = state.index();
             done.blocked_eval = Some(blocked.id.clone());
             evals.push(blocked);
         }
@@ -139,11 +140,15 @@ fn blocked_eval(eval: &Evaluation, now_ms: u64) -> Evaluation {
         previous_eval: Some(eval.id.clone()),
         wait_until_ms: None,
         attempts: 0,
+        snapshot_index: 0,
         create_index: 0,
         modify_index: 0,
         create_time_ms: now_ms,
     }
 }
+
+/// How long after an evaluation failed its job is evaluated again.
+const FAILED_RETRY_MS: u64 = 60_000;
 
 /// What runs `eval`'s job again once a reschedule delay has passed.
 fn followup_eval(eval: &Evaluation, at_ms: u64, now_ms: u64) -> Evaluation {
@@ -207,7 +212,21 @@ impl Worker {
                 failed.status = EvalStatus::Failed;
                 failed.status_description = e.to_string();
                 failed.attempts = lease.attempt;
-                match self.store.apply(Op::UpsertEvals(vec![failed])) {
+                let mut evals = vec![failed];
+                // A failure that may pass (a store error, a plan refused
+                // again and again) must not leave the job unscheduled:
+                // another evaluation looks again later, as Nomad's failed
+                // evaluation reaper does. A job that cannot be scheduled as
+                // written waits for its next change instead.
+                if !e.is_permanent() {
+                    let now = now_ms();
+                    evals.push(followup_eval(
+                        eval,
+                        now.saturating_add(FAILED_RETRY_MS),
+                        now,
+                    ));
+                }
+                match self.store.apply(Op::UpsertEvals(evals)) {
                     Ok(_) => self.ack(&lease),
                     Err(e) => {
                         tracing::error!("evaluation {}: cannot record its failure: {e}", eval.id);
