@@ -233,6 +233,40 @@ fn binpack_fills_one_node_before_the_next_and_records_decisions() {
 }
 
 #[test]
+fn a_decision_replays_to_the_same_scores_and_against_another_scorer() {
+    let h = Harness::new();
+    h.nodes(vec![
+        node("a", 4000, 8192, &[("rack", "r1")]),
+        node("b", 8000, 8192, &[("rack", "r2")]),
+    ]);
+    h.register(job(json!({
+        "affinity": [{"attribute": "${attr.rack}", "value": "r1"}],
+        "group": [{"count": 2}],
+    })));
+    h.run();
+    for alloc in h.live("web") {
+        let d = h.store.decision(&alloc.id).unwrap().unwrap();
+        assert_eq!(d.ask.cpu, 500);
+        assert_eq!(d.job_priority, 50);
+        assert!(d.snapshot_index > 0);
+        assert_eq!(d.inputs.cpu_capacity.len(), d.candidates.len());
+        assert_eq!(d.inputs.attribute_names, ["attr.rack"]);
+        let request = orch::scheduler::score::request_of(&d);
+        let again = h.scheduler.scorer().score(&request).unwrap();
+        assert_eq!(again.scores, d.scores, "a replay gives the same scores");
+        // The same candidates through spread rank the emptier node first.
+        let spread = Native::new(orch_scorer_spread::Spread);
+        let other = spread.score(&request).unwrap();
+        assert_eq!(other.scores.len(), d.candidates.len());
+        let best = |s: &[f64]| (0..s.len()).max_by(|&x, &y| s[x].total_cmp(&s[y])).unwrap();
+        let emptiest = (0..d.candidates.len())
+            .max_by_key(|&i| d.inputs.cpu_capacity[i] - d.inputs.cpu_allocated[i])
+            .unwrap();
+        assert_eq!(best(&other.scores), emptiest);
+    }
+}
+
+#[test]
 fn scale_down_stops_the_highest_slots_and_scale_up_fills_the_gaps() {
     let h = Harness::new();
     h.nodes(vec![node("a", 8000, 8192, &[])]);

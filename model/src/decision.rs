@@ -1,5 +1,6 @@
 //! Decision records: why an allocation went where it went.
 
+use crate::Resources;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,6 +22,19 @@ pub struct Decision {
     pub scorer_digest: String,
     /// The number the scorer was given for this placement.
     pub placement: u64,
+    /// The index of the state the placement was made on.
+    #[serde(default)]
+    pub snapshot_index: u64,
+    /// The job's priority and the allocation's ask, as the scorer got them.
+    #[serde(default)]
+    pub job_priority: u8,
+    #[serde(default)]
+    pub ask: Resources,
+    /// What the scorer was told about each candidate: with `placement`,
+    /// `job_priority` and `ask`, the whole request, so the decision can be
+    /// replayed against this or another scorer.
+    #[serde(default)]
+    pub inputs: CandidateInputs,
     /// Nodes in the snapshot.
     pub nodes_evaluated: u64,
     /// Nodes filtered out before scoring, by reason.
@@ -46,6 +60,29 @@ pub struct Decision {
     pub scorer_micros: u64,
     /// Time spent on the whole placement (filter, sample, score, pick).
     pub total_micros: u64,
+}
+
+/// The scorer's view of the candidates, column by column in candidate
+/// order (the `node-columns` and attributes of `orch:scheduler`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateInputs {
+    pub cpu_capacity: Vec<u32>,
+    pub memory_capacity: Vec<u64>,
+    pub disk_capacity: Vec<u64>,
+    pub cpu_allocated: Vec<u32>,
+    pub memory_allocated: Vec<u64>,
+    pub disk_allocated: Vec<u64>,
+    pub job_allocs: Vec<u32>,
+    pub total_allocs: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strings: Vec<String>,
+    /// Row-major: candidates × attribute names; `u32::MAX` when a node does
+    /// not have the attribute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<u32>,
 }
 
 impl Decision {

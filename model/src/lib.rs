@@ -25,7 +25,7 @@ pub use api::{
     AllocationDetail, ErrorBody, EvaluationDetail, FieldDiff, GroupPlan, JobPlanResponse,
     JobRegisterRequest, JobRegisterResponse, JobStopResponse, JobSummary, PlannedPlacement,
 };
-pub use decision::Decision;
+pub use decision::{CandidateInputs, Decision};
 pub use duration::{Dur, DurationError};
 pub use eval::{EvalStatus, Evaluation, TriggeredBy};
 pub use job::{

@@ -279,6 +279,10 @@ mod tests {
             scorer: "binpack@0.1.0".into(),
             scorer_digest: "sha256:9f86d081884c7d65".into(),
             placement: 0,
+            snapshot_index: 0,
+            job_priority: 50,
+            ask: Default::default(),
+            inputs: Default::default(),
             nodes_evaluated: 6,
             nodes_filtered: [
                 ("missing driver exec".to_owned(), 1),

@@ -200,6 +200,10 @@ impl Run<'_, '_> {
                 scorer: p.scorer.label().to_owned(),
                 scorer_digest: p.scorer.digest().to_owned(),
                 placement,
+                snapshot_index: p.state.index(),
+                job_priority: p.job.priority,
+                ask,
+                inputs: super::score::inputs_of(&request),
                 nodes_evaluated: metric.nodes_evaluated,
                 nodes_filtered: metric.nodes_filtered,
                 nodes_skipped: candidates.skipped,
@@ -283,7 +287,7 @@ impl Run<'_, '_> {
         if fitting.is_empty() {
             return Ok(());
         }
-        let placement = p.counter.fetch_add(fitting.len() as u64, Ordering::Relaxed);
+        let placement = p.counter.fetch_add(1, Ordering::Relaxed);
         // Scored as they were before this group's own placements.
         for (_, node) in &fitting {
             self.overlay.remove(&node.id, ask);
@@ -316,6 +320,10 @@ impl Run<'_, '_> {
         let parts_per = response.part_names.len();
         let total_micros = micros(started);
         for (i, (slot, node)) in fitting.into_iter().enumerate() {
+            // The scorer saw every fitting node in one request; the record
+            // keeps this node's row of it.
+            let mut inputs = super::score::inputs_of(&request);
+            keep_row(&mut inputs, i);
             let decision = Decision {
                 alloc_id: new_id(),
                 eval_id: p.eval.id.clone(),
@@ -323,7 +331,11 @@ impl Run<'_, '_> {
                 group: group.name.clone(),
                 scorer: p.scorer.label().to_owned(),
                 scorer_digest: p.scorer.digest().to_owned(),
-                placement: placement + i as u64,
+                placement,
+                snapshot_index: p.state.index(),
+                job_priority: p.job.priority,
+                ask,
+                inputs,
                 nodes_evaluated: 1,
                 nodes_filtered: BTreeMap::new(),
                 nodes_skipped: 0,
@@ -415,6 +427,21 @@ impl Run<'_, '_> {
             }
         }
     }
+}
+
+/// Keeps candidate `i` of every column.
+fn keep_row(inputs: &mut orch_model::CandidateInputs, i: usize) {
+    fn one<T: Copy>(column: &mut Vec<T>, i: usize) {
+        *column = column.get(i).copied().into_iter().collect();
+    }
+    one(&mut inputs.cpu_capacity, i);
+    one(&mut inputs.memory_capacity, i);
+    one(&mut inputs.disk_capacity, i);
+    one(&mut inputs.cpu_allocated, i);
+    one(&mut inputs.memory_allocated, i);
+    one(&mut inputs.disk_allocated, i);
+    one(&mut inputs.job_allocs, i);
+    one(&mut inputs.total_allocs, i);
 }
 
 /// Adds a further failure's metric (system jobs fail node by node).

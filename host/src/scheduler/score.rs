@@ -87,6 +87,50 @@ impl<S: orch_plugin_sdk::Scorer + Send + Sync> Scorer for Native<S> {
     }
 }
 
+/// What a decision record keeps of a request: the candidates' columns
+/// and attributes.
+pub fn inputs_of(r: &ScoreRequest) -> orch_model::CandidateInputs {
+    let n = &r.nodes;
+    orch_model::CandidateInputs {
+        cpu_capacity: n.cpu_capacity.clone(),
+        memory_capacity: n.memory_capacity.clone(),
+        disk_capacity: n.disk_capacity.clone(),
+        cpu_allocated: n.cpu_allocated.clone(),
+        memory_allocated: n.memory_allocated.clone(),
+        disk_allocated: n.disk_allocated.clone(),
+        job_allocs: n.job_allocs.clone(),
+        total_allocs: n.total_allocs.clone(),
+        attribute_names: r.attribute_names.clone(),
+        strings: r.strings.clone(),
+        attributes: r.attributes.clone(),
+    }
+}
+
+/// The request a decision was made with, to send again: a replay of the
+/// decision against the same scorer gives the same scores, against another
+/// one shows how it would have ranked the same candidates.
+pub fn request_of(d: &orch_model::Decision) -> ScoreRequest {
+    let i = &d.inputs;
+    ScoreRequest {
+        placement: d.placement,
+        job_priority: d.job_priority,
+        ask: super::sample::scorer_resources(d.ask),
+        nodes: orch_plugin_runtime::NodeColumns {
+            cpu_capacity: i.cpu_capacity.clone(),
+            memory_capacity: i.memory_capacity.clone(),
+            disk_capacity: i.disk_capacity.clone(),
+            cpu_allocated: i.cpu_allocated.clone(),
+            memory_allocated: i.memory_allocated.clone(),
+            disk_allocated: i.disk_allocated.clone(),
+            job_allocs: i.job_allocs.clone(),
+            total_allocs: i.total_allocs.clone(),
+        },
+        attribute_names: i.attribute_names.clone(),
+        strings: i.strings.clone(),
+        attributes: i.attributes.clone(),
+    }
+}
+
 /// The request as the SDK types it: the same columns, copied once each, as
 /// lowering them into a component copies them.
 pub fn to_sdk(r: &ScoreRequest) -> orch_plugin_sdk::ScoreRequest {
