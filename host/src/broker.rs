@@ -235,7 +235,12 @@ impl Broker {
     pub fn ack(&self, eval_id: &str, token: u64) -> Result<(), BrokerError> {
         let mut inner = self.lock();
         let held = inner.take_held(eval_id, token)?;
-        inner.known.remove(eval_id);
+        // An evaluation that went back to waiting for capacity (its commit
+        // enqueued it as blocked while it was held) stays known.
+        let job = &held.queued.eval.job_id;
+        if inner.blocked.get(job).is_none_or(|b| b.id != eval_id) {
+            inner.known.remove(eval_id);
+        }
         inner.attempts.remove(eval_id);
         inner.release_job(&held.queued.eval.job_id);
         self.ready_signal.notify_one();
@@ -500,6 +505,23 @@ mod tests {
         b.enqueue(blocked("current", "b", 10));
         assert_eq!(ids(&b, now), ["missed"]);
         assert_eq!(b.stats().blocked, 1);
+    }
+
+    #[test]
+    fn an_evaluation_that_goes_back_to_blocked_while_held_stays_blocked() {
+        let b = Broker::new(BrokerOptions::default());
+        let now = Instant::now();
+        b.enqueue(eval("e", "j", 50, EvalStatus::Blocked));
+        b.unblock(1);
+        let lease = b.dequeue(now).unwrap();
+        // Its worker's commit writes it blocked again before the ack.
+        let mut again = (*lease.eval).clone();
+        again.snapshot_index = 2;
+        b.enqueue(Arc::new(again));
+        b.ack("e", lease.token).unwrap();
+        assert_eq!(b.stats().blocked, 1);
+        b.unblock(3);
+        assert_eq!(ids(&b, now), ["e"]);
     }
 
     #[test]

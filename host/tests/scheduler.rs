@@ -267,6 +267,53 @@ fn a_decision_replays_to_the_same_scores_and_against_another_scorer() {
 }
 
 #[test]
+fn distinct_hosts_keeps_a_group_apart_or_the_whole_job() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[]), node("b", 8000, 8192, &[])]);
+    let group = |name: &str| {
+        json!({"name": name, "count": 2,
+               "constraint": [{"operator": "distinct_hosts"}],
+               "task": [{"name": "t", "driver": "exec", "resources": {"cpu": 100, "memory": 64}}]})
+    };
+    // On each group: a group's two allocations on two nodes; the groups
+    // may share them.
+    let by_group: Job = serde_json::from_value(json!({
+        "id": "groups", "group": [group("g1"), group("g2")],
+    }))
+    .unwrap();
+    h.register(by_group);
+    h.run();
+    let live = h.live("groups");
+    assert_eq!(live.len(), 4);
+    for g in ["g1", "g2"] {
+        let nodes: std::collections::BTreeSet<&str> = live
+            .iter()
+            .filter(|a| a.group == g)
+            .map(|a| a.node_id.as_str())
+            .collect();
+        assert_eq!(nodes.len(), 2, "{g} is kept apart");
+    }
+    // On the job: four allocations need four nodes; two fit.
+    let mut whole: Job = serde_json::from_value(json!({
+        "id": "whole", "constraint": [{"operator": "distinct_hosts"}],
+        "group": [group("g1"), group("g2")],
+    }))
+    .unwrap();
+    for g in &mut whole.groups {
+        g.constraints.clear();
+    }
+    h.register(whole);
+    let evals = h.run();
+    assert_eq!(h.live("whole").len(), 2);
+    let failed = &evals.last().unwrap().failed_tg_allocs;
+    let filtered: u64 = failed
+        .values()
+        .map(|m| m.nodes_filtered.get("distinct_hosts").copied().unwrap_or(0))
+        .sum();
+    assert!(filtered > 0, "{failed:?}");
+}
+
+#[test]
 fn scale_down_stops_the_highest_slots_and_scale_up_fills_the_gaps() {
     let h = Harness::new();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
@@ -363,6 +410,16 @@ fn placement_failure_names_the_reasons_and_blocks_until_capacity_appears() {
         EvalStatus::Blocked
     );
     assert!(h.live("web").is_empty());
+
+    // A node that does not help joins: the blocked evaluation looks again
+    // and goes back to waiting, leaving no new evaluation behind.
+    let evals_before = h.state().evals().count();
+    h.nodes(vec![node("mac2", 8000, 8192, &[("os.name", "darwin")])]);
+    h.unblock();
+    assert_eq!(h.state().evals().count(), evals_before);
+    let still = h.state().eval(&blocked).unwrap().clone();
+    assert_eq!(still.status, EvalStatus::Blocked);
+    assert_eq!(still.failed_tg_allocs["g"].nodes_evaluated, 3);
 
     // A big linux node joins: the blocked evaluation places both.
     h.nodes(vec![node("big", 8000, 8192, &[("os.name", "linux")])]);

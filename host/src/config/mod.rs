@@ -7,7 +7,7 @@
 //!
 //! The server's whole use of this module:
 //!
-//! ```ignore
+//! ```text
 //! let mut config = Config::load(&path)?;
 //! // CLI overrides go straight into the public fields, before anything
 //! // else reads them (the runtime's cache lives under data_dir):

@@ -13,8 +13,17 @@ pub struct Feasibility {
     /// filtered under.
     drivers: Vec<(String, String)>,
     constraints: Vec<Compiled>,
-    /// Job- or group-level `distinct_hosts`.
-    pub distinct_hosts: bool,
+    /// `distinct_hosts`, and whether it keeps the whole job's allocations
+    /// apart or only the group's.
+    pub distinct_hosts: Option<DistinctHosts>,
+}
+
+/// What `distinct_hosts` keeps apart: set on the job, no two allocations of
+/// the job share a node; set on a group (or a task), no two of the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DistinctHosts {
+    Job,
+    Group,
 }
 
 struct Compiled {
@@ -36,16 +45,23 @@ impl Feasibility {
             .into_iter()
             .map(|d| (d.to_owned(), format!("missing driver {d}")))
             .collect();
+        let group_level = group
+            .constraints
+            .iter()
+            .chain(group.tasks.iter().flat_map(|t| &t.constraints));
         let all = job
             .constraints
             .iter()
-            .chain(&group.constraints)
-            .chain(group.tasks.iter().flat_map(|t| &t.constraints));
+            .map(|c| (c, DistinctHosts::Job))
+            .chain(group_level.map(|c| (c, DistinctHosts::Group)));
         let mut constraints = Vec::new();
-        let mut distinct_hosts = false;
-        for c in all {
+        let mut distinct_hosts = None;
+        for (c, scope) in all {
             if c.operator == Operator::DistinctHosts {
-                distinct_hosts = true;
+                // The job's wins: it keeps more apart.
+                if distinct_hosts != Some(DistinctHosts::Job) {
+                    distinct_hosts = Some(scope);
+                }
                 continue;
             }
             let regex = match c.operator {

@@ -142,6 +142,17 @@ impl Run<'_, '_> {
             prefs.initial_counts(p.state, &p.job.id, &group.name, &self.stopping);
         let mut failed = false;
         let hash = p.job.group_spec_hash(group);
+        // The group's live allocations per node, less the plan's stops, plus
+        // what this plan places: for a group's distinct_hosts.
+        let mut group_on_node: HashMap<String, u32> = HashMap::new();
+        for alloc in p.state.allocs_of_job(&p.job.id) {
+            if alloc.group == group.name
+                && alloc.holds_resources()
+                && !self.stopping.contains(&alloc.id)
+            {
+                *group_on_node.entry(alloc.node_id.clone()).or_default() += 1;
+            }
+        }
         for slot in slots {
             if failed {
                 // The same group on the same snapshot fails the same way.
@@ -159,8 +170,10 @@ impl Run<'_, '_> {
             } else {
                 (placement % nodes.len() as u64) as usize
             };
-            let job_on_node = &self.job_on_node;
-            let on_node = |n: &str| job_on_node.get(n).copied().unwrap_or(0);
+            let on_node = Counts {
+                job: &self.job_on_node,
+                group: &group_on_node,
+            };
             let candidates = sample::collect(
                 &nodes,
                 |n| self.usage(n),
@@ -191,6 +204,7 @@ impl Run<'_, '_> {
                 .collect();
             let pick = best(&finals);
             let node = candidates.nodes[pick].clone();
+            *group_on_node.entry(node.id.clone()).or_default() += 1;
             prefs.count(&node, &mut spread_counts);
             let decision = Decision {
                 alloc_id: new_id(),
@@ -442,6 +456,22 @@ fn keep_row(inputs: &mut orch_model::CandidateInputs, i: usize) {
     one(&mut inputs.disk_allocated, i);
     one(&mut inputs.job_allocs, i);
     one(&mut inputs.total_allocs, i);
+}
+
+/// The job's and the group's allocations per node, as sampling counts them.
+struct Counts<'a> {
+    job: &'a HashMap<String, u32>,
+    group: &'a HashMap<String, u32>,
+}
+
+impl sample::JobAllocs for Counts<'_> {
+    fn on_node(&self, node: &str) -> u32 {
+        self.job.get(node).copied().unwrap_or(0)
+    }
+
+    fn group_on_node(&self, node: &str) -> u32 {
+        self.group.get(node).copied().unwrap_or(0)
+    }
 }
 
 /// Adds a further failure's metric (system jobs fail node by node).

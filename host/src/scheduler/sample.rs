@@ -3,7 +3,7 @@
 //! enough (Kubernetes' percentageOfNodesToScore, Nomad's limit iterator).
 //! Every node passed over for a reason is counted in the metric.
 
-use super::feasible::Feasibility;
+use super::feasible::{DistinctHosts, Feasibility};
 use orch_model::{AllocMetric, Node, Resources};
 use orch_plugin_runtime::{Node as ScorerNode, NodeColumns, Resources as ScorerResources};
 use std::collections::HashMap;
@@ -88,6 +88,13 @@ pub struct Candidates {
 pub trait JobAllocs {
     /// Live allocations of the job being placed on `node`, in the snapshot.
     fn on_node(&self, node: &str) -> u32;
+
+    /// Live allocations of the group being placed on `node`, in the
+    /// snapshot and already in this plan: what a group's `distinct_hosts`
+    /// counts.
+    fn group_on_node(&self, node: &str) -> u32 {
+        self.on_node(node)
+    }
 }
 
 impl<F: Fn(&str) -> u32> JobAllocs for F {
@@ -128,7 +135,12 @@ pub fn collect(
         }
         let added = overlay.get(&node.id);
         let job_here = job_allocs.on_node(&node.id) + added.job_allocs;
-        if feasibility.distinct_hosts && job_here > 0 {
+        let apart = match feasibility.distinct_hosts {
+            None => false,
+            Some(DistinctHosts::Job) => job_here > 0,
+            Some(DistinctHosts::Group) => job_allocs.group_on_node(&node.id) > 0,
+        };
+        if apart {
             metric.filter("distinct_hosts");
             continue;
         }

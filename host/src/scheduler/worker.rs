@@ -93,10 +93,19 @@ pub fn process_eval(
             }
         }
         if !computed.failed_tg_allocs.is_empty() {
-            let mut blocked = blocked_eval(eval, now_ms);
-            blocked.snapshot_index = state.index();
-            done.blocked_eval = Some(blocked.id.clone());
-            evals.push(blocked);
+            if eval.status == EvalStatus::Blocked {
+                // Woken and still short of room: it goes back to waiting,
+                // rather than leaving a new blocked evaluation behind at
+                // every change of capacity.
+                done.status = EvalStatus::Blocked;
+                done.status_description = "waiting for capacity".into();
+                done.snapshot_index = state.index();
+            } else {
+                let mut blocked = blocked_eval(eval, now_ms);
+                blocked.snapshot_index = state.index();
+                done.blocked_eval = Some(blocked.id.clone());
+                evals.push(blocked);
+            }
         }
         evals.insert(0, done.clone());
         let mut plan = computed.plan;
