@@ -966,4 +966,35 @@ proptest! {
             check_invariants(&h.state())?;
         }
     }
+
+    #[test]
+    fn applying_a_plan_twice_changes_nothing_the_second_time(
+        nodes in prop::collection::vec(500..4000u32, 1..6),
+        count in 0..8u32,
+        cpu in 100..2000u32,
+        rescale in 0..8u32,
+    ) {
+        let h = Harness::new();
+        h.nodes(nodes.iter().enumerate().map(|(i, cpu)| node(&format!("n{i}"), *cpu, 4096, &[])).collect());
+        h.register(job(json!({"group": [{"count": count, "task": [{"resources": {"cpu": cpu}}]}]})));
+        h.run();
+        // A second version that places, stops or updates in place.
+        let eval = h.register(job(json!({"group": [{"count": rescale, "restart": {"attempts": 9},
+                                                     "task": [{"resources": {"cpu": cpu}}]}]})));
+        let Some(eval) = eval else { return Ok(()) };
+        let state = h.state();
+        let plan = h.scheduler.compute(&state, state.eval(&eval).unwrap(), h.now()).unwrap().plan;
+        let Outcome::Plan(first) = h.store.apply(Op::ApplyPlan(plan.clone())).unwrap() else { panic!() };
+        let index = h.store.index();
+        let allocs: Vec<Allocation> = h.state().allocs().map(|a| (**a).clone()).collect();
+        let Outcome::Plan(again) = h.store.apply(Op::ApplyPlan(plan)).unwrap() else { panic!() };
+        prop_assert!(again.placed.is_empty() && again.stopped == 0, "{again:?} after {first:?}");
+        prop_assert_eq!(h.store.index(), index);
+        let mut after: Vec<Allocation> = h.state().allocs().map(|a| (**a).clone()).collect();
+        let mut before = allocs;
+        before.sort_by(|a, b| a.id.cmp(&b.id));
+        after.sort_by(|a, b| a.id.cmp(&b.id));
+        prop_assert_eq!(before, after);
+        check_invariants(&h.state())?;
+    }
 }
