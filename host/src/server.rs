@@ -145,9 +145,13 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         Runtime::new(config.runtime_config()).context("cannot start the plugin runtime")?;
     let scheduler = load_scheduler(&config, &runtime).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(
-        "scheduler: scoring with {} ({})",
+        "scheduler: scoring with {} ({}); {}",
         scheduler.scorer().label(),
-        scheduler.scorer().digest()
+        scheduler.scorer().digest(),
+        match scheduler.fallback() {
+            Some(f) => format!("falls back to {} if it fails", f.label()),
+            None => "fails closed if it fails".to_owned(),
+        }
     );
     let db = config.data_dir.join("state.db");
     let store = Store::open(
@@ -158,7 +162,6 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         },
     )?;
     tracing::info!("state: {} at index {}", db.display(), store.index());
-    let scorer = scheduler.scorer().clone();
     let plane = ControlPlane::start(store, scheduler, config.workers)?;
     let reloader = args.config.as_ref().map(|path| {
         let current = plane.scheduler.clone();
@@ -166,7 +169,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
             path,
             config.clone(),
             runtime.clone(),
-            &scorer,
+            &plane.scheduler.get(),
             move |s| current.set(s),
         ))
     });

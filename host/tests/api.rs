@@ -208,6 +208,7 @@ fn decision(alloc_id: &str, node: &str) -> Decision {
         group: "front".into(),
         scorer: "binpack".into(),
         scorer_digest: "native:binpack".into(),
+        scorer_failure: None,
         placement: 0,
         snapshot_index: 0,
         job_priority: 50,

@@ -124,7 +124,7 @@ fn reloader(path: &Path) -> (Reloader, mpsc::Receiver<(String, String)>) {
         let scorer = s.scorer();
         let _ = tx.send((scorer.label().to_owned(), scorer.digest().to_owned()));
     };
-    let reloader = Reloader::new(path, config, runtime, scheduler.scorer(), on_change);
+    let reloader = Reloader::new(path, config, runtime, &scheduler, on_change);
     (reloader, rx)
 }
 
@@ -231,4 +231,32 @@ fn dropping_the_reloader_stops_its_watcher() {
     eventually("the watch thread to exit", || {
         matches!(changes.try_recv(), Err(mpsc::TryRecvError::Disconnected))
     });
+}
+
+#[test]
+fn a_reload_adds_and_removes_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[scheduler]\nscorer = \"spread\"\n");
+    let config = Config::load(&path).unwrap();
+    let runtime = runtime();
+    let scheduler = load_scheduler(&config, &runtime).unwrap();
+    assert!(scheduler.fallback().is_none(), "fails closed by default");
+    let (tx, rx) = mpsc::channel();
+    let on_change = move |s: Scheduler| {
+        let _ = tx.send(s.fallback().map(|f| f.label().to_owned()));
+    };
+    let reloader = Reloader::new(&path, config, runtime, &scheduler, on_change);
+
+    write_config(
+        dir.path(),
+        "[scheduler]\nscorer = \"spread\"\nfallback = \"binpack\"\n",
+    );
+    assert!(matches!(reloader.reload_now(), Reloaded::Applied { .. }));
+    let fallback = rx.recv_timeout(PATIENCE).unwrap();
+    assert!(fallback.is_some_and(|l| l.starts_with("binpack ")));
+
+    write_config(dir.path(), "[scheduler]\nscorer = \"spread\"\n");
+    assert!(matches!(reloader.reload_now(), Reloaded::Applied { .. }));
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), None);
+    assert!(matches!(reloader.reload_now(), Reloaded::Unchanged));
 }

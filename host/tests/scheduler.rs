@@ -313,6 +313,65 @@ fn distinct_hosts_keeps_a_group_apart_or_the_whole_job() {
     assert!(filtered > 0, "{failed:?}");
 }
 
+/// A scorer that always fails, as a trapping or overrunning plugin does.
+struct Broken;
+
+impl Scorer for Broken {
+    fn label(&self) -> &str {
+        "broken 0.0.1"
+    }
+    fn digest(&self) -> &str {
+        "sha256:0000"
+    }
+    fn score(
+        &self,
+        _: &orch_plugin_runtime::ScoreRequest,
+    ) -> Result<orch_plugin_runtime::ScoreResponse, String> {
+        Err("trapped: unreachable executed".into())
+    }
+}
+
+#[test]
+fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
+    // Without a fallback the evaluation fails and is retried; nothing is
+    // placed by guesswork.
+    let h = Harness::with(Arc::new(Broken));
+    h.nodes(vec![node("a", 4000, 8192, &[])]);
+    let eval = h.register(job(count(1))).unwrap();
+    let state = h.state();
+    let err = process_eval(
+        &h.store,
+        &h.scheduler,
+        state.eval(&eval).unwrap(),
+        1,
+        h.now(),
+        5,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("broken 0.0.1"), "{err}");
+    assert!(err.to_string().contains("trapped"), "{err}");
+    assert!(h.live("web").is_empty());
+
+    // With binpack as the fallback, binpack places and the record says why.
+    let mut h = Harness::with(Arc::new(Broken));
+    h.scheduler = Scheduler::new(Arc::new(Broken), Sampling::default())
+        .with_fallback(Arc::new(Native::new(orch_scorer_binpack::Binpack)));
+    h.nodes(vec![node("a", 4000, 8192, &[])]);
+    h.register(job(count(1)));
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live.len(), 1);
+    let d = h.store.decision(&live[0].id).unwrap().unwrap();
+    assert_eq!(d.scorer_digest, "native:binpack");
+    assert!(
+        d.scorer_failure
+            .as_deref()
+            .unwrap()
+            .contains("broken 0.0.1"),
+        "{d:?}"
+    );
+}
+
 #[test]
 fn scale_down_stops_the_highest_slots_and_scale_up_fills_the_gaps() {
     let h = Harness::new();

@@ -20,6 +20,10 @@ pub struct Decision {
     /// sha256 of the scorer component (or of the native build's name for the
     /// native baseline).
     pub scorer_digest: String,
+    /// Set when the configured scorer failed and the fallback (named in
+    /// `scorer`) answered: the configured scorer's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scorer_failure: Option<String>,
     /// The number the scorer was given for this placement.
     pub placement: u64,
     /// The index of the state the placement was made on.

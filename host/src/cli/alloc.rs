@@ -119,8 +119,12 @@ pub fn alloc_detail(
 /// the time spent, and the candidates by final score, the picked one marked.
 pub fn decision_view(d: &Decision, nodes: &BTreeMap<String, String>) -> String {
     let filtered: u64 = d.nodes_filtered.values().sum();
-    let mut out = key_values(&[
-        ("Scorer", format!("{} ({})", d.scorer, d.scorer_digest)),
+    let mut rows = vec![("Scorer", format!("{} ({})", d.scorer, d.scorer_digest))];
+    if let Some(failure) = &d.scorer_failure {
+        // The fallback answered: say why the configured scorer did not.
+        rows.push(("Fallback Because", failure.clone()));
+    }
+    rows.extend([
         ("Nodes Evaluated", d.nodes_evaluated.to_string()),
         ("Nodes Filtered", filtered.to_string()),
         ("Nodes Skipped", d.nodes_skipped.to_string()),
@@ -134,6 +138,7 @@ pub fn decision_view(d: &Decision, nodes: &BTreeMap<String, String>) -> String {
             ),
         ),
     ]);
+    let mut out = key_values(&rows);
     // The reasons go right under the count they explain.
     let mut reasons: Vec<(&String, &u64)> = d.nodes_filtered.iter().collect();
     reasons.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
@@ -278,6 +283,7 @@ mod tests {
             group: "frontend".into(),
             scorer: "binpack@0.1.0".into(),
             scorer_digest: "sha256:9f86d081884c7d65".into(),
+            scorer_failure: None,
             placement: 0,
             snapshot_index: 0,
             job_priority: 50,

@@ -15,7 +15,7 @@
 //! let runtime = Runtime::new(config.runtime_config())?;
 //! let scheduler = load_scheduler(&config, &runtime)?; // refuses a bad scorer
 //! let current = Current::new(scheduler);
-//! let reloader = Arc::new(Reloader::new(&path, config, runtime, current.get().scorer(), {
+//! let reloader = Arc::new(Reloader::new(&path, config, runtime, &current.get(), {
 //!     let current = current.clone();
 //!     move |scheduler| current.set(scheduler)
 //! }));
@@ -88,6 +88,12 @@ pub struct SchedulerConfig {
     /// A built-in scorer (`binpack`, `spread`, `epvm`, `round-robin`, or the
     /// same written `builtin:NAME`), or a path to a `.wasm` scorer component.
     pub scorer: String,
+    /// The failure policy: unset, a placement whose scorer fails (traps,
+    /// overruns a limit, answers nonsense, or is held off by its breaker)
+    /// fails and its evaluation is retried (fail closed); set to a
+    /// built-in's name, that built-in scores the placement instead and the
+    /// decision record says why.
+    pub fallback: Option<String>,
     pub sampling: SamplingConfig,
     pub limits: LimitsConfig,
 }
@@ -96,6 +102,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             scorer: "binpack".to_owned(),
+            fallback: None,
             sampling: SamplingConfig::default(),
             limits: LimitsConfig::default(),
         }
@@ -339,6 +346,22 @@ impl Config {
                 )
                 .hint("remove it to leave calls unmetered, or give a budget such as 100000000"),
             );
+        }
+        if let Some(fallback) = &s.fallback {
+            match ScorerSource::resolve(fallback, &self.base_dir) {
+                Ok(ScorerSource::Builtin(_)) => {}
+                Ok(ScorerSource::File(_)) => problems.push(
+                    Problem::new(
+                        "scheduler.fallback",
+                        format!("{fallback:?} is not a built-in scorer"),
+                    )
+                    .hint(format!(
+                        "the fallback must be one that cannot go missing: {}",
+                        scorer::builtin_names().join(", ")
+                    )),
+                ),
+                Err(e) => problems.push(Problem::new("scheduler.fallback", e.to_string())),
+            }
         }
         match ScorerSource::resolve(&s.scorer, &self.base_dir) {
             Ok(ScorerSource::File(path)) if !path.is_file() => {

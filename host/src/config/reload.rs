@@ -66,6 +66,8 @@ struct State {
     running: SchedulerConfig,
     /// The scorer in use.
     scorer: Arc<dyn Scorer>,
+    /// The fallback in use, if the config names one.
+    fallback: Option<Arc<dyn Scorer>>,
     /// The file as last read: restart-only settings are compared with it,
     /// not with the running config, so CLI overrides are not reported as
     /// changes, and a change is reported once.
@@ -79,7 +81,7 @@ struct Watch {
 
 impl Reloader {
     /// `config` is what the server runs with (CLI overrides applied) and
-    /// `scorer` the scorer it loaded from it; `on_change` receives each
+    /// `scheduler` the one it loaded from it; `on_change` receives each
     /// accepted scheduler (the server's `Current::set`). It is called with
     /// the reloader's lock held, so reloads apply in order; it must not
     /// call back into the reloader.
@@ -87,7 +89,7 @@ impl Reloader {
         path: impl Into<PathBuf>,
         config: Config,
         runtime: Runtime,
-        scorer: &Arc<dyn Scorer>,
+        scheduler: &Scheduler,
         on_change: impl Fn(Scheduler) + Send + Sync + 'static,
     ) -> Self {
         let path = path.into();
@@ -102,7 +104,8 @@ impl Reloader {
             on_change: Box::new(on_change),
             state: Mutex::new(State {
                 running: config.scheduler,
-                scorer: scorer.clone(),
+                scorer: scheduler.scorer().clone(),
+                fallback: scheduler.fallback().cloned(),
                 file,
             }),
             seen,
@@ -210,7 +213,9 @@ impl Inner {
                     return Reloaded::ScorerRefused(e);
                 }
             };
-        if same_scorer && new.sampling == state.running.sampling {
+        let same_fallback =
+            new.fallback == state.running.fallback && new.limits == state.running.limits;
+        if same_scorer && same_fallback && new.sampling == state.running.sampling {
             tracing::debug!("config {}: the scheduler is unchanged", self.path.display());
             return Reloaded::Unchanged;
         }
@@ -222,6 +227,29 @@ impl Inner {
                 Err(e) => {
                     tracing::error!("config reload refused: {e}; still scoring with {old}");
                     return Reloaded::ScorerRefused(e);
+                }
+            }
+        };
+        let fallback = if same_fallback {
+            state.fallback.clone()
+        } else {
+            match &new.fallback {
+                None => None,
+                Some(name) => {
+                    let fallback = SchedulerConfig {
+                        scorer: name.clone(),
+                        fallback: None,
+                        ..new.clone()
+                    };
+                    match load_scorer(&fallback, &config.base_dir, &self.runtime) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            tracing::error!(
+                                "config reload refused: the fallback: {e}; still scoring with {old}"
+                            );
+                            return Reloaded::ScorerRefused(e);
+                        }
+                    }
                 }
             }
         };
@@ -243,9 +271,22 @@ impl Inner {
             label: scorer.label().to_owned(),
             digest: scorer.digest().to_owned(),
         };
+        if !same_fallback {
+            match &fallback {
+                Some(f) => {
+                    tracing::info!("scheduler: falls back to {} ({})", f.label(), f.digest())
+                }
+                None => tracing::info!("scheduler: no fallback; a failing scorer fails closed"),
+            }
+        }
         state.running = new.clone();
         state.scorer = scorer.clone();
-        (self.on_change)(Scheduler::new(scorer, sampling));
+        state.fallback = fallback.clone();
+        let scheduler = Scheduler::new(scorer, sampling);
+        (self.on_change)(match fallback {
+            Some(f) => scheduler.with_fallback(f),
+            None => scheduler,
+        });
         applied
     }
 

@@ -191,7 +191,19 @@ pub fn load_scorer(
 /// [`load_scorer`], with its sampling.
 pub fn load_scheduler(config: &Config, runtime: &Runtime) -> Result<Scheduler, ScorerLoadError> {
     let scorer = load_scorer(&config.scheduler, &config.base_dir, runtime)?;
-    Ok(Scheduler::new(scorer, config.scheduler.sampling.sampling()))
+    let scheduler = Scheduler::new(scorer, config.scheduler.sampling.sampling());
+    match &config.scheduler.fallback {
+        None => Ok(scheduler),
+        Some(name) => {
+            let fallback = SchedulerConfig {
+                scorer: name.clone(),
+                fallback: None,
+                ..config.scheduler.clone()
+            };
+            let fallback = load_scorer(&fallback, &config.base_dir, runtime)?;
+            Ok(scheduler.with_fallback(fallback))
+        }
+    }
 }
 
 fn accept(

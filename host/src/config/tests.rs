@@ -102,7 +102,7 @@ fn an_unknown_key_is_placed_and_the_meant_one_suggested() {
         errors("workers = 2\n[scheduler]\nscorr = \"spread\"\n"),
         [
             "/etc/orch/orch.toml:3:1: scheduler.scorr: unknown field `scorr`, expected one of \
-          `scorer`, `sampling`, `limits` (did you mean `scorer`?)"
+          `scorer`, `fallback`, `sampling`, `limits` (did you mean `scorer`?)"
         ]
     );
     assert_eq!(
@@ -235,4 +235,22 @@ fn the_reloader_can_be_shared_with_a_signal_task() {
     send_sync::<Reloader>();
     send_sync::<ConfigError>();
     send_sync::<ScorerLoadError>();
+}
+
+#[test]
+fn the_fallback_is_a_builtin_scorer() {
+    let c = parse("[scheduler]\nscorer = \"builtin:spread\"\nfallback = \"binpack\"\n").unwrap();
+    assert_eq!(c.scheduler.fallback.as_deref(), Some("binpack"));
+    assert_eq!(
+        parse("").unwrap().scheduler.fallback,
+        None,
+        "fail closed by default"
+    );
+    let e = errors("[scheduler]\nfallback = \"binpak\"\n");
+    assert!(
+        e[0].contains("scheduler.fallback") && e[0].contains("binpack"),
+        "{e:?}"
+    );
+    let e = errors("[scheduler]\nfallback = \"./mine.wasm\"\n");
+    assert!(e[0].contains("is not a built-in scorer"), "{e:?}");
 }

@@ -54,6 +54,9 @@ pub struct Computed {
 /// The scorer and sampling every worker uses.
 pub struct Scheduler {
     scorer: Arc<dyn Scorer>,
+    /// Scores a placement the scorer failed on (the failure policy
+    /// `fallback`); without one the placement fails (`fail_closed`).
+    fallback: Option<Arc<dyn Scorer>>,
     sampling: Sampling,
     /// Placements made so far: each placement's number (see
     /// [`orch_model::Decision::placement`]).
@@ -64,9 +67,21 @@ impl Scheduler {
     pub fn new(scorer: Arc<dyn Scorer>, sampling: Sampling) -> Self {
         Self {
             scorer,
+            fallback: None,
             sampling,
             placements: AtomicU64::new(0),
         }
+    }
+
+    /// Scores with `fallback` whatever the scorer fails on.
+    #[must_use]
+    pub fn with_fallback(mut self, fallback: Arc<dyn Scorer>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    pub fn fallback(&self) -> Option<&Arc<dyn Scorer>> {
+        self.fallback.as_ref()
     }
 
     pub fn scorer(&self) -> &Arc<dyn Scorer> {
@@ -124,6 +139,7 @@ impl Scheduler {
                 job,
                 eval,
                 scorer: self.scorer.as_ref(),
+                fallback: self.fallback.as_deref(),
                 sampling: self.sampling,
                 counter: &self.placements,
                 now_ms,

@@ -36,6 +36,7 @@ pub struct Placer<'a> {
     pub job: &'a Job,
     pub eval: &'a Evaluation,
     pub scorer: &'a dyn Scorer,
+    pub fallback: Option<&'a dyn Scorer>,
     pub sampling: Sampling,
     /// The placement number; shared by every worker, so sampling starts
     /// somewhere new each time and a replay can give the scorer the same
@@ -115,7 +116,7 @@ struct Run<'p, 'a> {
     out: Placed,
 }
 
-impl Run<'_, '_> {
+impl<'a> Run<'_, 'a> {
     fn usage(&self, node: &str) -> (Resources, u32) {
         let usage = self.placer.state.usage(node);
         match self.freed.get(node) {
@@ -193,7 +194,7 @@ impl Run<'_, '_> {
             }
             let request = prefs.request(placement, p.job.priority, ask, &candidates);
             let scored = Instant::now();
-            let response = self.score(&request, candidates.nodes.len())?;
+            let (response, answered) = self.score(&request, candidates.nodes.len())?;
             let scorer_micros = micros(scored);
             let adjustments = prefs.adjust(&candidates.nodes, &spread_counts, &response.scores);
             let finals: Vec<f64> = response
@@ -211,8 +212,9 @@ impl Run<'_, '_> {
                 eval_id: p.eval.id.clone(),
                 job_id: p.job.id.clone(),
                 group: group.name.clone(),
-                scorer: p.scorer.label().to_owned(),
-                scorer_digest: p.scorer.digest().to_owned(),
+                scorer: answered.scorer.label().to_owned(),
+                scorer_digest: answered.scorer.digest().to_owned(),
+                scorer_failure: answered.failure.clone(),
                 placement,
                 snapshot_index: p.state.index(),
                 job_priority: p.job.priority,
@@ -329,7 +331,7 @@ impl Run<'_, '_> {
             attributes: Vec::new(),
         };
         let scored = Instant::now();
-        let response = self.score(&request, fitting.len())?;
+        let (response, answered) = self.score(&request, fitting.len())?;
         let scorer_micros = micros(scored);
         let parts_per = response.part_names.len();
         let total_micros = micros(started);
@@ -343,8 +345,9 @@ impl Run<'_, '_> {
                 eval_id: p.eval.id.clone(),
                 job_id: p.job.id.clone(),
                 group: group.name.clone(),
-                scorer: p.scorer.label().to_owned(),
-                scorer_digest: p.scorer.digest().to_owned(),
+                scorer: answered.scorer.label().to_owned(),
+                scorer_digest: answered.scorer.digest().to_owned(),
+                scorer_failure: answered.failure.clone(),
                 placement,
                 snapshot_index: p.state.index(),
                 job_priority: p.job.priority,
@@ -371,17 +374,37 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Calls the scorer and checks the answer has one score per node.
-    fn score(&self, request: &ScoreRequest, nodes: usize) -> Result<ScoreResponse, SchedError> {
-        let scorer = self.placer.scorer;
-        let fault = |detail: String| SchedError::Scorer {
-            scorer: format!("{} ({})", scorer.label(), scorer.digest()),
-            detail,
-        };
-        let response = scorer.score(request).map_err(fault)?;
-        orch_plugin_runtime::validate_response(&response, nodes)
-            .map_err(|problem| fault(problem.to_string()))?;
-        Ok(response)
+    /// Calls the scorer and checks the answer has one score per node; if
+    /// that fails and there is a fallback, the fallback answers.
+    fn score(
+        &self,
+        request: &ScoreRequest,
+        nodes: usize,
+    ) -> Result<(ScoreResponse, Answered<'a>), SchedError> {
+        let primary = self.placer.scorer;
+        match ask(primary, request, nodes) {
+            Ok(response) => Ok((
+                response,
+                Answered {
+                    scorer: primary,
+                    failure: None,
+                },
+            )),
+            Err(e) => {
+                let Some(fallback) = self.placer.fallback else {
+                    return Err(e);
+                };
+                tracing::warn!("{e}; scoring with the fallback {}", fallback.label());
+                let response = ask(fallback, request, nodes)?;
+                Ok((
+                    response,
+                    Answered {
+                        scorer: fallback,
+                        failure: Some(e.to_string()),
+                    },
+                ))
+            }
+        }
     }
 
     fn commit(
@@ -441,6 +464,27 @@ impl Run<'_, '_> {
             }
         }
     }
+}
+
+/// Which scorer answered, and why not the configured one.
+struct Answered<'s> {
+    scorer: &'s dyn Scorer,
+    failure: Option<String>,
+}
+
+fn ask(
+    scorer: &dyn Scorer,
+    request: &ScoreRequest,
+    nodes: usize,
+) -> Result<ScoreResponse, SchedError> {
+    let fault = |detail: String| SchedError::Scorer {
+        scorer: format!("{} ({})", scorer.label(), scorer.digest()),
+        detail,
+    };
+    let response = scorer.score(request).map_err(fault)?;
+    orch_plugin_runtime::validate_response(&response, nodes)
+        .map_err(|problem| fault(problem.to_string()))?;
+    Ok(response)
 }
 
 /// Keeps candidate `i` of every column.
