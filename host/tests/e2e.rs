@@ -10,7 +10,7 @@
 mod common;
 
 use common::{Server, node, write_config};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -384,4 +384,170 @@ fn evaluations_left_pending_by_a_stopped_server_are_scheduled_at_restart() {
             |a| a.as_array().is_some_and(|a| a.len() == 2),
         );
     }
+}
+
+/// What is wrong with `value` against `schema` (JSON Schema as the OpenAPI
+/// document uses it: `$ref`, `type`, `properties`, `required`,
+/// `additionalProperties`, `items`, `enum`).
+fn schema_problems(value: &Value, schema: &Value, root: &Value, at: &str) -> Vec<String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return schema_problems(value, &root["components"]["schemas"][name], root, at);
+    }
+    let mut problems = Vec::new();
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let fits = |t: &str| match t {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_u64() || value.is_i64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => true,
+    };
+    if !types.is_empty() && !types.iter().any(|t| fits(t)) {
+        problems.push(format!("{at}: {value} is not {types:?}"));
+        return problems;
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            if !object.contains_key(key) {
+                problems.push(format!("{at}: required {key} is missing"));
+            }
+        }
+        for (key, v) in object {
+            let at = format!("{at}.{key}");
+            match (&schema["properties"][key], &schema["additionalProperties"]) {
+                (Value::Null, Value::Object(_)) => problems.extend(schema_problems(
+                    v,
+                    &schema["additionalProperties"],
+                    root,
+                    &at,
+                )),
+                (Value::Null, Value::Bool(false)) => {
+                    problems.push(format!("{at}: not in the schema"))
+                }
+                (Value::Null, _) => {} // free-form, like a task's driver config
+                (property, _) => problems.extend(schema_problems(v, property, root, &at)),
+            }
+        }
+    }
+    if let Some(items) = value.as_array() {
+        for (i, v) in items.iter().enumerate() {
+            problems.extend(schema_problems(
+                v,
+                &schema["items"],
+                root,
+                &format!("{at}[{i}]"),
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_answer_matches_the_openapi_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    for (n, rack) in [("n1", "r1"), ("n2", "r2")] {
+        let mut body = node(n, 4000, 8192, "linux");
+        body["attributes"]["rack"] = json!(rack);
+        server.register(&body);
+    }
+    let placed = json!({"job": {
+        "id": "web", "type": "service",
+        "affinity": [{"attribute": "${attr.rack}", "value": "r1", "weight": 40}],
+        "spread": [{"attribute": "${attr.rack}"}],
+        "group": [{"name": "g", "count": 3, "task": [{"name": "t", "driver": "exec",
+                   "config": {"command": "/bin/true"}, "resources": {"cpu": 200, "memory": 64}}]}],
+    }});
+    let (status, registered) = server.post("/v1/jobs", &placed);
+    assert_eq!(status, 200, "{registered}");
+    let failing = json!({"job": {
+        "id": "nowhere",
+        "constraint": [{"attribute": "${attr.os.name}", "value": "plan9"}],
+        "group": [{"name": "g", "task": [{"name": "t", "driver": "exec"}]}],
+    }});
+    let (status, _) = server.post("/v1/jobs", &failing);
+    assert_eq!(status, 200);
+    let allocs = server.until("/v1/job/web/allocations", "the placements", |a| {
+        a.as_array().is_some_and(|a| a.len() == 3)
+    });
+    let alloc = allocs[0]["id"].as_str().unwrap().to_owned();
+    let eval = registered["eval_id"].as_str().unwrap().to_owned();
+    let nowhere = server.until("/v1/job/nowhere/evaluations", "the failed placement", |e| {
+        e.as_array()
+            .is_some_and(|e| e.iter().any(|e| e["status"] == "complete"))
+    });
+    let blocked_parent = nowhere
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "complete")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let openapi = server.get("/v1/openapi.json");
+    let reads = [
+        ("/v1/status", "/v1/status".to_owned()),
+        ("/v1/jobs", "/v1/jobs".to_owned()),
+        ("/v1/job/{id}", "/v1/job/web".to_owned()),
+        ("/v1/job/{id}/versions", "/v1/job/web/versions".to_owned()),
+        (
+            "/v1/job/{id}/allocations",
+            "/v1/job/web/allocations".to_owned(),
+        ),
+        (
+            "/v1/job/{id}/evaluations",
+            "/v1/job/nowhere/evaluations".to_owned(),
+        ),
+        ("/v1/nodes", "/v1/nodes".to_owned()),
+        ("/v1/node/{id}", "/v1/node/n1".to_owned()),
+        (
+            "/v1/node/{id}/allocations",
+            "/v1/node/n1/allocations".to_owned(),
+        ),
+        ("/v1/evaluations", "/v1/evaluations".to_owned()),
+        ("/v1/evaluation/{id}", format!("/v1/evaluation/{eval}")),
+        (
+            "/v1/evaluation/{id}",
+            format!("/v1/evaluation/{blocked_parent}"),
+        ),
+        ("/v1/allocations", "/v1/allocations".to_owned()),
+        (
+            "/v1/allocation/{id}",
+            format!("/v1/allocation/{alloc}?verbose=true"),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (route, path) in reads {
+        let answer = server.get(&path);
+        let schema = &openapi["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        assert!(!schema.is_null(), "{route} has no 200 schema");
+        problems.extend(schema_problems(&answer, schema, &openapi, &path));
+    }
+    let decision = server.get(&format!("/v1/allocation/{alloc}?verbose=true"));
+    assert!(
+        decision["decision"]["inputs"]["cpu_capacity"].is_array(),
+        "{decision:#}"
+    );
+    assert!(
+        problems.is_empty(),
+        "answers the OpenAPI document does not describe:\n{}",
+        problems.join("\n")
+    );
 }

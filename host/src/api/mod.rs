@@ -231,6 +231,9 @@ struct StatusBody {
     index: u64,
     version: &'static str,
     scorer: ScorerInfo,
+    /// The built-in that scores when the scorer fails; absent: fail closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<ScorerInfo>,
     sampling: crate::scheduler::sample::Sampling,
     nodes: usize,
     jobs: usize,
@@ -269,6 +272,10 @@ async fn status(
                 label: scheduler.scorer().label().to_owned(),
                 digest: scheduler.scorer().digest().to_owned(),
             },
+            fallback: scheduler.fallback().map(|f| ScorerInfo {
+                label: f.label().to_owned(),
+                digest: f.digest().to_owned(),
+            }),
             sampling: scheduler.sampling(),
             nodes: state.node_count(),
             jobs: state.jobs().count(),
