@@ -373,7 +373,7 @@ fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
 }
 
 #[test]
-fn scale_down_stops_the_highest_slots_and_scale_up_fills_the_gaps() {
+fn scale_down_stops_the_highest_slots_and_scale_up_fills_them_again() {
     let h = Harness::new();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(count(4)));
@@ -406,7 +406,7 @@ fn scale_down_stops_the_highest_slots_and_scale_up_fills_the_gaps() {
 }
 
 #[test]
-fn a_changed_task_replaces_allocations_a_changed_count_does_not() {
+fn a_changed_task_replaces_allocations_a_changed_restart_policy_does_not() {
     let h = Harness::new();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(count(2)));

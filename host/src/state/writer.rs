@@ -353,7 +353,7 @@ impl Writer<'_, '_> {
             .cloned()
             .collect();
         jobs.iter()
-            .map(|job| self.new_eval(job, TriggeredBy::NodeUpdate, Some(node_id), 0))
+            .map(|job| self.new_eval(job, TriggeredBy::NodeUpdate, Some(node_id), wall_ms()))
             .collect()
     }
 
@@ -368,6 +368,13 @@ impl Writer<'_, '_> {
             })?;
         let mut node = (*old).clone();
         let mut trigger = None;
+        // The jobs that run here now, before the change ends any of it.
+        let running: BTreeSet<String> = self
+            .state
+            .allocs_on_node(node_id)
+            .filter(|a| a.holds_resources())
+            .map(|a| a.job_id.clone())
+            .collect();
         match change {
             NodeChange::Status {
                 status,
@@ -400,7 +407,7 @@ impl Writer<'_, '_> {
         }
         self.state.put_node(node);
         if let Some(trigger) = trigger {
-            evals.extend(self.evals_for_jobs_on(node_id, trigger)?);
+            evals.extend(self.evals_for_jobs(running, node_id, trigger)?);
         }
         Ok(self.applied(evals))
     }
@@ -425,23 +432,19 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    /// One evaluation per job with live allocations on the node.
-    fn evals_for_jobs_on(
+    /// One evaluation per job that ran on the node, for what changed there.
+    fn evals_for_jobs(
         &mut self,
+        job_ids: BTreeSet<String>,
         node_id: &str,
         trigger: TriggeredBy,
     ) -> Result<Vec<String>, StoreError> {
-        let job_ids: BTreeSet<String> = self
-            .state
-            .allocs_on_node(node_id)
-            .map(|a| a.job_id.clone())
-            .collect();
         let mut evals = Vec::new();
         for job_id in job_ids {
             if let Some(job) = self.state.job(&job_id).cloned()
                 && !job.stop
             {
-                evals.push(self.new_eval(&job, trigger, Some(node_id), 0)?);
+                evals.push(self.new_eval(&job, trigger, Some(node_id), wall_ms())?);
             }
         }
         Ok(evals)
@@ -867,6 +870,15 @@ impl Writer<'_, '_> {
             Some(dim) => Err(format!("{dim} exhausted")),
         }
     }
+}
+
+/// Now, in milliseconds since the epoch. Node changes carry no time of
+/// their own (a job's or an agent's op does); the evaluations they make are
+/// stamped here, at the writer's edge.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 pub(crate) fn new_id() -> String {
