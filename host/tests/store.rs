@@ -386,3 +386,59 @@ fn a_failed_allocation_makes_an_evaluation() {
     );
     assert_eq!(state.usage("n1").allocs, 0);
 }
+
+#[test]
+fn decisions_are_stored_compressed_and_rows_from_before_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.apply(Op::UpsertNode(node("n1", 4000, 4096))).unwrap();
+    store
+        .apply(Op::RegisterJob {
+            job: job("a", 1),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    let decision: orch_model::Decision = serde_json::from_value(serde_json::json!({
+        "alloc_id": "x", "eval_id": "e", "job_id": "a", "group": "g",
+        "scorer": "binpack 0.1.0", "scorer_digest": "sha256:00", "placement": 7,
+        "nodes_evaluated": 1, "candidates": ["n1"], "scores": [0.1234567890123],
+        "part_names": ["cpu"], "parts": [0.1234567890123], "pick": 0,
+        "scorer_micros": 1, "total_micros": 2,
+    }))
+    .unwrap();
+    let mut p = plan("a", vec![alloc("x", "a", "n1", 100)]);
+    p.decisions.push(decision.clone());
+    store.apply(Op::ApplyPlan(p)).unwrap();
+    assert_eq!(store.decision("x").unwrap(), Some(decision.clone()));
+
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let (body, packed): (String, Vec<u8>) = db
+        .query_row(
+            "SELECT body, packed FROM decisions WHERE alloc_id = 'x'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(body.is_empty());
+    assert!(!packed.is_empty());
+    // A row written before decisions were compressed: JSON in `body`.
+    let old = orch_model::Decision {
+        alloc_id: "old".into(),
+        ..decision
+    };
+    db.execute(
+        "INSERT INTO decisions (alloc_id, eval_id, body) VALUES ('old', 'e', ?1)",
+        [serde_json::to_string(&old).unwrap()],
+    )
+    .unwrap();
+    assert_eq!(store.decision("old").unwrap(), Some(old));
+    // A damaged one is an error that names it, not a panic.
+    db.execute(
+        "UPDATE decisions SET packed = x'ffffffff00' WHERE alloc_id = 'x'",
+        [],
+    )
+    .unwrap();
+    let err = store.decision("x").unwrap_err().to_string();
+    assert!(err.contains("\"x\""), "{err}");
+}

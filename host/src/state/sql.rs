@@ -13,8 +13,9 @@ use rusqlite_migration::{M, Migrations};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
      INSERT INTO meta (key, value) VALUES ('index', 0);
      CREATE TABLE nodes (
          id TEXT PRIMARY KEY,
@@ -58,7 +59,13 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
          alloc_id TEXT PRIMARY KEY,
          eval_id TEXT NOT NULL,
          body TEXT NOT NULL) STRICT;",
-)];
+    ),
+    // Decision records are the largest rows by far (every candidate's
+    // inputs, scores and parts: ~9 KB of JSON at 64 candidates), written at
+    // every placement: they are kept LZ4-compressed in `packed`, `body`
+    // left empty. Rows written before keep their JSON in `body`.
+    M::up("ALTER TABLE decisions ADD COLUMN packed BLOB;"),
+];
 
 /// How hard a commit is pushed to disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -227,15 +234,12 @@ pub(super) fn put_eval(tx: &Transaction<'_>, eval: &Evaluation) -> Result<(), St
 }
 
 pub(super) fn put_decision(tx: &Transaction<'_>, decision: &Decision) -> Result<(), StoreError> {
+    let packed = lz4_flex::compress_prepend_size(encode(decision)?.as_bytes());
     tx.prepare_cached(
-        "INSERT INTO decisions (alloc_id, eval_id, body) VALUES (?1, ?2, ?3)
-         ON CONFLICT (alloc_id) DO UPDATE SET eval_id = ?2, body = ?3",
+        "INSERT INTO decisions (alloc_id, eval_id, body, packed) VALUES (?1, ?2, '', ?3)
+         ON CONFLICT (alloc_id) DO UPDATE SET eval_id = ?2, body = '', packed = ?3",
     )?
-    .execute(params![
-        decision.alloc_id,
-        decision.eval_id,
-        encode(decision)?
-    ])?;
+    .execute(params![decision.alloc_id, decision.eval_id, packed])?;
     Ok(())
 }
 
@@ -280,9 +284,20 @@ pub(super) fn job_versions(conn: &Connection, job_id: &str) -> Result<Vec<Job>, 
 }
 
 pub(super) fn decision(conn: &Connection, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
-    let body: Option<String> = conn
-        .prepare_cached("SELECT body FROM decisions WHERE alloc_id = ?1")?
-        .query_row(params![alloc_id], |r| r.get(0))
+    let row: Option<(String, Option<Vec<u8>>)> = conn
+        .prepare_cached("SELECT body, packed FROM decisions WHERE alloc_id = ?1")?
+        .query_row(params![alloc_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    body.map(|b| decode("decisions", alloc_id, &b)).transpose()
+    let Some((body, packed)) = row else {
+        return Ok(None);
+    };
+    let Some(packed) = packed else {
+        return decode("decisions", alloc_id, &body).map(Some);
+    };
+    let corrupt = |detail: String| StoreError::Corrupt {
+        detail: format!("decisions row {alloc_id:?} does not decode: {detail}"),
+    };
+    let json = lz4_flex::decompress_size_prepended(&packed).map_err(|e| corrupt(e.to_string()))?;
+    let json = String::from_utf8(json).map_err(|e| corrupt(e.to_string()))?;
+    decode("decisions", alloc_id, &json).map(Some)
 }
