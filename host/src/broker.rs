@@ -8,6 +8,11 @@
 //!   nack (or a lease that ran out) puts it back after a backoff that
 //!   doubles with each attempt, and after `max_attempts` the worker is told
 //!   to give up on it.
+//! - Evaluations of a job that pile up while one is in flight (a node
+//!   flapping, many nodes of a partition going down) are folded: the
+//!   newest is delivered with the others as `superseded`, which the worker
+//!   cancels with its result. One reconcile covers them all (Nomad's
+//!   cancelable evaluations).
 //! - Blocked evaluations (placements that found no room) wait, one per
 //!   job, until [`Broker::unblock`] says capacity appeared.
 //!
@@ -52,6 +57,9 @@ pub struct Lease {
     pub attempt: u32,
     /// This is the last delivery: if it fails, mark the evaluation failed.
     pub last_attempt: bool,
+    /// Older evaluations of the same job folded into this one; the worker
+    /// writes them canceled with its result.
+    pub superseded: Vec<Arc<Evaluation>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +98,8 @@ struct Inner {
 struct Queued {
     eval: Arc<Evaluation>,
     seq: u64,
+    /// Evaluations of the same job this one stands for.
+    folded: Vec<Arc<Evaluation>>,
 }
 
 struct Ready(Queued);
@@ -180,6 +190,7 @@ impl Broker {
             let queued = Queued {
                 eval,
                 seq: inner.seq,
+                folded: Vec::new(),
             };
             inner.delayed.push((not_before, queued));
             self.ready_signal.notify_one();
@@ -242,6 +253,10 @@ impl Broker {
             inner.known.remove(eval_id);
         }
         inner.attempts.remove(eval_id);
+        for folded in &held.queued.folded {
+            inner.known.remove(&folded.id);
+            inner.attempts.remove(&folded.id);
+        }
         inner.release_job(&held.queued.eval.job_id);
         self.ready_signal.notify_one();
         Ok(())
@@ -281,6 +296,7 @@ impl Inner {
         let queued = Queued {
             eval,
             seq: self.seq,
+            folded: Vec::new(),
         };
         self.push_queued(queued);
     }
@@ -332,11 +348,17 @@ impl Inner {
                     deadline: now + options.lease,
                 },
             );
+            let superseded = self
+                .inflight
+                .get(&eval.id)
+                .map(|h| h.queued.folded.clone())
+                .unwrap_or_default();
             return Some(Lease {
                 eval,
                 token,
                 attempt,
                 last_attempt: attempt >= options.max_attempts,
+                superseded,
             });
         }
         None
@@ -369,18 +391,23 @@ impl Inner {
             .ok_or_else(|| BrokerError::NotHeld(eval_id.to_owned()))
     }
 
-    /// The job has nothing in flight now: its next waiting evaluation (if
-    /// any) becomes ready.
+    /// The job has nothing in flight now: the evaluations that waited for
+    /// it become one, the newest, carrying the others.
     fn release_job(&mut self, job: &str) {
         self.jobs_inflight.remove(job);
-        if let Some(queue) = self.waiting.get_mut(job) {
-            if let Some(next) = queue.pop_front() {
-                self.ready.push(Ready(next));
-            }
-            if queue.is_empty() {
-                self.waiting.remove(job);
-            }
+        let Some(queue) = self.waiting.remove(job) else {
+            return;
+        };
+        let mut queue: Vec<Queued> = queue.into();
+        queue.sort_by_key(|q| q.seq);
+        let Some(mut newest) = queue.pop() else {
+            return;
+        };
+        for older in queue {
+            newest.folded.push(older.eval);
+            newest.folded.extend(older.folded);
         }
+        self.ready.push(Ready(newest));
     }
 }
 
@@ -428,6 +455,29 @@ mod tests {
         assert_eq!(ids(&b, now), ["o1"], "e2 waits for e1");
         b.ack("e1", first.token).unwrap();
         assert_eq!(ids(&b, now), ["e2"]);
+    }
+
+    #[test]
+    fn evaluations_that_pile_up_behind_one_in_flight_are_folded_into_the_newest() {
+        let b = Broker::new(BrokerOptions::default());
+        let now = Instant::now();
+        b.enqueue(eval("first", "web", 50, EvalStatus::Pending));
+        let first = b.dequeue(now).unwrap();
+        assert!(first.superseded.is_empty());
+        for id in ["n1-down", "n2-down", "n3-down"] {
+            b.enqueue(eval(id, "web", 50, EvalStatus::Pending));
+        }
+        b.ack("first", first.token).unwrap();
+        let next = b.dequeue(now).unwrap();
+        assert_eq!(next.eval.id, "n3-down");
+        let folded: Vec<&str> = next.superseded.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(folded, ["n1-down", "n2-down"]);
+        assert!(b.dequeue(now).is_none(), "one delivery covers them all");
+        b.ack("n3-down", next.token).unwrap();
+        assert_eq!(b.stats(), BrokerStats::default());
+        // Once acked, a folded one can be enqueued again.
+        b.enqueue(eval("n1-down", "web", 50, EvalStatus::Pending));
+        assert_eq!(ids(&b, now), ["n1-down"]);
     }
 
     #[test]

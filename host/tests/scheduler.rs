@@ -97,7 +97,8 @@ impl Harness {
             pending.sort_by_key(|e| e.create_index);
             for eval in pending {
                 if let Some(e) =
-                    process_eval(&self.store, &self.scheduler, &eval, 1, self.now(), 5).unwrap()
+                    process_eval(&self.store, &self.scheduler, &eval, &[], 1, self.now(), 5)
+                        .unwrap()
                 {
                     done.push(e);
                 }
@@ -117,7 +118,7 @@ impl Harness {
         let mut done = Vec::new();
         for eval in blocked {
             done.extend(
-                process_eval(&self.store, &self.scheduler, &eval, 1, self.now(), 5).unwrap(),
+                process_eval(&self.store, &self.scheduler, &eval, &[], 1, self.now(), 5).unwrap(),
             );
         }
         done.extend(self.run());
@@ -343,6 +344,7 @@ fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
         &h.store,
         &h.scheduler,
         state.eval(&eval).unwrap(),
+        &[],
         1,
         h.now(),
         5,
@@ -615,6 +617,42 @@ fn system_jobs_run_one_allocation_per_eligible_node_including_new_ones() {
 }
 
 #[test]
+fn evaluations_folded_into_one_are_canceled_with_its_result() {
+    let h = Harness::new();
+    h.nodes(vec![node("a", 8000, 8192, &[]), node("b", 8000, 8192, &[])]);
+    h.register(job(json!({
+        "constraint": [{"operator": "distinct_hosts"}],
+        "group": [{"count": 2}],
+    })));
+    h.run();
+    // Both nodes flap: an evaluation each; the broker folds the first into
+    // the second.
+    for n in ["a", "b"] {
+        h.store
+            .apply(Op::UpdateNode {
+                node_id: n.into(),
+                change: NodeChange::Drain(true),
+            })
+            .unwrap();
+    }
+    let state = h.state();
+    let mut pending: Vec<Arc<Evaluation>> = state
+        .evals()
+        .filter(|e| e.status == EvalStatus::Pending)
+        .cloned()
+        .collect();
+    pending.sort_by_key(|e| e.create_index);
+    assert_eq!(pending.len(), 2);
+    let newest = pending.pop().unwrap();
+    process_eval(&h.store, &h.scheduler, &newest, &pending, 1, h.now(), 5).unwrap();
+    let state = h.state();
+    let older = state.eval(&pending[0].id).unwrap();
+    assert_eq!(older.status, EvalStatus::Canceled);
+    assert!(older.status_description.contains(&newest.id));
+    assert_eq!(state.eval(&newest.id).unwrap().status, EvalStatus::Complete);
+}
+
+#[test]
 fn stopping_a_job_stops_its_allocations() {
     let h = Harness::new();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
@@ -827,6 +865,7 @@ fn a_system_job_places_the_groups_that_fit_a_node_and_reports_the_rest() {
         &h.store,
         &h.scheduler,
         state.eval(&e).unwrap(),
+        &[],
         1,
         h.now(),
         5,

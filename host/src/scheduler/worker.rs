@@ -47,18 +47,25 @@ impl ProcessError {
 }
 
 /// Processes `eval` to the end on the latest state: the plan and the
-/// evaluation's outcome are committed together. Returns the evaluation as
-/// written, or `None` when it was already finished (a redelivery).
+/// evaluation's outcome are committed together, with the `superseded`
+/// evaluations of the same job (folded into this one by the broker)
+/// canceled. Returns the evaluation as written, or `None` when it was
+/// already finished (a redelivery).
 pub fn process_eval(
     store: &Store,
     scheduler: &Scheduler,
     eval: &Evaluation,
+    superseded: &[Arc<Evaluation>],
     attempt: u32,
     now_ms: u64,
     retries: u32,
 ) -> Result<Option<Evaluation>, ProcessError> {
     let mut state = store.snapshot();
     if state.eval(&eval.id).is_some_and(|e| e.status.is_terminal()) {
+        if superseded.is_empty() {
+            return Ok(None);
+        }
+        store.apply(Op::UpsertEvals(canceled(&state, superseded, &eval.id)))?;
         return Ok(None);
     }
     let mut rejected = BTreeMap::new();
@@ -108,6 +115,7 @@ pub fn process_eval(
             }
         }
         evals.insert(0, done.clone());
+        evals.extend(canceled(&state, superseded, &eval.id));
         let mut plan = computed.plan;
         if plan.is_empty() {
             store.apply(Op::UpsertEvals(evals))?;
@@ -130,6 +138,24 @@ pub fn process_eval(
             .collect::<Vec<_>>()
             .join("; "),
     })
+}
+
+/// The folded evaluations that are still open, canceled in favour of `by`.
+fn canceled(state: &crate::State, superseded: &[Arc<Evaluation>], by: &str) -> Vec<Evaluation> {
+    superseded
+        .iter()
+        .filter(|e| {
+            state
+                .eval(&e.id)
+                .is_none_or(|current| !current.status.is_terminal())
+        })
+        .map(|e| {
+            let mut e = (**e).clone();
+            e.status = EvalStatus::Canceled;
+            e.status_description = format!("superseded by evaluation {by}");
+            e
+        })
+        .collect()
 }
 
 /// What waits for capacity on behalf of `eval`'s unplaced allocations.
@@ -205,6 +231,7 @@ impl Worker {
             &self.store,
             &scheduler,
             eval,
+            &lease.superseded,
             lease.attempt,
             now_ms(),
             self.options.plan_retries,
@@ -222,6 +249,13 @@ impl Worker {
                 failed.status_description = e.to_string();
                 failed.attempts = lease.attempt;
                 let mut evals = vec![failed];
+                // What they asked for is covered by the follow-up below, or
+                // by the job's next change.
+                evals.extend(canceled(
+                    &self.store.snapshot(),
+                    &lease.superseded,
+                    &eval.id,
+                ));
                 // A failure that may pass (a store error, a plan refused
                 // again and again) must not leave the job unscheduled:
                 // another evaluation looks again later, as Nomad's failed
