@@ -190,6 +190,9 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let served = tokio.block_on(serve(config.listen, ctx, reloader));
+    // Blocking queries were answered at shutdown; a stuck connection is
+    // not waited for.
+    tokio.shutdown_timeout(std::time::Duration::from_secs(2));
     plane.shutdown();
     served?;
     Ok(ExitCode::SUCCESS)
@@ -203,22 +206,48 @@ async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloade
     // Tests and scripts read this line to find the API.
     println!("orch server: API listening on http://{addr}");
     tracing::info!("API listening on http://{addr}");
-    if let Some(reloader) = reloader {
-        tokio::spawn(reload_on_sighup(reloader));
+    // Always handled: without it a SIGHUP (systemd's reload, a logrotate
+    // hook) would kill the server.
+    tokio::spawn(reload_on_sighup(reloader));
+    let store = ctx.store.clone();
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let graceful = async move {
+        shutdown_signal().await;
+        // Open blocking queries answer now instead of after their wait.
+        store.release_waiters();
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, router(ctx)).with_graceful_shutdown(graceful);
+    tokio::select! {
+        served = server => served.context("the API server failed"),
+        () = async {
+            let _ = stopping.await;
+            tokio::select! {
+                // Requests still in flight get a few seconds…
+                () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+                    tracing::warn!("requests still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
+                }
+                // …unless the operator asks again.
+                () = shutdown_signal() => tracing::warn!("second signal: stopping now"),
+            }
+        } => Ok(()),
     }
-    axum::serve(listener, router(ctx))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the API server failed")
 }
 
-async fn reload_on_sighup(reloader: Arc<Reloader>) {
+/// How long requests in flight get to finish once shutdown starts.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn reload_on_sighup(reloader: Option<Arc<Reloader>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; the config is still reloaded when it changes");
         return;
     };
     while hup.recv().await.is_some() {
+        let Some(reloader) = &reloader else {
+            tracing::info!("SIGHUP: no config file to reload (started without --config)");
+            continue;
+        };
         tracing::info!("SIGHUP: reloading the config");
         let reloader = reloader.clone();
         // A new scorer compiles: off the async threads.

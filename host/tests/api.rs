@@ -519,8 +519,20 @@ fn node_register_marks_it_ready() {
     assert_eq!(nodes[0]["create_index"].as_u64(), Some(index));
     assert_eq!(server.get("/v1/status").ok().json()["nodes"], 1);
 
+    // The same again changes nothing: no write, the index stays.
+    let before = server.store.index();
+    server.post("/v1/nodes", &body).ok();
+    assert_eq!(server.store.index(), before);
+
+    // A node that could never run anything, said field by field.
     let error = server.post("/v1/nodes", &node_body("")).error();
-    assert_eq!(error.code, "bad_request");
+    assert_eq!(error.code, "invalid_node");
+    let mut bad = node_body("a/b");
+    bad["resources"]["memory"] = json!(0);
+    let error = server.post("/v1/nodes", &bad).error();
+    let fields: Vec<&str> = error.details.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["id", "resources"], "{error:?}");
+    assert_eq!(server.get("/v1/status").ok().json()["nodes"], 1);
 }
 
 #[test]
@@ -908,4 +920,43 @@ fn plan_shows_the_diff_and_the_placements() {
         json!([{"kind": "edited", "field": "group[front].count", "old": "2", "new": "3"}])
     );
     assert_eq!(plan["groups"][0]["name"], "front");
+}
+
+#[test]
+fn a_status_batch_applies_what_it_can_and_refuses_what_is_not_the_agents_to_say() {
+    let server = start();
+    let (a, _) = with_allocations(&server);
+    let answer = server
+        .post(
+            "/v1/allocations/status",
+            &json!({"updates": [
+                {"alloc_id": a, "client_status": "running"},
+                {"alloc_id": "gone-long-ago", "client_status": "running"},
+            ]}),
+        )
+        .ok();
+    assert_eq!(answer.json()["unknown"], json!(["gone-long-ago"]));
+    let alloc = server.get(&format!("/v1/allocation/{a}")).ok().json();
+    assert_eq!(alloc["client_status"], "running");
+
+    // Back to pending: a late report, ignored.
+    server
+        .post(
+            "/v1/allocations/status",
+            &json!({"updates": [{"alloc_id": a, "client_status": "pending"}]}),
+        )
+        .ok();
+    let alloc = server.get(&format!("/v1/allocation/{a}")).ok().json();
+    assert_eq!(alloc["client_status"], "running");
+
+    // Lost is the server's word, not the agent's.
+    let error = server
+        .post(
+            "/v1/allocations/status",
+            &json!({"updates": [{"alloc_id": a, "client_status": "lost"}]}),
+        )
+        .error();
+    assert_eq!(error.details[0].field, "updates[0].client_status");
+    let alloc = server.get(&format!("/v1/allocation/{a}")).ok().json();
+    assert_eq!(alloc["client_status"], "running");
 }

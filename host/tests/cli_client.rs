@@ -291,6 +291,16 @@ fn run_exits_2_with_the_reasons_when_placement_failed() {
 
     assert!(allocs_of(&server, "mac").is_empty());
     assert!(allocs_of(&server, "huge").is_empty());
+
+    // Running the unchanged file again evaluates nothing, and still exits
+    // 2: the job is still waiting for room.
+    let out = server.orch(&["job", "run", &file]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("still waiting for room for 1 allocation"),
+        "{}",
+        both(&out)
+    );
 }
 
 #[test]

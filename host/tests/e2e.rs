@@ -13,6 +13,7 @@ use common::{Server, node, write_config};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 fn job_file(dir: &Path, id: &str, count: u32, extra: &str) -> PathBuf {
     let path = dir.join(format!("{id}.toml"));
@@ -550,4 +551,34 @@ fn every_answer_matches_the_openapi_description() {
         "answers the OpenAPI document does not describe:\n{}",
         problems.join("\n")
     );
+}
+
+#[test]
+fn sighup_without_a_config_is_harmless_and_sigterm_does_not_wait_for_blocking_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), false);
+    server.sighup();
+    server.logged("no config file to reload");
+    assert!(server.get("/v1/status")["index"].is_u64(), "still serving");
+
+    // A blocking query that would wait ten minutes, then SIGTERM: the
+    // query is answered and the server exits without waiting it out.
+    let index = server.get("/v1/status")["index"].as_u64().unwrap();
+    let addr = server.addr.clone();
+    let query = std::thread::spawn(move || {
+        ureq::get(&format!("{addr}/v1/jobs?index={index}&wait=10m"))
+            .call()
+            .map(|r| r.status().as_u16())
+    });
+    // Give the query time to reach the server (its answer is checked, not
+    // its timing).
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    let status = server
+        .exited()
+        .expect("the server exits while a blocking query is open");
+    assert!(status.success(), "{status:?}");
+    server.logged("shutting down");
+    let answered = query.join().unwrap();
+    assert!(matches!(answered, Ok(200) | Err(_)), "{answered:?}");
 }

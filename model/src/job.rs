@@ -347,16 +347,24 @@ impl Job {
     }
 
     /// Whether `other` asks for the same thing: the user's spec, ignoring
-    /// what the server sets. A register that changes nothing makes no new
-    /// version.
+    /// what the server sets and the order groups and tasks are written in
+    /// (they are matched by name, as `orch job plan`'s diff matches them).
+    /// A register that changes nothing makes no new version.
     pub fn same_spec(&self, other: &Job) -> bool {
-        let strip = |j: &Job| Job {
-            stop: false,
-            version: 0,
-            create_index: 0,
-            modify_index: 0,
-            submit_time_ms: 0,
-            ..j.clone()
+        let strip = |j: &Job| {
+            let mut j = Job {
+                stop: false,
+                version: 0,
+                create_index: 0,
+                modify_index: 0,
+                submit_time_ms: 0,
+                ..j.clone()
+            };
+            j.groups.sort_by(|a, b| a.name.cmp(&b.name));
+            for g in &mut j.groups {
+                g.tasks.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            j
         };
         strip(self) == strip(other)
     }
@@ -451,4 +459,28 @@ fn default_reschedule_delay() -> Dur {
 }
 fn default_reschedule_max_delay() -> Dur {
     Dur::secs(3600)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_order_of_groups_and_tasks_is_not_a_change() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "id": "j",
+            "group": [
+                {"name": "a", "task": [{"name": "x", "driver": "exec"}, {"name": "y", "driver": "exec"}]},
+                {"name": "b", "task": [{"name": "z", "driver": "exec"}]},
+            ],
+        }))
+        .unwrap();
+        let mut swapped = job.clone();
+        swapped.groups.reverse();
+        swapped.groups[1].tasks.reverse();
+        assert!(job.same_spec(&swapped));
+        swapped.groups[0].count = 2;
+        assert!(!job.same_spec(&swapped));
+    }
 }

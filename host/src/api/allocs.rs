@@ -2,14 +2,13 @@
 
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::nodes::IndexBody;
 use super::query::{Indexed, Params, PathId, resolve};
 use super::{ApiContext, blocking_io, now_ms};
 use crate::{AllocUpdate, Op};
 use axum::Json;
 use axum::extract::State as Ctx;
-use orch_model::{Allocation, AllocationDetail, ClientStatus};
-use serde::Deserialize;
+use orch_model::{Allocation, AllocationDetail, ClientStatus, Problem};
+use serde::{Deserialize, Serialize};
 
 /// Lists read by people: by job, then group, then slot, oldest first.
 pub fn sort(allocs: &mut [Allocation]) {
@@ -77,6 +76,15 @@ pub async fn get(
     ))
 }
 
+/// The answer to `POST /v1/allocations/status`.
+#[derive(Debug, Serialize)]
+pub struct StatusUpdated {
+    pub index: u64,
+    /// Allocations of the batch the server does not have; not applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+}
+
 /// `POST /v1/allocations/status`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,13 +105,42 @@ pub async fn update_status(
     Ctx(ctx): Ctx<ApiContext>,
     params: Params,
     JsonBody(body): JsonBody<StatusUpdates>,
-) -> Result<Indexed<Json<IndexBody>>, ApiError> {
+) -> Result<Indexed<Json<StatusUpdated>>, ApiError> {
     params.finish()?;
     if body.updates.is_empty() {
         return Err(ApiError::bad_request("updates is empty: nothing to change"));
     }
-    let updates = body
+    if let Some(i) = body
         .updates
+        .iter()
+        .position(|u| u.client_status == ClientStatus::Lost)
+    {
+        return Err(ApiError::bad_request(
+            "lost is the server's to say, when a node misses its heartbeats",
+        )
+        .with_details(vec![
+            Problem::new(
+                format!("updates[{i}].client_status"),
+                "lost is not reported",
+            )
+            .hint("report pending, running, complete or failed"),
+        ]));
+    }
+    // An agent's batch may name an allocation the server no longer has;
+    // the rest of the batch still counts.
+    let state = ctx.store.snapshot();
+    let (known, unknown): (Vec<StatusUpdate>, Vec<StatusUpdate>) = body
+        .updates
+        .into_iter()
+        .partition(|u| state.alloc(&u.alloc_id).is_some());
+    if known.is_empty() {
+        let ids: Vec<&str> = unknown.iter().map(|u| u.alloc_id.as_str()).collect();
+        return Err(ApiError::not_found(format!(
+            "no such allocation: {}",
+            ids.join(", ")
+        )));
+    }
+    let updates = known
         .into_iter()
         .map(|u| AllocUpdate {
             alloc_id: u.alloc_id,
@@ -119,5 +156,11 @@ pub async fn update_status(
         })
         .await?
         .index();
-    Ok(Indexed(index, Json(IndexBody { index })))
+    Ok(Indexed(
+        index,
+        Json(StatusUpdated {
+            index,
+            unknown: unknown.into_iter().map(|u| u.alloc_id).collect(),
+        }),
+    ))
 }

@@ -29,7 +29,20 @@ impl<T: DeserializeOwned> FromRequest<ApiContext> for JsonBody<T> {
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             return Err(ApiError::unsupported_media_type(got.as_deref()));
         }
-        let bytes = read_limited(req, state.max_body_bytes).await?;
+        // A client that stops sending would hold its connection (and the
+        // server's shutdown) forever.
+        let bytes = tokio::time::timeout(BODY_TIMEOUT, read_limited(req, state.max_body_bytes))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} s; send it whole, and check the Content-Length",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                )
+            })??;
         parse(&bytes).map(JsonBody)
     }
 }
@@ -39,6 +52,9 @@ impl<T: DeserializeOwned> FromRequest<ApiContext> for JsonBody<T> {
 /// answer, and a connection closed under them reads as a broken pipe rather
 /// than as the 413 that says what to do. Beyond it the connection is cut.
 const DRAIN_MAX: usize = 32 * 1024 * 1024;
+
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The body, if it is at most `limit` bytes. Read here rather than by
 /// axum's `Bytes` (which [`DefaultBodyLimit`](axum::extract::DefaultBodyLimit)

@@ -7,7 +7,7 @@ use super::query::{Indexed, Params, PathId, resolve};
 use crate::{Op, State};
 use axum::Json;
 use axum::extract::State as Ctx;
-use orch_model::{Allocation, Node, NodeStatus};
+use orch_model::{Allocation, Node, NodeStatus, Problem, Resources};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -36,13 +36,67 @@ pub async fn register(
     JsonBody(mut node): JsonBody<Node>,
 ) -> Result<Indexed<Json<IndexBody>>, ApiError> {
     params.finish()?;
-    if node.id.trim().is_empty() {
-        return Err(ApiError::bad_request("the node needs an id"));
+    let problems = node_problems(&node);
+    if !problems.is_empty() {
+        let n = problems.len();
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_node",
+            format!(
+                "node {:?} has {n} problem{}",
+                node.id,
+                if n == 1 { "" } else { "s" }
+            ),
+        )
+        .with_details(problems));
     }
     node.status = NodeStatus::Ready;
     node.status_description = String::new();
     let index = ctx.store.apply_async(Op::UpsertNode(node)).await?.index();
     Ok(Indexed(index, Json(IndexBody { index })))
+}
+
+/// What is wrong with a node an agent (or an operator) registers.
+fn node_problems(node: &Node) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let id_ok = !node.id.is_empty()
+        && node.id.len() <= 128
+        && node
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !id_ok {
+        problems.push(
+            Problem::new("id", format!("{:?} is not a node id", node.id))
+                .hint("1 to 128 letters, digits, '-', '_' or '.'; agents use a UUID"),
+        );
+    }
+    if node.name.trim().is_empty() {
+        problems.push(Problem::new("name", "is empty").hint("the hostname is usual"));
+    }
+    if node.datacenter.trim().is_empty() {
+        problems.push(Problem::new("datacenter", "is empty").hint("leave it out for dc1"));
+    }
+    if node.resources.cpu == 0 || node.resources.memory == 0 {
+        problems.push(
+            Problem::new(
+                "resources",
+                "a node needs some cpu and memory to run anything",
+            )
+            .hint("give resources.cpu in MHz and resources.memory in MiB"),
+        );
+    }
+    if node
+        .resources
+        .exhausted(node.reserved, Resources::ZERO)
+        .is_some()
+    {
+        problems.push(
+            Problem::new("reserved", "reserves more than the node has")
+                .hint("reserved is what the OS and the agent keep back from resources"),
+        );
+    }
+    problems
 }
 
 /// The node whose id is `wanted` or starts with it.

@@ -111,6 +111,13 @@ pub fn run(cmd: JobCommand) -> Result<ExitCode> {
                 eprintln!("warning: {w}");
             }
             let Some(eval_id) = reply.body.eval_id.clone() else {
+                // Nothing new to evaluate, but the job may still be short of
+                // room from before: the exit code says so, as it did then.
+                let evals: Reply<Vec<Evaluation>> = client.get(
+                    &format!("/v1/job/{}/evaluations", seg(&request.job.id)),
+                    &[],
+                )?;
+                let waiting = evals.body.iter().find(|e| e.status == EvalStatus::Blocked);
                 if json {
                     println!("{}", pretty_json(&reply.text));
                 } else {
@@ -118,8 +125,30 @@ pub fn run(cmd: JobCommand) -> Result<ExitCode> {
                         "Job \"{}\" is unchanged (version {}); nothing to evaluate.",
                         request.job.id, reply.body.job_version
                     );
+                    if let Some(blocked) = waiting {
+                        // A blocked evaluation counts what waits once it has
+                        // looked again; until then the one that left it does.
+                        let counted = if blocked.queued_allocations.is_empty() {
+                            evals
+                                .body
+                                .iter()
+                                .find(|e| Some(&e.id) == blocked.previous_eval.as_ref())
+                                .unwrap_or(blocked)
+                        } else {
+                            blocked
+                        };
+                        let queued: u64 = counted.queued_allocations.values().sum();
+                        println!(
+                            "It is still waiting for room for {queued} allocation(s): see `orch eval status {}`.",
+                            short(&blocked.id)
+                        );
+                    }
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(if waiting.is_some() {
+                    ExitCode::from(EXIT_ERROR)
+                } else {
+                    ExitCode::SUCCESS
+                });
             };
             if detach {
                 if json {

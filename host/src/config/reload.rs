@@ -59,6 +59,9 @@ struct Inner {
     /// The files' stamps the watch thread last saw; taken first in `new`,
     /// so an edit made before the thread starts is still noticed.
     seen: Mutex<Stamps>,
+    /// The file's `[scheduler]` already differed from the running one when
+    /// the reloader was made: an edit during start-up.
+    stale_at_start: bool,
 }
 
 struct State {
@@ -98,6 +101,9 @@ impl Reloader {
         // if it cannot be read now, the next successful read is compared
         // with what the server runs.
         let file = Config::load(&path).unwrap_or_else(|_| config.clone());
+        // CLI overrides never touch `[scheduler]`, so a difference there is
+        // an edit made while the server was starting.
+        let stale_at_start = file.scheduler != config.scheduler;
         let inner = Arc::new(Inner {
             path,
             runtime,
@@ -109,6 +115,7 @@ impl Reloader {
                 file,
             }),
             seen,
+            stale_at_start,
         });
         let scorer_stamp = inner.stamps()[1];
         lock(&inner.seen)[1] = scorer_stamp;
@@ -138,13 +145,22 @@ impl Reloader {
             .spawn({
                 let stop = stop.clone();
                 move || {
+                    // The file on disk already differs from what the
+                    // server runs (edited while it started): reload soon.
+                    let mut settling = inner.stale_at_start;
                     while !stop.wait(POLL) {
                         let now = inner.stamps();
                         let changed = {
                             let mut seen = lock(&inner.seen);
                             std::mem::replace(&mut *seen, now) != now
                         };
+                        // Reload once a change has held still for a poll,
+                        // so a file caught mid-write (empty, or missing its
+                        // later keys) is never applied.
                         if changed {
+                            settling = true;
+                        } else if settling {
+                            settling = false;
                             inner.reload();
                         }
                     }

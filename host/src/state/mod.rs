@@ -97,6 +97,8 @@ struct Inner {
     current: Arc<RwLock<Arc<State>>>,
     requests: mpsc::SyncSender<writer::Request>,
     index: watch::Receiver<u64>,
+    /// Set when the server shuts down: blocking queries answer at once.
+    closing: watch::Sender<bool>,
     listener: Arc<RwLock<Option<CommitListener>>>,
     reader: Mutex<Connection>,
 }
@@ -128,6 +130,7 @@ impl Store {
                 current,
                 requests,
                 index: index_rx,
+                closing: watch::channel(false).0,
                 listener,
                 reader: Mutex::new(reader),
             }),
@@ -157,12 +160,23 @@ impl Store {
         *self.inner.index.borrow()
     }
 
-    /// Waits until the index is above `after` or `timeout` passes; returns
-    /// the index then. The heart of blocking queries.
+    /// Waits until the index is above `after` or `timeout` passes (or the
+    /// server starts shutting down); returns the index then. The heart of
+    /// blocking queries.
     pub async fn wait_past(&self, after: u64, timeout: Duration) -> u64 {
         let mut rx = self.inner.index.clone();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|&i| i > after)).await;
+        let mut closing = self.inner.closing.subscribe();
+        tokio::select! {
+            _ = tokio::time::timeout(timeout, rx.wait_for(|&i| i > after)) => {}
+            _ = closing.wait_for(|&c| c) => {}
+        }
         self.index()
+    }
+
+    /// Answers every blocking query now and any later one at once: the
+    /// server is shutting down and should not wait minutes for them.
+    pub fn release_waiters(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// Sends `op` to the writer; the answer arrives once it is committed.
@@ -183,9 +197,23 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
-    /// Applies `op` and waits for its commit (from async code).
+    /// Applies `op` and waits for its commit (from async code). When the
+    /// writer's queue is full the wait for room happens on a blocking
+    /// thread, never on the async threads that serve every request.
     pub async fn apply_async(&self, op: Op) -> Result<Outcome, StoreError> {
-        self.submit(op).await.map_err(|_| StoreError::Closed)?
+        let (reply, rx) = oneshot::channel();
+        match self.inner.requests.try_send(writer::Request { op, reply }) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(request)) => {
+                let requests = self.inner.requests.clone();
+                let sent = tokio::task::spawn_blocking(move || requests.send(request)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return Err(StoreError::Closed);
+                }
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Every version of a job, newest first.

@@ -325,6 +325,12 @@ impl Writer<'_, '_> {
                     node.create_index = old.create_index;
                     node.eligibility = old.eligibility;
                     node.drain = old.drain;
+                    node.modify_index = old.modify_index;
+                    if node == **old {
+                        // Nothing new (an agent registering again): no
+                        // write, and blocking queries are not woken.
+                        continue;
+                    }
                     old.schedulable()
                 }
                 None => {
@@ -339,6 +345,10 @@ impl Writer<'_, '_> {
                 evals.extend(self.system_job_evals(&node.id)?);
             }
             changed.push(node);
+        }
+        if changed.is_empty() {
+            self.state.index -= 1;
+            return Ok(self.applied(evals));
         }
         self.state.put_nodes(changed);
         Ok(self.applied(evals))
@@ -549,7 +559,14 @@ impl Writer<'_, '_> {
                         kind: "allocation",
                         id: update.alloc_id.clone(),
                     })?;
-            if old.client_status.is_terminal() || old.client_status == update.client_status {
+            // Statuses only move forward (pending, running, then an end);
+            // a late or repeated report changes nothing.
+            let backwards = old.client_status == ClientStatus::Running
+                && update.client_status == ClientStatus::Pending;
+            if old.client_status.is_terminal()
+                || old.client_status == update.client_status
+                || backwards
+            {
                 continue;
             }
             let mut alloc = (*old).clone();

@@ -26,14 +26,25 @@ impl Server {
     /// Starts a server on `dir/orch.toml` (written with the binpack scorer
     /// unless it is there already) with its data in `dir/data`.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, true)
+    }
+
+    /// Like [`Self::start`]; without a config file when `config` is false
+    /// (every default, data in `dir/data` by `--data-dir`).
+    pub fn start_with(dir: &Path, with_config: bool) -> Server {
         let config = dir.join("orch.toml");
-        if !config.exists() {
+        if with_config && !config.exists() {
             write_config(&config, "binpack");
         }
         let data = dir.join("data");
-        let mut child = Command::new(ORCH)
-            .args(["server", "--config"])
-            .arg(&config)
+        let mut command = Command::new(ORCH);
+        command.arg("server");
+        if with_config {
+            command.arg("--config").arg(&config);
+        } else {
+            command.arg("--data-dir").arg(&data);
+        }
+        let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .env("ORCH_LOG", "info")
             .stdout(Stdio::piped())
@@ -97,11 +108,27 @@ impl Server {
     }
 
     pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Waits up to 30 s for the process to exit; its exit status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     pub fn get(&self, path: &str) -> Value {
