@@ -162,12 +162,14 @@ impl Broker {
             // Capacity appeared after the state it failed on: it may fit
             // now, so it is ready at once instead of waiting for the next
             // change.
-            EvalStatus::Blocked
-                if eval.snapshot_index < inner.last_unblock
-                    && inner.known.insert(eval.id.clone()) =>
-            {
-                inner.push(eval);
-                self.ready_signal.notify_one();
+            EvalStatus::Blocked if eval.snapshot_index < inner.last_unblock => {
+                // Its own worker may be writing it back to blocked while
+                // it still holds it: then it waits behind itself and is
+                // delivered again after the ack.
+                if inner.inflight.contains_key(&eval.id) || inner.known.insert(eval.id.clone()) {
+                    inner.push(eval);
+                    self.ready_signal.notify_one();
+                }
             }
             EvalStatus::Blocked => {
                 // One blocked evaluation per job: the newer one replaces it.
@@ -572,6 +574,22 @@ mod tests {
         assert_eq!(b.stats().blocked, 1);
         b.unblock(3);
         assert_eq!(ids(&b, now), ["e"]);
+    }
+
+    #[test]
+    fn capacity_that_appears_while_a_blocked_evaluation_is_planned_is_not_missed() {
+        let b = Broker::new(BrokerOptions::default());
+        let now = Instant::now();
+        b.enqueue(eval("e", "j", 50, EvalStatus::Blocked));
+        b.unblock(1);
+        let lease = b.dequeue(now).unwrap();
+        // A node joins while the worker plans on the state at index 2.
+        b.unblock(5);
+        let mut again = (*lease.eval).clone();
+        again.snapshot_index = 2;
+        b.enqueue(Arc::new(again));
+        b.ack("e", lease.token).unwrap();
+        assert_eq!(ids(&b, now), ["e"], "delivered again, not left blocked");
     }
 
     #[test]

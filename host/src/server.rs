@@ -199,6 +199,14 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
 }
 
 async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloader>>) -> Result<()> {
+    // Signals are taken over before the API is announced: one arriving
+    // between the two would otherwise meet the default action and kill
+    // the server without a word.
+    let stops = stop_signals().context("cannot listen for SIGTERM and SIGINT")?;
+    let hangups = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; is another orch server running there? set listen in the config or --listen"))?;
@@ -208,27 +216,29 @@ async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloade
     tracing::info!("API listening on http://{addr}");
     // Always handled: without it a SIGHUP (systemd's reload, a logrotate
     // hook) would kill the server.
-    tokio::spawn(reload_on_sighup(reloader));
+    tokio::spawn(reload_on_sighup(hangups, reloader));
     let store = ctx.store.clone();
-    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let mut first = stops.clone();
     let graceful = async move {
-        shutdown_signal().await;
+        let _ = first.wait_for(|&n| n >= 1).await;
+        tracing::info!("shutting down");
         // Open blocking queries answer now instead of after their wait.
         store.release_waiters();
-        let _ = stopping_tx.send(());
     };
     let server = axum::serve(listener, router(ctx)).with_graceful_shutdown(graceful);
+    let mut started = stops.clone();
+    let mut again = stops;
     tokio::select! {
         served = server => served.context("the API server failed"),
         () = async {
-            let _ = stopping.await;
+            let _ = started.wait_for(|&n| n >= 1).await;
             tokio::select! {
                 // Requests still in flight get a few seconds…
                 () = tokio::time::sleep(SHUTDOWN_GRACE) => {
                     tracing::warn!("requests still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
                 }
                 // …unless the operator asks again.
-                () = shutdown_signal() => tracing::warn!("second signal: stopping now"),
+                _ = again.wait_for(|&n| n >= 2) => tracing::warn!("second signal: stopping now"),
             }
         } => Ok(()),
     }
@@ -237,13 +247,30 @@ async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloade
 /// How long requests in flight get to finish once shutdown starts.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn reload_on_sighup(reloader: Option<Arc<Reloader>>) {
+/// Counts SIGTERM and SIGINT: the first starts a graceful shutdown, the
+/// second cuts it short.
+fn stop_signals() -> std::io::Result<tokio::sync::watch::Receiver<u32>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the config is still reloaded when it changes");
-        return;
-    };
-    while hup.recv().await.is_some() {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (count, counted) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            count.send_modify(|n| *n += 1);
+        }
+    });
+    Ok(counted)
+}
+
+async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    reloader: Option<Arc<Reloader>>,
+) {
+    while hangups.recv().await.is_some() {
         let Some(reloader) = &reloader else {
             tracing::info!("SIGHUP: no config file to reload (started without --config)");
             continue;
@@ -257,23 +284,6 @@ async fn reload_on_sighup(reloader: Option<Arc<Reloader>>) {
             Err(e) => tracing::error!("config reload failed: {e}"),
         }
     }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down");
 }
 
 fn init_logging() {

@@ -206,8 +206,9 @@ impl Store {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(request)) => {
                 let requests = self.inner.requests.clone();
-                let sent = tokio::task::spawn_blocking(move || requests.send(request)).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                let sent =
+                    tokio::task::spawn_blocking(move || requests.send(request).is_ok()).await;
+                if !matches!(sent, Ok(true)) {
                     return Err(StoreError::Closed);
                 }
             }
