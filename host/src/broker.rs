@@ -166,7 +166,9 @@ impl Broker {
                 // Its own worker may be writing it back to blocked while
                 // it still holds it: then it waits behind itself and is
                 // delivered again after the ack.
-                if inner.inflight.contains_key(&eval.id) || inner.known.insert(eval.id.clone()) {
+                let deliver =
+                    inner.inflight.contains_key(&eval.id) || inner.known.insert(eval.id.clone());
+                if deliver {
                     inner.push(eval);
                     self.ready_signal.notify_one();
                 }
