@@ -16,9 +16,7 @@ mod worker;
 pub use worker::{Worker, WorkerOptions, now_ms, process_eval};
 
 use crate::{Plan, State};
-use orch_model::{
-    AllocMetric, EvalStatus, Evaluation, GroupPlan, Job, PlannedPlacement, TriggeredBy,
-};
+use orch_model::{AllocMetric, Evaluation, GroupPlan, Job, PlannedPlacement, TriggeredBy};
 use sample::Sampling;
 use score::Scorer;
 use std::collections::BTreeMap;
@@ -180,26 +178,7 @@ impl Scheduler {
                 current.version + 1
             };
         }
-        let eval = Evaluation {
-            id: "dry-run".into(),
-            job_id: job.id.clone(),
-            priority: job.priority,
-            triggered_by: TriggeredBy::JobRegister,
-            status: EvalStatus::Pending,
-            status_description: String::new(),
-            node_id: None,
-            job_version: job.version,
-            failed_tg_allocs: BTreeMap::new(),
-            queued_allocations: BTreeMap::new(),
-            blocked_eval: None,
-            previous_eval: None,
-            wait_until_ms: None,
-            attempts: 0,
-            snapshot_index: 0,
-            create_index: 0,
-            modify_index: 0,
-            create_time_ms: now_ms,
-        };
+        let eval = Evaluation::pending("dry-run".into(), &job, TriggeredBy::JobRegister, now_ms);
         let hypothetical = state.with_job(job);
         let computed = self.compute(&hypothetical, &eval, now_ms)?;
         let decisions: BTreeMap<&str, &orch_model::Decision> = computed

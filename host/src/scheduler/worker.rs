@@ -96,7 +96,13 @@ pub fn process_eval(
                     && e.wait_until_ms.is_some_and(|t| t <= at)
             });
             if !waiting {
-                evals.push(followup_eval(eval, at, now_ms));
+                evals.push(followup_eval(
+                    eval,
+                    at,
+                    now_ms,
+                    TriggeredBy::AllocFailure,
+                    "waiting out a reschedule delay",
+                ));
             }
         }
         if !computed.failed_tg_allocs.is_empty() {
@@ -161,38 +167,32 @@ fn canceled(state: &crate::State, superseded: &[Arc<Evaluation>], by: &str) -> V
 /// What waits for capacity on behalf of `eval`'s unplaced allocations.
 fn blocked_eval(eval: &Evaluation, now_ms: u64) -> Evaluation {
     Evaluation {
-        id: uuid::Uuid::new_v4().to_string(),
-        job_id: eval.job_id.clone(),
-        priority: eval.priority,
-        triggered_by: TriggeredBy::QueuedAllocs,
         status: EvalStatus::Blocked,
         status_description: "waiting for capacity".into(),
-        node_id: None,
-        job_version: eval.job_version,
-        failed_tg_allocs: BTreeMap::new(),
-        queued_allocations: BTreeMap::new(),
-        blocked_eval: None,
-        previous_eval: Some(eval.id.clone()),
-        wait_until_ms: None,
-        attempts: 0,
-        snapshot_index: 0,
-        create_index: 0,
-        modify_index: 0,
-        create_time_ms: now_ms,
+        ..eval.follow_up(
+            uuid::Uuid::new_v4().to_string(),
+            TriggeredBy::QueuedAllocs,
+            now_ms,
+        )
     }
 }
 
 /// How long after an evaluation failed its job is evaluated again.
 const FAILED_RETRY_MS: u64 = 60_000;
 
-/// What runs `eval`'s job again once a reschedule delay has passed.
-fn followup_eval(eval: &Evaluation, at_ms: u64, now_ms: u64) -> Evaluation {
+/// What runs `eval`'s job again at `at_ms`: after a reschedule delay, or
+/// after a failed evaluation.
+fn followup_eval(
+    eval: &Evaluation,
+    at_ms: u64,
+    now_ms: u64,
+    triggered_by: TriggeredBy,
+    why: &str,
+) -> Evaluation {
     Evaluation {
-        triggered_by: TriggeredBy::AllocFailure,
-        status: EvalStatus::Pending,
-        status_description: "waiting out a reschedule delay".into(),
+        status_description: why.to_owned(),
         wait_until_ms: Some(at_ms),
-        ..blocked_eval(eval, now_ms)
+        ..eval.follow_up(uuid::Uuid::new_v4().to_string(), triggered_by, now_ms)
     }
 }
 
@@ -267,6 +267,8 @@ impl Worker {
                         eval,
                         now.saturating_add(FAILED_RETRY_MS),
                         now,
+                        TriggeredBy::Retry,
+                        "a retry of a failed evaluation",
                     ));
                 }
                 match self.store.apply(Op::UpsertEvals(evals)) {

@@ -289,24 +289,8 @@ impl Writer<'_, '_> {
         now_ms: u64,
     ) -> Result<String, StoreError> {
         let eval = Evaluation {
-            id: new_id(),
-            job_id: job.id.clone(),
-            priority: job.priority,
-            triggered_by,
-            status: EvalStatus::Pending,
-            status_description: String::new(),
             node_id: node_id.map(str::to_owned),
-            job_version: job.version,
-            failed_tg_allocs: BTreeMap::new(),
-            queued_allocations: BTreeMap::new(),
-            blocked_eval: None,
-            previous_eval: None,
-            wait_until_ms: None,
-            attempts: 0,
-            snapshot_index: 0,
-            create_index: 0,
-            modify_index: 0,
-            create_time_ms: now_ms,
+            ..Evaluation::pending(new_id(), job, triggered_by, now_ms)
         };
         let id = eval.id.clone();
         self.put_eval(eval)?;
