@@ -208,17 +208,6 @@ impl<'a> Run<'_, 'a> {
             *group_on_node.entry(node.id.clone()).or_default() += 1;
             prefs.count(&node, &mut spread_counts);
             let decision = Decision {
-                alloc_id: new_id(),
-                eval_id: p.eval.id.clone(),
-                job_id: p.job.id.clone(),
-                group: group.name.clone(),
-                scorer: answered.scorer.label().to_owned(),
-                scorer_digest: answered.scorer.digest().to_owned(),
-                scorer_failure: answered.failure.clone(),
-                placement,
-                snapshot_index: p.state.index(),
-                job_priority: p.job.priority,
-                ask,
                 inputs: super::score::inputs_of(&request),
                 nodes_evaluated: metric.nodes_evaluated,
                 nodes_filtered: metric.nodes_filtered,
@@ -235,6 +224,7 @@ impl<'a> Run<'_, 'a> {
                 pick: pick as u32,
                 scorer_micros,
                 total_micros: micros(started),
+                ..self.base_decision(group, &answered, placement, ask)
             };
             self.commit(group, &hash, slot, &node, ask, decision);
         }
@@ -338,21 +328,8 @@ impl<'a> Run<'_, 'a> {
         for (i, (slot, node)) in fitting.into_iter().enumerate() {
             // The scorer saw every fitting node in one request; the record
             // keeps this node's row of it.
-            let mut inputs = super::score::inputs_of(&request);
-            keep_row(&mut inputs, i);
             let decision = Decision {
-                alloc_id: new_id(),
-                eval_id: p.eval.id.clone(),
-                job_id: p.job.id.clone(),
-                group: group.name.clone(),
-                scorer: answered.scorer.label().to_owned(),
-                scorer_digest: answered.scorer.digest().to_owned(),
-                scorer_failure: answered.failure.clone(),
-                placement,
-                snapshot_index: p.state.index(),
-                job_priority: p.job.priority,
-                ask,
-                inputs,
+                inputs: row_inputs(&request, i),
                 nodes_evaluated: 1,
                 nodes_filtered: BTreeMap::new(),
                 nodes_skipped: 0,
@@ -368,10 +345,48 @@ impl<'a> Run<'_, 'a> {
                 pick: 0,
                 scorer_micros,
                 total_micros,
+                ..self.base_decision(group, &answered, placement, ask)
             };
             self.commit(group, &hash, slot, &node, ask, decision);
         }
         Ok(())
+    }
+
+    /// What every decision of this group's placements says about who
+    /// scored it and what for; the caller fills in the candidates.
+    fn base_decision(
+        &self,
+        group: &TaskGroup,
+        answered: &Answered<'_>,
+        placement: u64,
+        ask: Resources,
+    ) -> Decision {
+        let p = self.placer;
+        Decision {
+            alloc_id: new_id(),
+            eval_id: p.eval.id.clone(),
+            job_id: p.job.id.clone(),
+            group: group.name.clone(),
+            scorer: answered.scorer.label().to_owned(),
+            scorer_digest: answered.scorer.digest().to_owned(),
+            scorer_failure: answered.failure.clone(),
+            placement,
+            snapshot_index: p.state.index(),
+            job_priority: p.job.priority,
+            ask,
+            inputs: orch_model::CandidateInputs::default(),
+            nodes_evaluated: 0,
+            nodes_filtered: BTreeMap::new(),
+            nodes_skipped: 0,
+            candidates: Vec::new(),
+            scores: Vec::new(),
+            host_adjustments: Vec::new(),
+            part_names: Vec::new(),
+            parts: Vec::new(),
+            pick: 0,
+            scorer_micros: 0,
+            total_micros: 0,
+        }
     }
 
     /// Calls the scorer and checks the answer has one score per node; if
@@ -487,19 +502,26 @@ fn ask(
     Ok(response)
 }
 
-/// Keeps candidate `i` of every column.
-fn keep_row(inputs: &mut orch_model::CandidateInputs, i: usize) {
-    fn one<T: Copy>(column: &mut Vec<T>, i: usize) {
-        *column = column.get(i).copied().into_iter().collect();
+/// Candidate `i`'s row of a request's columns (system jobs score all their
+/// nodes in one request; each decision keeps its own node's inputs).
+fn row_inputs(request: &ScoreRequest, i: usize) -> orch_model::CandidateInputs {
+    fn one<T: Copy>(column: &[T], i: usize) -> Vec<T> {
+        column.get(i).copied().into_iter().collect()
     }
-    one(&mut inputs.cpu_capacity, i);
-    one(&mut inputs.memory_capacity, i);
-    one(&mut inputs.disk_capacity, i);
-    one(&mut inputs.cpu_allocated, i);
-    one(&mut inputs.memory_allocated, i);
-    one(&mut inputs.disk_allocated, i);
-    one(&mut inputs.job_allocs, i);
-    one(&mut inputs.total_allocs, i);
+    let n = &request.nodes;
+    orch_model::CandidateInputs {
+        cpu_capacity: one(&n.cpu_capacity, i),
+        memory_capacity: one(&n.memory_capacity, i),
+        disk_capacity: one(&n.disk_capacity, i),
+        cpu_allocated: one(&n.cpu_allocated, i),
+        memory_allocated: one(&n.memory_allocated, i),
+        disk_allocated: one(&n.disk_allocated, i),
+        job_allocs: one(&n.job_allocs, i),
+        total_allocs: one(&n.total_allocs, i),
+        attribute_names: Vec::new(),
+        strings: Vec::new(),
+        attributes: Vec::new(),
+    }
 }
 
 /// The job's and the group's allocations per node, as sampling counts them.
