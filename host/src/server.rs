@@ -183,6 +183,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         broker: plane.broker.clone(),
         scheduler: plane.scheduler.clone(),
         max_body_bytes: config.api.max_body_bytes,
+        dry_runs: Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS)),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

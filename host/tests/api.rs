@@ -23,6 +23,8 @@ const MAX_BODY: usize = 64 * 1024;
 struct Server {
     base: String,
     store: Store,
+    /// The API's dry-run permits, to fill them in a test.
+    dry_runs: Arc<tokio::sync::Semaphore>,
     agent: ureq::Agent,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -64,11 +66,13 @@ fn start() -> Server {
     let broker = Arc::new(Broker::new(Default::default()));
     let scorer = Arc::new(Native::new(orch_scorer_binpack::Binpack));
     let scheduler = Current::new(Scheduler::new(scorer, Sampling::default()));
+    let dry_runs = Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS));
     let ctx = ApiContext {
         store: store.clone(),
         broker,
         scheduler,
         max_body_bytes: MAX_BODY,
+        dry_runs: dry_runs.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,6 +93,7 @@ fn start() -> Server {
     Server {
         base: format!("http://{addr}"),
         store,
+        dry_runs,
         agent,
         _runtime: runtime,
         _dir: dir,
@@ -959,4 +964,22 @@ fn a_status_batch_applies_what_it_can_and_refuses_what_is_not_the_agents_to_say(
     assert_eq!(error.details[0].field, "updates[0].client_status");
     let alloc = server.get(&format!("/v1/allocation/{a}")).ok().json();
     assert_eq!(alloc["client_status"], "running");
+}
+
+#[test]
+fn plans_beyond_the_dry_run_limit_are_told_to_come_back() {
+    let server = start();
+    server.post("/v1/nodes", &node_body("node-1234")).ok();
+    let held = server
+        .dry_runs
+        .clone()
+        .try_acquire_many_owned(ApiContext::DRY_RUNS as u32)
+        .unwrap();
+    let answer = server.post("/v1/job/web/plan", &json!({"job": web_job(1)}));
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.error().code, "busy");
+    drop(held);
+    server
+        .post("/v1/job/web/plan", &json!({"job": web_job(1)}))
+        .ok();
 }

@@ -613,7 +613,11 @@ fn system_jobs_run_one_allocation_per_eligible_node_including_new_ones() {
         let d = h.store.decision(&alloc.id).unwrap().unwrap();
         assert_eq!(d.candidates, std::slice::from_ref(&alloc.node_id));
         assert_eq!(d.scores.len(), 1);
-        assert_eq!(d.inputs.cpu_capacity, [4000], "its own node's row of the request");
+        assert_eq!(
+            d.inputs.cpu_capacity,
+            [4000],
+            "its own node's row of the request"
+        );
     }
 }
 

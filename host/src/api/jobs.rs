@@ -9,6 +9,7 @@ use crate::scheduler::SchedError;
 use crate::{Op, Outcome, State};
 use axum::Json;
 use axum::extract::State as Ctx;
+use axum::http::StatusCode;
 use orch_model::{
     Allocation, ClientStatus, EvalStatus, Evaluation, Job, JobPlanResponse, JobRegisterRequest,
     JobRegisterResponse, JobStopResponse, JobSummary, job_warnings, validate_job,
@@ -184,11 +185,26 @@ pub async fn plan(
     // A dry run scores nodes (maybe in a wasm component): keep it off the
     // threads that serve requests.
     let snapshot = state.clone();
+    let Ok(_permit) = ctx.dry_runs.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} plans are being computed already; try again in a moment",
+                ApiContext::DRY_RUNS
+            ),
+        ));
+    };
     let dry = blocking_io(move || Ok(scheduler.dry_run(&snapshot, &job, now))).await?;
     let dry = dry.map_err(|e| match e {
         // The job cannot be scheduled as written: the client's to fix.
         SchedError::Job { .. } => ApiError::bad_request(format!("cannot plan: {e}")),
-        SchedError::Scorer { .. } => ApiError::internal(format!("cannot plan: {e}")),
+        // The scorer (a plugin) failed: the server's problem, maybe passing.
+        SchedError::Scorer { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scorer_unavailable",
+            format!("cannot plan: {e}"),
+        ),
     })?;
     Ok(Indexed(
         state.index(),

@@ -47,6 +47,14 @@ pub struct ApiContext {
     pub scheduler: Current,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Dry runs (`orch job plan`) allowed at once: each may hold a scorer
+    /// instance, so a burst of them must not crowd out the workers.
+    pub dry_runs: Arc<tokio::sync::Semaphore>,
+}
+
+impl ApiContext {
+    /// Dry runs allowed at once by default.
+    pub const DRY_RUNS: usize = 4;
 }
 
 /// The OpenAPI 3.1 description of every route, served at
