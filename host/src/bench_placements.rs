@@ -227,7 +227,9 @@ fn one_run(
     })
 }
 
-/// A simulated node: 16 cores, 64 GiB, the exec driver, one of four racks.
+/// A simulated node: 8 to 16 cores and 32 to 64 GiB (spread over the
+/// cluster so scores and decision records vary as on a real one), the exec
+/// driver, one of four racks.
 fn node(i: usize) -> Node {
     let pairs = |kv: &[(&str, String)]| {
         kv.iter()
@@ -241,7 +243,11 @@ fn node(i: usize) -> Node {
         node_class: String::new(),
         attributes: pairs(&[("os.name", "linux".into()), ("cpu.arch", "x86_64".into())]),
         meta: pairs(&[("rack", format!("r{}", i % 4))]),
-        resources: orch_model::Resources::new(16_000, 65_536, 100_000),
+        resources: orch_model::Resources::new(
+            8_000 + (i * 7_919 % 17) as u32 * 500,
+            32_768 + (i * 104_729 % 17) as u64 * 2_048,
+            100_000,
+        ),
         reserved: orch_model::Resources::ZERO,
         drivers: [("exec".to_owned(), orch_model::DriverInfo::default())].into(),
         status: orch_model::NodeStatus::Ready,
