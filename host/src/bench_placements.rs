@@ -158,6 +158,7 @@ fn one_run(
         store.clone(),
         Scheduler::new(scorer, sampling),
         args.workers,
+        None,
     )?;
     let total = args.jobs * args.count as usize;
     let started = Instant::now();

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod heartbeat;
 mod plan;
 pub mod scheduler;
 pub mod server;

@@ -9,6 +9,7 @@
 use crate::api::{ApiContext, router};
 use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, Reloaded, Reloader, load_scheduler};
+use crate::heartbeat::Heartbeats;
 use crate::scheduler::{Current, Scheduler, Worker, WorkerOptions};
 use crate::{Store, StoreOptions};
 use anyhow::{Context, Result};
@@ -36,7 +37,8 @@ pub struct ServerArgs {
     pub listen: Option<SocketAddr>,
 }
 
-/// The store, the broker and the workers, wired together.
+/// The store, the broker and the workers, wired together, and the
+/// heartbeat reaper when nodes are held to a TTL.
 pub struct ControlPlane {
     pub store: Store,
     pub broker: Arc<Broker>,
@@ -49,7 +51,12 @@ impl ControlPlane {
     /// Feeds the broker from the store's commits, hands it the evaluations
     /// a previous run left pending or blocked, and starts `workers` worker
     /// threads.
-    pub fn start(store: Store, scheduler: Scheduler, workers: usize) -> Result<Self> {
+    pub fn start(
+        store: Store,
+        scheduler: Scheduler,
+        workers: usize,
+        heartbeats: Option<&Arc<Heartbeats>>,
+    ) -> Result<Self> {
         let broker = Arc::new(Broker::new(BrokerOptions::default()));
         let feed = broker.clone();
         store.set_listener(Box::new(move |events| {
@@ -90,6 +97,21 @@ impl ControlPlane {
                 worker
                     .spawn(format!("orch-worker-{i}"), stop.clone())
                     .context("cannot start a scheduler worker thread")?,
+            );
+        }
+        if let Some(heartbeats) = heartbeats {
+            // No agent has checked in with this process yet.
+            heartbeats.start_grace(
+                state
+                    .nodes()
+                    .filter(|n| n.status != orch_model::NodeStatus::Down)
+                    .map(|n| n.id.clone()),
+                std::time::Instant::now(),
+            );
+            handles.push(
+                heartbeats
+                    .spawn_reaper(store.clone(), stop.clone())
+                    .context("cannot start the heartbeat thread")?,
             );
         }
         Ok(Self {
@@ -162,7 +184,11 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         },
     )?;
     tracing::info!("state: {} at index {}", db.display(), store.index());
-    let plane = ControlPlane::start(store, scheduler, config.workers)?;
+    let heartbeats = Arc::new(Heartbeats::new(
+        config.heartbeat.ttl(),
+        config.heartbeat.grace(),
+    ));
+    let plane = ControlPlane::start(store, scheduler, config.workers, Some(&heartbeats))?;
     let reloader = args.config.as_ref().map(|path| {
         let current = plane.scheduler.clone();
         Arc::new(Reloader::new(
@@ -184,6 +210,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         scheduler: plane.scheduler.clone(),
         max_body_bytes: config.api.max_body_bytes,
         dry_runs: Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS)),
+        heartbeats,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

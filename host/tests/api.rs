@@ -73,6 +73,11 @@ fn start() -> Server {
         scheduler,
         max_body_bytes: MAX_BODY,
         dry_runs: dry_runs.clone(),
+        // No reaper runs here: nodes never expire in these tests.
+        heartbeats: Arc::new(orch::heartbeat::Heartbeats::new(
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -582,3 +582,93 @@ fn sighup_without_a_config_is_harmless_and_sigterm_does_not_wait_for_blocking_qu
     let answered = query.join().unwrap();
     assert!(matches!(answered, Ok(200) | Err(_)), "{answered:?}");
 }
+
+#[test]
+fn a_node_that_misses_its_heartbeat_goes_down_and_its_work_moves_after_a_restart_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orch.toml"),
+        "data_dir = \"data\"\n[heartbeat]\nttl_ms = 500\ngrace_ms = 3000\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path());
+    let (status, alive) = server.post("/v1/nodes", &node("n1", 4000, 8192, "linux"));
+    assert_eq!(status, 200, "{alive}");
+    assert_eq!(alive["heartbeat_ttl_ms"], 500);
+    server.register(&node("n2", 4000, 8192, "linux"));
+    let (status, _) = server.post("/v1/node/nobody/heartbeat", &json!({}));
+    assert_eq!(status, 404);
+    let (status, _) = server.post(
+        "/v1/jobs",
+        &json!({"job": {"id": "web", "group": [{"name": "g", "task": [
+            {"name": "t", "driver": "exec", "resources": {"cpu": 100, "memory": 64}}]}]}}),
+    );
+    assert_eq!(status, 200);
+    let allocs = server.until("/v1/job/web/allocations", "the placement", |a| {
+        a.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let first = allocs[0]["node_id"].as_str().unwrap().to_owned();
+    let other = if first == "n1" { "n2" } else { "n1" };
+
+    // Only the other node's agent keeps beating.
+    let beating = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let beat = {
+        let (addr, node, beating) = (server.addr.clone(), other.to_owned(), beating.clone());
+        std::thread::spawn(move || {
+            while beating.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = ureq::post(&format!("{addr}/v1/node/{node}/heartbeat"))
+                    .header("content-type", "application/json")
+                    .send("{}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let down = server.until(&format!("/v1/node/{first}"), "the silent node down", |n| {
+        n["status"] == "down"
+    });
+    assert!(
+        down["status_description"]
+            .as_str()
+            .unwrap()
+            .contains("heartbeat"),
+        "{down}"
+    );
+    server.until("/v1/job/web/allocations", "the replacement", |a| {
+        a.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["node_id"] == other && x["desired_status"] == "run")
+        })
+    });
+    let lost = server.get("/v1/job/web/allocations");
+    assert!(
+        lost.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["node_id"] == first.as_str() && a["client_status"] == "lost"),
+        "{lost:#}"
+    );
+    // Beating again brings it back.
+    let (status, _) = server.post(&format!("/v1/node/{first}/heartbeat"), &json!({}));
+    assert_eq!(status, 200);
+    assert_eq!(server.get(&format!("/v1/node/{first}"))["status"], "ready");
+    beating.store(false, std::sync::atomic::Ordering::Relaxed);
+    beat.join().unwrap();
+
+    // A restart of the control plane: no agent beats, yet nothing is marked
+    // down before the TTL plus the grace period.
+    server.kill9();
+    let server = Server::start(dir.path());
+    let nodes = server.get("/v1/nodes");
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "ready"),
+        "within the grace period: {nodes:#}"
+    );
+    server.until("/v1/nodes", "both nodes down after the grace", |n| {
+        n.as_array()
+            .is_some_and(|n| n.iter().all(|n| n["status"] == "down"))
+    });
+}

@@ -50,6 +50,8 @@ pub struct ApiContext {
     /// Dry runs (`orch job plan`) allowed at once: each may hold a scorer
     /// instance, so a burst of them must not crowd out the workers.
     pub dry_runs: Arc<tokio::sync::Semaphore>,
+    /// Node deadlines: registering and `/heartbeat` push them on.
+    pub heartbeats: Arc<crate::heartbeat::Heartbeats>,
 }
 
 impl ApiContext {
@@ -123,6 +125,7 @@ fn table() -> Vec<Route> {
         route(Post, "/v1/nodes", nodes::register),
         route(Get, "/v1/node/{id}", nodes::get),
         route(Get, "/v1/node/{id}/allocations", nodes::allocations),
+        route(Post, "/v1/node/{id}/heartbeat", nodes::heartbeat),
         route(Get, "/v1/evaluations", evals::list),
         route(Get, "/v1/evaluation/{id}", evals::get),
         route(Get, "/v1/allocations", allocs::list),

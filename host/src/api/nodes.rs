@@ -4,18 +4,12 @@ use super::ApiContext;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::query::{Indexed, Params, PathId, resolve};
-use crate::{Op, State};
+use crate::{NodeChange, Op, State};
 use axum::Json;
 use axum::extract::State as Ctx;
 use orch_model::{Allocation, Node, NodeStatus, Problem, Resources};
 use serde::Serialize;
 use std::sync::Arc;
-
-/// `{"index"}`: the commit a write landed in.
-#[derive(Debug, Serialize)]
-pub struct IndexBody {
-    pub index: u64,
-}
 
 pub async fn list(
     Ctx(ctx): Ctx<ApiContext>,
@@ -27,14 +21,23 @@ pub async fn list(
     Ok(Indexed(state.index(), Json(nodes)))
 }
 
-/// Registers or updates a node. Until agents heartbeat, registering is the
-/// heartbeat: the node is marked ready. The server's own fields of a known
-/// node (eligibility, drain, indexes) are kept by the store.
+/// What registering or a heartbeat answers: the commit, and how long the
+/// agent has until its next heartbeat.
+#[derive(Debug, Serialize)]
+pub struct Alive {
+    pub index: u64,
+    pub heartbeat_ttl_ms: u64,
+}
+
+/// Registers or updates a node; registering is also its first heartbeat:
+/// the node is marked ready and must beat within the TTL. The server's own
+/// fields of a known node (eligibility, drain, indexes) are kept by the
+/// store.
 pub async fn register(
     Ctx(ctx): Ctx<ApiContext>,
     params: Params,
     JsonBody(mut node): JsonBody<Node>,
-) -> Result<Indexed<Json<IndexBody>>, ApiError> {
+) -> Result<Indexed<Json<Alive>>, ApiError> {
     params.finish()?;
     let problems = node_problems(&node);
     if !problems.is_empty() {
@@ -52,8 +55,51 @@ pub async fn register(
     }
     node.status = NodeStatus::Ready;
     node.status_description = String::new();
+    let id = node.id.clone();
     let index = ctx.store.apply_async(Op::UpsertNode(node)).await?.index();
-    Ok(Indexed(index, Json(IndexBody { index })))
+    ctx.heartbeats.beat(&id, std::time::Instant::now());
+    Ok(Indexed(index, Json(alive(&ctx, index))))
+}
+
+/// `POST /v1/node/{id}/heartbeat`: the agent is alive. A node marked down
+/// (it missed its TTL) that beats again is ready again; otherwise nothing
+/// is written.
+pub async fn heartbeat(
+    Ctx(ctx): Ctx<ApiContext>,
+    PathId(id): PathId,
+    params: Params,
+) -> Result<Indexed<Json<Alive>>, ApiError> {
+    params.finish()?;
+    let state = ctx.store.snapshot();
+    let Some(node) = state.node(&id) else {
+        return Err(ApiError::not_found(format!(
+            "node {id:?} is not registered; register it with POST /v1/nodes first"
+        )));
+    };
+    let mut index = state.index();
+    if node.status != NodeStatus::Ready {
+        let change = NodeChange::Status {
+            status: NodeStatus::Ready,
+            description: "heartbeating".into(),
+        };
+        index = ctx
+            .store
+            .apply_async(Op::UpdateNode {
+                node_id: id.clone(),
+                change,
+            })
+            .await?
+            .index();
+    }
+    ctx.heartbeats.beat(&id, std::time::Instant::now());
+    Ok(Indexed(index, Json(alive(&ctx, index))))
+}
+
+fn alive(ctx: &ApiContext, index: u64) -> Alive {
+    Alive {
+        index,
+        heartbeat_ttl_ms: u64::try_from(ctx.heartbeats.ttl().as_millis()).unwrap_or(u64::MAX),
+    }
 }
 
 /// What is wrong with a node an agent (or an operator) registers.

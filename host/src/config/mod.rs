@@ -62,6 +62,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub state: StateConfig,
     pub api: ApiConfig,
+    pub heartbeat: HeartbeatConfig,
     /// The folder relative paths were resolved against: the config file's.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -76,6 +77,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             state: StateConfig::default(),
             api: ApiConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -196,6 +198,37 @@ pub struct StateConfig {
     pub durability: Durability,
 }
 
+/// `[heartbeat]`: how long a node's agent may stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// A node that has not checked in for this long is marked down and its
+    /// allocations are replaced elsewhere.
+    pub ttl_ms: u64,
+    /// After the server starts, nodes get this much more than the TTL to
+    /// check in, so a restart of the control plane marks nothing down.
+    pub grace_ms: u64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 10_000,
+            grace_ms: 10_000,
+        }
+    }
+}
+
+impl HeartbeatConfig {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms)
+    }
+}
+
 /// `[api]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -294,6 +327,26 @@ impl Config {
             problems.push(
                 Problem::new("workers", format!("{} is out of range", self.workers))
                     .hint(format!("use 1 to {MAX_WORKERS} scheduler worker threads")),
+            );
+        }
+        if !(100..=3_600_000).contains(&self.heartbeat.ttl_ms) {
+            problems.push(
+                Problem::new(
+                    "heartbeat.ttl_ms",
+                    format!("{} ms is out of range", self.heartbeat.ttl_ms),
+                )
+                .hint(
+                    "use 100 to 3600000; agents check in well within it (Nomad's default is 10 s)",
+                ),
+            );
+        }
+        if self.heartbeat.grace_ms > 3_600_000 {
+            problems.push(
+                Problem::new(
+                    "heartbeat.grace_ms",
+                    format!("{} ms is more than an hour", self.heartbeat.grace_ms),
+                )
+                .hint("a restart gives nodes the TTL plus this; 10000 is usual"),
             );
         }
         let s = &self.scheduler;
@@ -416,6 +469,9 @@ impl Config {
         }
         if self.api.max_body_bytes != other.api.max_body_bytes {
             changed.push("api.max_body_bytes");
+        }
+        if self.heartbeat != other.heartbeat {
+            changed.push("heartbeat");
         }
         changed
     }

@@ -254,3 +254,16 @@ fn the_fallback_is_a_builtin_scorer() {
     let e = errors("[scheduler]\nfallback = \"./mine.wasm\"\n");
     assert!(e[0].contains("is not a built-in scorer"), "{e:?}");
 }
+
+#[test]
+fn heartbeat_ttl_and_grace() {
+    let c = parse("[heartbeat]\nttl_ms = 5000\ngrace_ms = 0\n").unwrap();
+    assert_eq!(c.heartbeat.ttl(), Duration::from_secs(5));
+    assert_eq!(c.heartbeat.grace(), Duration::ZERO);
+    assert_eq!(parse("").unwrap().heartbeat.ttl(), Duration::from_secs(10));
+    let e = errors("[heartbeat]\nttl_ms = 10\n");
+    assert!(e[0].contains("heartbeat.ttl_ms"), "{e:?}");
+    let mut other = parse("").unwrap();
+    other.heartbeat.ttl_ms = 20_000;
+    assert_eq!(parse("").unwrap().restart_needed(&other), ["heartbeat"]);
+}
