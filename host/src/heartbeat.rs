@@ -74,6 +74,11 @@ impl Heartbeats {
         self.lock().len()
     }
 
+    /// Whether `node` has a deadline (it beat since it last expired).
+    pub fn is_watched(&self, node: &str) -> bool {
+        self.lock().contains_key(node)
+    }
+
     /// Starts the thread that marks down the nodes whose TTL ran out; it
     /// looks four times per TTL (at least every 100 ms) and stops with
     /// `stop`.
@@ -90,7 +95,10 @@ impl Heartbeats {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(every);
                     for node in beats.expired(Instant::now()) {
-                        mark_down(&store, &node, beats.ttl);
+                        // It may have beaten since it was found silent.
+                        if !beats.is_watched(&node) {
+                            mark_down(&store, &node, beats.ttl);
+                        }
                     }
                 }
             })
