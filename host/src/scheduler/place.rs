@@ -6,7 +6,7 @@
 use super::SchedError;
 use super::feasible::{Feasibility, meets};
 use super::reconcile::Slot;
-use super::sample::{self, Candidates, Overlay, Sampling};
+use super::sample::{self, Overlay, Sampling};
 use super::score::Scorer;
 use crate::{AllocStop, State};
 use orch_model::{
@@ -192,11 +192,16 @@ impl<'a> Run<'_, 'a> {
                 self.fail(&group.name, Some(metric));
                 continue;
             }
-            let request = prefs.request(placement, p.job.priority, ask, &candidates);
+            let sample::Candidates {
+                nodes: candidates,
+                columns,
+                skipped,
+            } = candidates;
+            let request = prefs.request(placement, p.job.priority, ask, &candidates, columns);
             let scored = Instant::now();
-            let (response, answered) = self.score(&request, candidates.nodes.len())?;
+            let (response, answered) = self.score(&request, candidates.len())?;
             let scorer_micros = micros(scored);
-            let adjustments = prefs.adjust(&candidates.nodes, &spread_counts, &response.scores);
+            let adjustments = prefs.adjust(&candidates, &spread_counts, &response.scores);
             let finals: Vec<f64> = response
                 .scores
                 .iter()
@@ -204,15 +209,16 @@ impl<'a> Run<'_, 'a> {
                 .map(|(s, a)| s + a)
                 .collect();
             let pick = best(&finals);
-            let node = candidates.nodes[pick].clone();
+            let node = candidates[pick].clone();
             *group_on_node.entry(node.id.clone()).or_default() += 1;
             prefs.count(&node, &mut spread_counts);
             let decision = Decision {
-                inputs: super::score::inputs_of(&request),
+                // The request itself becomes the record's inputs: no copy.
+                inputs: super::score::inputs_of(request),
                 nodes_evaluated: metric.nodes_evaluated,
                 nodes_filtered: metric.nodes_filtered,
-                nodes_skipped: candidates.skipped,
-                candidates: candidates.nodes.iter().map(|n| n.id.clone()).collect(),
+                nodes_skipped: skipped,
+                candidates: candidates.iter().map(|n| n.id.clone()).collect(),
                 scores: response.scores,
                 host_adjustments: if prefs.is_empty() {
                     Vec::new()
@@ -758,13 +764,13 @@ impl Preferences {
         placement: u64,
         priority: u8,
         ask: Resources,
-        candidates: &Candidates,
+        candidates: &[Arc<Node>],
+        columns: NodeColumns,
     ) -> ScoreRequest {
         let mut strings: Vec<String> = Vec::new();
         let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut attributes =
-            Vec::with_capacity(candidates.nodes.len() * self.attribute_names.len());
-        for node in &candidates.nodes {
+        let mut attributes = Vec::with_capacity(candidates.len() * self.attribute_names.len());
+        for node in candidates {
             for name in &self.attribute_names {
                 let id = match node.lookup(name) {
                     Some(v) => *ids.entry(v.to_owned()).or_insert_with(|| {
@@ -780,7 +786,7 @@ impl Preferences {
             placement,
             job_priority: priority,
             ask: sample::scorer_resources(ask),
-            nodes: candidates.columns.clone(),
+            nodes: columns,
             attribute_names: self.attribute_names.clone(),
             strings,
             attributes,

@@ -88,21 +88,21 @@ impl<S: orch_plugin_sdk::Scorer + Send + Sync> Scorer for Native<S> {
 }
 
 /// What a decision record keeps of a request: the candidates' columns
-/// and attributes.
-pub fn inputs_of(r: &ScoreRequest) -> orch_model::CandidateInputs {
-    let n = &r.nodes;
+/// and attributes, moved out of it.
+pub fn inputs_of(r: ScoreRequest) -> orch_model::CandidateInputs {
+    let n = r.nodes;
     orch_model::CandidateInputs {
-        cpu_capacity: n.cpu_capacity.clone(),
-        memory_capacity: n.memory_capacity.clone(),
-        disk_capacity: n.disk_capacity.clone(),
-        cpu_allocated: n.cpu_allocated.clone(),
-        memory_allocated: n.memory_allocated.clone(),
-        disk_allocated: n.disk_allocated.clone(),
-        job_allocs: n.job_allocs.clone(),
-        total_allocs: n.total_allocs.clone(),
-        attribute_names: r.attribute_names.clone(),
-        strings: r.strings.clone(),
-        attributes: r.attributes.clone(),
+        cpu_capacity: n.cpu_capacity,
+        memory_capacity: n.memory_capacity,
+        disk_capacity: n.disk_capacity,
+        cpu_allocated: n.cpu_allocated,
+        memory_allocated: n.memory_allocated,
+        disk_allocated: n.disk_allocated,
+        job_allocs: n.job_allocs,
+        total_allocs: n.total_allocs,
+        attribute_names: r.attribute_names,
+        strings: r.strings,
+        attributes: r.attributes,
     }
 }
 
