@@ -579,8 +579,11 @@ fn sighup_without_a_config_is_harmless_and_sigterm_does_not_wait_for_blocking_qu
         .expect("the server exits while a blocking query is open");
     assert!(status.success(), "{status:?}");
     server.logged("shutting down");
-    let answered = query.join().unwrap();
-    assert!(matches!(answered, Ok(200) | Err(_)), "{answered:?}");
+    // What is checked is the exit above; the query may not have reached
+    // the server before the signal, but if it did, it was answered.
+    if let Ok(code) = query.join().unwrap() {
+        assert_eq!(code, 200);
+    }
 }
 
 #[test]

@@ -70,26 +70,7 @@ impl Evaluation {
     /// A pending evaluation of `job` at its current version, made at
     /// `now_ms`; the store sets the indexes.
     pub fn pending(id: String, job: &crate::Job, triggered_by: TriggeredBy, now_ms: u64) -> Self {
-        Self {
-            id,
-            job_id: job.id.clone(),
-            priority: job.priority,
-            triggered_by,
-            status: EvalStatus::Pending,
-            status_description: String::new(),
-            node_id: None,
-            job_version: job.version,
-            failed_tg_allocs: BTreeMap::new(),
-            queued_allocations: BTreeMap::new(),
-            blocked_eval: None,
-            previous_eval: None,
-            wait_until_ms: None,
-            attempts: 0,
-            snapshot_index: 0,
-            create_index: 0,
-            modify_index: 0,
-            create_time_ms: now_ms,
-        }
+        Self::blank(id, &job.id, job.priority, job.version, triggered_by, now_ms)
     }
 
     /// An evaluation that follows this one for the same job (a blocked or
@@ -97,18 +78,39 @@ impl Evaluation {
     #[must_use]
     pub fn follow_up(&self, id: String, triggered_by: TriggeredBy, now_ms: u64) -> Self {
         Self {
+            previous_eval: Some(self.id.clone()),
+            ..Self::blank(
+                id,
+                &self.job_id,
+                self.priority,
+                self.job_version,
+                triggered_by,
+                now_ms,
+            )
+        }
+    }
+
+    fn blank(
+        id: String,
+        job_id: &str,
+        priority: u8,
+        job_version: u64,
+        triggered_by: TriggeredBy,
+        now_ms: u64,
+    ) -> Self {
+        Self {
             id,
-            job_id: self.job_id.clone(),
-            priority: self.priority,
+            job_id: job_id.to_owned(),
+            priority,
             triggered_by,
             status: EvalStatus::Pending,
             status_description: String::new(),
             node_id: None,
-            job_version: self.job_version,
+            job_version,
             failed_tg_allocs: BTreeMap::new(),
             queued_allocations: BTreeMap::new(),
             blocked_eval: None,
-            previous_eval: Some(self.id.clone()),
+            previous_eval: None,
             wait_until_ms: None,
             attempts: 0,
             snapshot_index: 0,
