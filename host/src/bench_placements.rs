@@ -251,6 +251,7 @@ fn node(i: usize) -> Node {
         ),
         reserved: orch_model::Resources::ZERO,
         drivers: [("exec".to_owned(), orch_model::DriverInfo::default())].into(),
+        http_addr: String::new(),
         status: orch_model::NodeStatus::Ready,
         status_description: String::new(),
         eligibility: orch_model::Eligibility::Eligible,

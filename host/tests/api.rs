@@ -207,6 +207,7 @@ fn alloc(id: &str, job: &str, node: &str, index: u32) -> Allocation {
         modify_index: 0,
         create_time_ms: 0,
         client_time_ms: 0,
+        task_states: Default::default(),
     }
 }
 

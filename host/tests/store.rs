@@ -20,6 +20,7 @@ fn node(id: &str, cpu: u32, memory: u64) -> Node {
         resources: Resources::new(cpu, memory, 10_000),
         reserved: Resources::ZERO,
         drivers: [("exec".to_owned(), DriverInfo::default())].into(),
+        http_addr: String::new(),
         status: NodeStatus::Ready,
         status_description: String::new(),
         eligibility: Default::default(),
@@ -58,6 +59,7 @@ fn alloc(id: &str, job: &str, node: &str, cpu: u32) -> Allocation {
         modify_index: 0,
         create_time_ms: 0,
         client_time_ms: 0,
+        task_states: Default::default(),
     }
 }
 

@@ -93,6 +93,10 @@ pub struct Allocation {
     /// since the epoch; a failed allocation's reschedule delay counts from it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub client_time_ms: u64,
+    /// Per task, where it is and what happened to it, as its agent last
+    /// reported.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_states: BTreeMap<String, TaskState>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -145,5 +149,139 @@ impl AllocMetric {
             .dimension_exhausted
             .entry(dimension.to_owned())
             .or_default() += 1;
+    }
+}
+
+/// Where a task is in its life, as Nomad names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Received, fetching artifacts, or waiting to restart.
+    #[default]
+    Pending,
+    Running,
+    /// Ended for good: `failed` on its [`TaskState`] says how.
+    Dead,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Dead => "dead",
+        }
+    }
+}
+
+/// What kind of thing happened to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskEventKind {
+    /// The agent took the allocation.
+    Received,
+    /// The task directory is being set up.
+    TaskSetup,
+    /// The driver refused the task's config, or its host could not set up.
+    SetupFailure,
+    DownloadingArtifacts,
+    ArtifactFailed,
+    /// The driver could not start the task.
+    DriverFailure,
+    Started,
+    /// The task exited on its own (or was killed by something else).
+    Terminated,
+    /// The restart policy restarts it after a delay.
+    Restarting,
+    /// The restart policy has no restarts left.
+    NotRestarting,
+    /// The agent is stopping it (the server asked, or the allocation is gone).
+    Killing,
+    Killed,
+    /// The agent restarted and re-attached the running task.
+    Recovered,
+}
+
+impl TaskEventKind {
+    /// How `orch alloc status` names it.
+    pub fn title(self) -> &'static str {
+        match self {
+            TaskEventKind::Received => "Received",
+            TaskEventKind::TaskSetup => "Task Setup",
+            TaskEventKind::SetupFailure => "Setup Failure",
+            TaskEventKind::DownloadingArtifacts => "Downloading Artifacts",
+            TaskEventKind::ArtifactFailed => "Failed Artifact Download",
+            TaskEventKind::DriverFailure => "Driver Failure",
+            TaskEventKind::Started => "Started",
+            TaskEventKind::Terminated => "Terminated",
+            TaskEventKind::Restarting => "Restarting",
+            TaskEventKind::NotRestarting => "Not Restarting",
+            TaskEventKind::Killing => "Killing",
+            TaskEventKind::Killed => "Killed",
+            TaskEventKind::Recovered => "Recovered",
+        }
+    }
+}
+
+/// One thing that happened to a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskEvent {
+    #[serde(rename = "type")]
+    pub kind: TaskEventKind,
+    /// Milliseconds since the Unix epoch, on the agent's clock.
+    pub time_ms: u64,
+    /// What a person needs to know: the error, the exit code, the delay.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<u32>,
+}
+
+impl TaskEvent {
+    pub fn new(kind: TaskEventKind, time_ms: u64, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            time_ms,
+            message: message.into(),
+            exit_code: None,
+            signal: None,
+        }
+    }
+}
+
+/// A task's state as its agent reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskState {
+    pub state: TaskStatus,
+    /// Whether it ended in failure (only meaningful when `dead`).
+    #[serde(default)]
+    pub failed: bool,
+    /// Restarts in place by the agent so far.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When it last started, in milliseconds since the epoch; 0 never.
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// When it ended for good; 0 while it may still run.
+    #[serde(default)]
+    pub finished_at_ms: u64,
+    /// The most recent events, oldest first (at most [`TaskState::MAX_EVENTS`]).
+    #[serde(default)]
+    pub events: Vec<TaskEvent>,
+}
+
+impl TaskState {
+    /// Events kept per task; older ones are dropped, as in Nomad.
+    pub const MAX_EVENTS: usize = 10;
+
+    /// Appends `event`, dropping the oldest beyond [`Self::MAX_EVENTS`].
+    pub fn push(&mut self, event: TaskEvent) {
+        self.events.push(event);
+        let extra = self.events.len().saturating_sub(Self::MAX_EVENTS);
+        self.events.drain(..extra);
     }
 }

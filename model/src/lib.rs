@@ -20,7 +20,10 @@ mod resources;
 mod validate;
 mod version;
 
-pub use alloc::{AllocMetric, Allocation, ClientStatus, DesiredStatus};
+pub use alloc::{
+    AllocMetric, Allocation, ClientStatus, DesiredStatus, TaskEvent, TaskEventKind, TaskState,
+    TaskStatus,
+};
 pub use api::{
     AllocationDetail, ErrorBody, EvaluationDetail, FieldDiff, GroupPlan, JobPlanResponse,
     JobRegisterRequest, JobRegisterResponse, JobStopResponse, JobSummary, PlannedPlacement,

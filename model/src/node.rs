@@ -83,6 +83,10 @@ pub struct Node {
     pub reserved: Resources,
     #[serde(default)]
     pub drivers: BTreeMap<String, DriverInfo>,
+    /// Where the node's agent serves task logs (`http://HOST:PORT`), for
+    /// the server to fetch them from; empty for nodes without an agent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub http_addr: String,
 
     /// Set by the server.
     #[serde(default)]
@@ -163,6 +167,7 @@ mod tests {
             resources: Resources::new(1000, 1000, 1000),
             reserved: Resources::ZERO,
             drivers: BTreeMap::new(),
+            http_addr: String::new(),
             status: NodeStatus::Ready,
             status_description: String::new(),
             eligibility: Eligibility::Eligible,

@@ -24,6 +24,7 @@
 mod breaker;
 mod cache;
 mod digest;
+mod driver_host;
 mod error;
 mod inspect;
 mod limits;
@@ -32,6 +33,10 @@ mod sandbox;
 mod scheduler;
 
 pub use digest::Digest;
+pub use driver_host::{
+    DriverHost, ExitStatus, FetchSpec, Grants, LogLevel, ProcessHandle, ProcessLimits, SpawnSpec,
+    TaskRef,
+};
 pub use error::{OutputProblem, PluginError};
 pub use inspect::{Inspection, WorldKind};
 pub use limits::Limits;

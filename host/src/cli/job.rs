@@ -960,6 +960,7 @@ memory = 256
                 ),
             ]
             .into(),
+            http_addr: String::new(),
             status: NodeStatus::Ready,
             status_description: String::new(),
             eligibility: Eligibility::Eligible,
@@ -990,6 +991,7 @@ memory = 256
             modify_index: 20 + u64::from(i),
             create_time_ms: NOW - 65_000 + u64::from(i) * 1000,
             client_time_ms: 0,
+            task_states: Default::default(),
             spec_hash: String::new(),
         }
     }

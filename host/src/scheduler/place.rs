@@ -463,6 +463,7 @@ impl<'a> Run<'_, 'a> {
             modify_index: 0,
             create_time_ms: p.now_ms,
             client_time_ms: 0,
+            task_states: Default::default(),
         });
         self.out.decisions.push(decision);
     }
