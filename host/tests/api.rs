@@ -5,6 +5,9 @@
 //! applier, as a worker would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod fake_agent;
+
+use fake_agent::FakeAgent;
 use orch::api::{ApiContext, router, routes};
 use orch::broker::Broker;
 use orch::scheduler::sample::Sampling;
@@ -862,7 +865,7 @@ fn openapi_lists_every_route_served() {
     assert_eq!(documented, served);
     // And each of them is really served: no route answers "no route".
     for (method, path) in &served {
-        let path = path.replace("{id}", "x");
+        let path = path.replace("{id}", "x").replace("{task}", "t");
         let answer = match method.as_str() {
             "GET" => server.get(&path),
             "DELETE" => server.delete(&path),
@@ -988,4 +991,363 @@ fn plans_beyond_the_dry_run_limit_are_told_to_come_back() {
     server
         .post("/v1/job/web/plan", &json!({"job": web_job(1)}))
         .ok();
+}
+
+/// A status report with the task `server` of group `front` in `state`.
+fn with_tasks(alloc: &str, status: &str, tasks: Value) -> Value {
+    json!({"updates": [{"alloc_id": alloc, "client_status": status, "task_states": tasks}]})
+}
+
+#[test]
+fn status_reports_carry_task_states_and_wrong_ones_are_refused_whole() {
+    let server = start();
+    let (a, b) = with_allocations(&server);
+    let running = json!({"server": {
+        "state": "running", "started_at_ms": 1000,
+        "events": [{"type": "received", "time_ms": 900}, {"type": "started", "time_ms": 1000}]
+    }});
+    server
+        .post(
+            "/v1/allocations/status",
+            &with_tasks(&a, "running", running.clone()),
+        )
+        .ok();
+    let alloc = server.get(&format!("/v1/allocation/{a}")).ok().json();
+    assert_eq!(alloc["client_status"], "running");
+    assert_eq!(
+        alloc["task_states"],
+        json!({"server": {
+            "state": "running", "failed": false, "restarts": 0, "started_at_ms": 1000,
+            "finished_at_ms": 0,
+            "events": [{"type": "received", "time_ms": 900}, {"type": "started", "time_ms": 1000}]
+        }})
+    );
+
+    // The OpenAPI document describes what came back.
+    let spec: Value = serde_json::from_str(orch::api::OPENAPI_JSON).unwrap();
+    let described = |schema: &str, value: &Value| {
+        for key in value.as_object().unwrap().keys() {
+            assert!(
+                spec["components"]["schemas"][schema]["properties"][key].is_object(),
+                "{schema}.{key} is not in openapi.json"
+            );
+        }
+    };
+    described("Allocation", &alloc);
+    described("TaskState", &alloc["task_states"]["server"]);
+    described("TaskEvent", &alloc["task_states"]["server"]["events"][0]);
+
+    // Restarted in place: the same status, new task states; they land.
+    let before = alloc["modify_index"].as_u64().unwrap();
+    let restarted = json!({"server": {
+        "state": "running", "restarts": 1, "started_at_ms": 3000,
+        "events": [{"type": "terminated", "time_ms": 2000, "exit_code": 1},
+                   {"type": "restarting", "time_ms": 2001, "message": "restarting in 1s"},
+                   {"type": "started", "time_ms": 3000}]
+    }});
+    let answer = server
+        .post(
+            "/v1/allocations/status",
+            &with_tasks(&a, "running", restarted),
+        )
+        .ok();
+    let alloc = server.get(&format!("/v1/allocation/{a}")).ok().json();
+    assert!(alloc["modify_index"].as_u64().unwrap() > before);
+    assert_eq!(alloc["modify_index"], answer.json()["index"]);
+    assert_eq!(alloc["task_states"]["server"]["restarts"], 1);
+    assert_eq!(alloc["task_states"]["server"]["events"][0]["exit_code"], 1);
+
+    // Wrong reports: a task the group does not have, too many events, a
+    // message too long. Every problem is named, and nothing of the batch
+    // is applied, not even its good update.
+    let index = server.store.index();
+    let event = json!({"type": "started", "time_ms": 1});
+    let many: Vec<Value> = (0..11).map(|_| event.clone()).collect();
+    let long = "x".repeat(5000);
+    let answer = server.post(
+        "/v1/allocations/status",
+        &json!({"updates": [
+            {"alloc_id": b, "client_status": "running"},
+            {"alloc_id": a, "client_status": "running", "task_states": {
+                "nope": {"state": "running"},
+                "server": {"state": "running", "events": many},
+            }},
+            {"alloc_id": b, "client_status": "running", "description": long.clone(),
+             "task_states": {"server": {"state": "dead", "events": [
+                {"type": "terminated", "time_ms": 5, "message": long}]}}},
+        ]}),
+    );
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    let error = answer.error();
+    assert!(error.message.contains("4 problems"), "{}", error.message);
+    let fields: Vec<&str> = error.details.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "updates[1].task_states.nope",
+            "updates[1].task_states.server.events",
+            "updates[2].description",
+            "updates[2].task_states.server.events[0].message",
+        ]
+    );
+    assert!(error.details[0].message.contains("has no task \"nope\""));
+    assert_eq!(
+        error.details[0].hint.as_deref(),
+        Some("its tasks are: server")
+    );
+    assert!(error.details[1].message.contains("11 events; at most 10"));
+    assert!(error.details[2].message.contains("5000 bytes"));
+    assert_eq!(server.store.index(), index);
+    let b_now = server.get(&format!("/v1/allocation/{b}")).ok().json();
+    assert_eq!(b_now["client_status"], "pending");
+
+    // A task state that is not one.
+    let error = server
+        .post(
+            "/v1/allocations/status",
+            &with_tasks(&a, "running", json!({"server": {"state": "sleeping"}})),
+        )
+        .error();
+    assert!(
+        error.message.contains("unknown variant `sleeping`"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn a_job_version_is_read_by_number() {
+    let server = start();
+    server.register(web_job(1));
+    server.register(web_job(3));
+    let v0 = server.get("/v1/job/web?version=0").ok().json();
+    assert_eq!(
+        (v0["version"].as_u64(), v0["group"][0]["count"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let v1 = server.get("/v1/job/web?version=1").ok().json();
+    assert_eq!(v1, server.get("/v1/job/web").ok().json());
+    assert_eq!(v1["group"][0]["count"], 3);
+
+    let answer = server.get("/v1/job/web?version=7");
+    assert_eq!(answer.status, 404);
+    let message = answer.error().message;
+    assert!(
+        message.contains("job \"web\" has no version 7"),
+        "{message}"
+    );
+    assert!(message.contains("0 to 1"), "{message}");
+    let answer = server.get("/v1/job/web?version=latest");
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer
+            .error()
+            .message
+            .starts_with("version must be a whole number")
+    );
+    assert_eq!(server.get("/v1/job/nope?version=0").status, 404);
+}
+
+#[test]
+fn drain_and_eligibility_change_the_node_and_name_the_evaluations() {
+    let server = start();
+    let (a, _) = with_allocations(&server);
+    // By a prefix, as every node route takes.
+    let answer = server
+        .post("/v1/node/node-12/drain", &json!({"enable": true}))
+        .ok();
+    let body = answer.json();
+    assert_eq!(answer.index, body["index"].as_u64());
+    let evals = body["eval_ids"].as_array().unwrap();
+    assert_eq!(evals.len(), 1, "one job runs there: {body}");
+    let eval = server
+        .get(&format!("/v1/evaluation/{}", evals[0].as_str().unwrap()))
+        .ok()
+        .json();
+    assert_eq!(eval["triggered_by"], "node-drain");
+    assert_eq!(eval["job_id"], "web");
+    assert_eq!(eval["node_id"], "node-1234");
+    let node = server.get("/v1/node/node-1234").ok().json();
+    assert_eq!(
+        (node["drain"].as_bool(), node["eligibility"].as_str()),
+        (Some(true), Some("ineligible"))
+    );
+    // The allocations stay until the scheduler moves them (no workers here).
+    assert_eq!(
+        server.get(&format!("/v1/allocation/{a}")).ok().json()["desired_status"],
+        "run"
+    );
+
+    let body = server
+        .post("/v1/node/node-1234/drain", &json!({"enable": false}))
+        .ok()
+        .json();
+    assert_eq!(body["eval_ids"], json!([]));
+    let node = server.get("/v1/node/node-1234").ok().json();
+    assert_eq!(
+        (node["drain"].as_bool(), node["eligibility"].as_str()),
+        (Some(false), Some("eligible"))
+    );
+
+    let body = server
+        .post(
+            "/v1/node/node-1234/eligibility",
+            &json!({"eligible": false}),
+        )
+        .ok()
+        .json();
+    assert_eq!(body["eval_ids"], json!([]));
+    assert_eq!(
+        server.get("/v1/node/node-1234").ok().json()["eligibility"],
+        "ineligible"
+    );
+    server
+        .post("/v1/node/node-1234/eligibility", &json!({"eligible": true}))
+        .ok();
+    assert_eq!(
+        server.get("/v1/node/node-1234").ok().json()["eligibility"],
+        "eligible"
+    );
+
+    // What is wrong is said.
+    let answer = server.post("/v1/node/nowhere/drain", &json!({"enable": true}));
+    assert_eq!(answer.status, 404);
+    assert!(
+        answer
+            .error()
+            .message
+            .contains("node \"nowhere\" not found")
+    );
+    let error = server
+        .post("/v1/node/node-1234/drain", &json!({"enable": "yes"}))
+        .error();
+    assert_eq!(error.details[0].field, "enable");
+    let error = server
+        .post("/v1/node/node-1234/eligibility", &json!({"enable": true}))
+        .error();
+    assert!(
+        error.message.contains("unknown field `enable`"),
+        "{}",
+        error.message
+    );
+}
+
+/// Registers node-1234 again with `http_addr` (what an agent would do).
+fn point_at(server: &Server, http_addr: &str) -> Answer {
+    let mut body = node_body("node-1234");
+    body["http_addr"] = json!(http_addr);
+    server.post("/v1/nodes", &body)
+}
+
+#[test]
+fn logs_are_read_from_the_nodes_agent_and_passed_through() {
+    let server = start();
+    let (a, _) = with_allocations(&server);
+    let agent = FakeAgent::start(b"hello from the task\n");
+    point_at(&server, &agent.addr).ok();
+
+    let answer = server.get(&format!(
+        "/v1/allocation/{}/logs/server?type=stderr&file=0&offset=6",
+        &a[..6]
+    ));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, "from the");
+    assert_eq!(answer.content_type, "application/octet-stream");
+    assert!(answer.index.is_some());
+    assert_eq!(
+        agent.seen(),
+        [format!(
+            "/v1/agent/logs/{a}/server?type=stderr&file=0&offset=6"
+        )],
+        "the full allocation id, the stream and the cursor are sent on"
+    );
+    // The cursor comes back as the agent said it.
+    let response = server
+        .agent
+        .get(format!("{}/v1/allocation/{a}/logs/server", server.base))
+        .call()
+        .unwrap();
+    assert_eq!(response.headers()["x-orch-log-file"], "0");
+    assert_eq!(response.headers()["x-orch-log-offset"], "8");
+    assert_eq!(
+        agent.seen()[1],
+        format!("/v1/agent/logs/{a}/server?type=stdout")
+    );
+
+    // The agent's own not-found is relayed, saying who said it.
+    agent.log.lock().unwrap().not_found = Some("allocation not started here yet".into());
+    let answer = server.get(&format!("/v1/allocation/{a}/logs/server"));
+    assert_eq!(answer.status, 404);
+    let message = answer.error().message;
+    assert!(
+        message.contains("the agent of node host-node-1234 (node-1234)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("allocation not started here yet"),
+        "{message}"
+    );
+}
+
+#[test]
+fn logs_say_what_is_wrong_before_and_after_asking_the_agent() {
+    let server = start();
+    let (a, _) = with_allocations(&server);
+
+    // A task the group does not have: 400 listing them.
+    let answer = server.get(&format!("/v1/allocation/{a}/logs/web"));
+    assert_eq!(answer.status, 400);
+    let message = answer.error().message;
+    assert!(
+        message.contains("has no task \"web\"; its tasks are: server"),
+        "{message}"
+    );
+    // Parameters.
+    let answer = server.get(&format!("/v1/allocation/{a}/logs/server?type=stdin"));
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().message.contains("stdout or stderr"));
+    let answer = server.get(&format!("/v1/allocation/{a}/logs/server?offset=-1"));
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer
+            .error()
+            .message
+            .starts_with("offset must be a whole number")
+    );
+    assert_eq!(server.get("/v1/allocation/nope/logs/server").status, 404);
+
+    // The node registered without an agent address: 409.
+    let answer = server.get(&format!("/v1/allocation/{a}/logs/server"));
+    assert_eq!(answer.status, 409);
+    let error = answer.error();
+    assert_eq!(error.code, "conflict");
+    assert!(
+        error
+            .message
+            .contains("node host-node-1234 (node-1234) has no agent to read logs from"),
+        "{}",
+        error.message
+    );
+
+    // An address nothing answers at: 502 naming the node and the address.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    point_at(&server, &closed).ok();
+    let answer = server.get(&format!("/v1/allocation/{a}/logs/server"));
+    assert_eq!(answer.status, 502);
+    let error = answer.error();
+    assert_eq!(error.code, "agent_unreachable");
+    assert!(
+        error.message.contains("node host-node-1234 (node-1234)"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains(&closed), "{}", error.message);
+
+    // Something that is not an address is refused when the node registers.
+    let answer = point_at(&server, "10.0.0.5:4647/logs");
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.error().details[0].field, "http_addr");
 }

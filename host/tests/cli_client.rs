@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 mod common;
+mod fake_agent;
 
 use common::{Server, node};
+use fake_agent::FakeAgent;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::Path;
@@ -999,4 +1001,322 @@ fn alloc_status_verbose_shows_the_scores_and_the_pick() {
         "{}",
         both(&out)
     );
+}
+
+// ---- node drain and eligibility ---------------------------------------------------
+
+/// The live allocations of `job` by node: `{node: count}`.
+fn live_on(server: &Server, job: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut on = std::collections::BTreeMap::new();
+    for a in allocs_of(server, job) {
+        let ended = ["complete", "failed", "lost"].contains(&str_of(&a, "client_status"));
+        if a["desired_status"] == "run" && !ended {
+            *on.entry(str_of(&a, "node_id").to_owned()).or_default() += 1;
+        }
+    }
+    on
+}
+
+#[test]
+fn node_drain_moves_the_allocations_off_and_eligibility_flips() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster(dir.path());
+    let file = job_file(dir.path(), "web", 2, 256, "");
+    assert_eq!(server.orch(&["job", "run", &file]).status.code(), Some(0));
+    let on = live_on(&server, "web");
+    let drained = on.keys().next().unwrap().clone();
+    let other = if drained == NODE_1 { NODE_2 } else { NODE_1 };
+    let before = on[&drained];
+
+    let out = server.orch(&["node", "drain", short(&drained), "--enable"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        text.starts_with(&format!(
+            "Node \"{}\" ({}) drain enabled; it takes no new allocations\n1 evaluation created to move its allocations: ",
+            short(&drained),
+            node_name(&drained)
+        )),
+        "{text}"
+    );
+    // The scheduler moves them: every live allocation ends up on the other
+    // node, as many as before.
+    server.until("/v1/job/web/allocations", "the allocations to move", |_| {
+        let on = live_on(&server, "web");
+        on.len() == 1 && on.get(other) == Some(&2)
+    });
+    let evicted = allocs_of(&server, "web")
+        .into_iter()
+        .filter(|a| a["node_id"] == drained.as_str() && a["desired_status"] == "evict")
+        .count();
+    assert_eq!(evicted, before);
+    let out = server.orch(&["node", "status"]);
+    assert_eq!(
+        row(&stdout(&out), short(&drained))[4..7],
+        ["true", "ineligible", "ready"],
+        "{}",
+        both(&out)
+    );
+
+    let out = server.orch(&["node", "drain", &drained, "--disable"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Node \"{}\" ({}) drain disabled; it is eligible for new allocations again\n",
+            short(&drained),
+            node_name(&drained)
+        )
+    );
+    let node = server.get(&format!("/v1/node/{drained}"));
+    assert_eq!(
+        (node["drain"].as_bool(), node["eligibility"].as_str()),
+        (Some(false), Some("eligible"))
+    );
+
+    let out = server.orch(&["node", "eligibility", short(other), "--disable"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Node \"{}\" ({}) is ineligible: it takes no new allocations, and what runs there stays\n",
+            short(other),
+            node_name(other)
+        )
+    );
+    assert_eq!(
+        server.get(&format!("/v1/node/{other}"))["eligibility"],
+        "ineligible"
+    );
+    assert_eq!(
+        live_on(&server, "web").get(other),
+        Some(&2),
+        "what runs there stays"
+    );
+    let out = server.orch(&["node", "eligibility", short(other), "--enable"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        stdout(&out).ends_with("is eligible for new allocations\n"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(
+        server.get(&format!("/v1/node/{other}"))["eligibility"],
+        "eligible"
+    );
+
+    // Exactly one of --enable and --disable; a node that does not exist.
+    for args in [
+        vec!["node", "drain", other],
+        vec!["node", "drain", other, "--enable", "--disable"],
+        vec!["node", "eligibility", other],
+    ] {
+        let out = server.orch(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", both(&out));
+    }
+    let out = server.orch(&["node", "drain", "ffff0000", "--enable"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("node \"ffff0000\" not found"),
+        "{}",
+        both(&out)
+    );
+}
+
+// ---- alloc logs and task states ---------------------------------------------------
+
+/// A server with one node whose agent is `agent`, running the batch job
+/// `web` of one allocation whose group has `tasks`; the allocation's id.
+fn with_agent(dir: &Path, agent: &FakeAgent, tasks: &[&str]) -> (Server, String) {
+    let server = Server::start(dir);
+    let mut n = node(NODE_1, 4000, 8192, "linux");
+    n["name"] = "box-1".into();
+    n["http_addr"] = agent.addr.clone().into();
+    server.register(&n);
+    let mut text = "id = \"web\"\ntype = \"batch\"\n[[group]]\nname = \"frontend\"\n".to_owned();
+    for t in tasks {
+        text.push_str(&format!(
+            "[[group.task]]\nname = \"{t}\"\ndriver = \"exec\"\nconfig = {{ command = \"/bin/true\" }}\n"
+        ));
+    }
+    let file = write_job(dir, &text);
+    let out = server.orch(&["job", "run", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let id = str_of(&allocs_of(&server, "web")[0], "id").to_owned();
+    (server, id)
+}
+
+/// Waits up to 30 s for `done` to hold of what `text` has collected.
+fn until_text(text: &std::sync::Mutex<Vec<u8>>, what: &str, done: impl Fn(&[u8]) -> bool) {
+    let started = std::time::Instant::now();
+    loop {
+        let now = text.lock().unwrap().clone();
+        if done(&now) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for {what}; got {:?}",
+            String::from_utf8_lossy(&now)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn alloc_logs_prints_the_output_and_follows_it_until_the_allocation_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = b"line one\nline two, longer than one chunk\n\xff raw bytes too\n";
+    let agent = FakeAgent::start(first);
+    let (server, id) = with_agent(dir.path(), &agent, &["server"]);
+
+    // The only task, by an id prefix: everything, in several chunks.
+    let out = server.orch(&["alloc", "logs", short(&id)]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(out.stdout, first);
+    assert!(agent.seen().len() > first.len() / fake_agent::CHUNK);
+    let out = server.orch(&["alloc", "logs", &id, "server", "--stderr"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        agent.seen().last().unwrap().contains("type=stderr"),
+        "{:?}",
+        agent.seen()
+    );
+
+    // Following: what comes later is printed too, and the command ends
+    // once the allocation has ended and nothing more comes.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["alloc", "logs", "-f", &id])
+        .env("ORCH_ADDR", &server.addr)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut pipe = child.stdout.take().unwrap();
+    let sink = printed.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        loop {
+            match std::io::Read::read(&mut pipe, &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    until_text(&printed, "the log so far", |t| t == first);
+    agent.append(b"written later\n");
+    until_text(&printed, "what was written later", |t| {
+        t.ends_with(b"written later\n")
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it keeps following a running allocation"
+    );
+    agent.append(b"last words\n");
+    let (status, body) = server.post(
+        "/v1/allocations/status",
+        &serde_json::json!({"updates": [{"alloc_id": id, "client_status": "complete"}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "-f did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut all = first.to_vec();
+    all.extend_from_slice(b"written later\nlast words\n");
+    assert_eq!(*printed.lock().unwrap(), all);
+}
+
+#[test]
+fn alloc_logs_asks_for_the_task_of_a_group_of_several_and_status_shows_their_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(b"sidecar says hi\n");
+    let (server, id) = with_agent(dir.path(), &agent, &["server", "sidecar"]);
+
+    let out = server.orch(&["alloc", "logs", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "group \"frontend\" of allocation {} has 2 tasks: server, sidecar; name the one to read",
+            short(&id)
+        )),
+        "{}",
+        both(&out)
+    );
+    assert!(agent.seen().is_empty());
+    let out = server.orch(&["alloc", "logs", &id, "sidecar"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert_eq!(stdout(&out), "sidecar says hi\n");
+    let out = server.orch(&["alloc", "logs", &id, "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("its tasks are: server, sidecar"),
+        "{}",
+        both(&out)
+    );
+
+    // The tasks' states, as the agent reports them, in `alloc status`.
+    let (status, body) = server.post(
+        "/v1/allocations/status",
+        &serde_json::json!({"updates": [{"alloc_id": id, "client_status": "running", "task_states": {
+            "server": {"state": "running", "restarts": 1, "started_at_ms": 1_795_000_300_000u64, "events": [
+                {"type": "started", "time_ms": 1_795_000_000_000u64},
+                {"type": "terminated", "time_ms": 1_795_000_200_000u64, "message": "exited", "exit_code": 3},
+                {"type": "restarting", "time_ms": 1_795_000_200_001u64, "message": "restarting in 15s"},
+                {"type": "started", "time_ms": 1_795_000_300_000u64}]},
+            "sidecar": {"state": "pending"},
+        }}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = server.orch(&["alloc", "status", short(&id)]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        text.contains("\nTask \"server\" is \"running\"\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nTask \"sidecar\" is \"pending\"\n"),
+        "{text}"
+    );
+    assert_eq!(field(&text, "Total Restarts"), "1");
+    assert_eq!(field(&text, "Started At"), "2026-11-18T11:11:40Z");
+    assert!(text.contains("No events reported"), "{text}");
+    // Newest first.
+    let events: Vec<&str> = text.lines().filter(|l| l.starts_with("2026-")).collect();
+    assert_eq!(events.len(), 4, "{text}");
+    assert!(events[0].contains("Started"), "{text}");
+    assert_eq!(
+        events[1].split_whitespace().collect::<Vec<_>>(),
+        [
+            "2026-11-18T11:10:00Z",
+            "Restarting",
+            "restarting",
+            "in",
+            "15s"
+        ]
+    );
+    assert_eq!(
+        events[2].split_whitespace().collect::<Vec<_>>(),
+        [
+            "2026-11-18T11:10:00Z",
+            "Terminated",
+            "exited,",
+            "exit",
+            "code",
+            "3"
+        ]
+    );
+    // --json is the server's answer.
+    let out = server.orch(&["alloc", "status", &id, "--json"]);
+    assert_eq!(json_of(&out)["task_states"]["server"]["restarts"], 1);
 }

@@ -140,6 +140,7 @@ impl Harness {
                     alloc_id: alloc.into(),
                     client_status: status,
                     description: String::new(),
+                    task_states: None,
                 }],
                 now_ms: self.now(),
             })

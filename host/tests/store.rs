@@ -5,7 +5,7 @@
 use orch::{AllocStop, NodeChange, Op, Outcome, Plan, Store, StoreOptions};
 use orch_model::{
     Allocation, ClientStatus, DesiredStatus, DriverInfo, EvalStatus, Job, Node, NodeStatus,
-    Resources,
+    Resources, TaskEvent, TaskEventKind, TaskState, TaskStatus,
 };
 use std::collections::BTreeMap;
 
@@ -373,6 +373,7 @@ fn a_failed_allocation_makes_an_evaluation() {
                 alloc_id: "x".into(),
                 client_status: ClientStatus::Failed,
                 description: "exit code 1".into(),
+                task_states: None,
             }],
             now_ms: 5,
         })
@@ -443,4 +444,247 @@ fn decisions_are_stored_compressed_and_rows_from_before_still_read() {
     .unwrap();
     let err = store.decision("x").unwrap_err().to_string();
     assert!(err.contains("\"x\""), "{err}");
+}
+
+fn report(
+    store: &Store,
+    alloc: &str,
+    status: ClientStatus,
+    tasks: Option<BTreeMap<String, TaskState>>,
+) -> Outcome {
+    store
+        .apply(Op::UpdateAllocs {
+            updates: vec![orch::AllocUpdate {
+                alloc_id: alloc.into(),
+                client_status: status,
+                description: format!("{} by test", status.as_str()),
+                task_states: tasks,
+            }],
+            now_ms: 7,
+        })
+        .unwrap()
+}
+
+/// One task `t` in `state`, restarted `restarts` times, its events the
+/// kinds given (a millisecond apart).
+fn tasks(state: TaskStatus, restarts: u32, kinds: &[TaskEventKind]) -> BTreeMap<String, TaskState> {
+    let mut t = TaskState {
+        state,
+        restarts,
+        ..TaskState::default()
+    };
+    for (i, kind) in kinds.iter().enumerate() {
+        t.push(TaskEvent::new(*kind, 1000 + i as u64, ""));
+    }
+    [("t".to_owned(), t)].into()
+}
+
+#[test]
+fn task_states_are_taken_when_they_change_and_statuses_still_only_move_forward() {
+    use TaskEventKind::{Received, Restarting, Started, Terminated};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.apply(Op::UpsertNode(node("n1", 4000, 4096))).unwrap();
+    store
+        .apply(Op::RegisterJob {
+            job: job("a", 1),
+            enforce_index: None,
+            now_ms: 1,
+        })
+        .unwrap();
+    store
+        .apply(Op::ApplyPlan(plan("a", vec![alloc("x", "a", "n1", 500)])))
+        .unwrap();
+    let running = tasks(TaskStatus::Running, 0, &[Received, Started]);
+    report(&store, "x", ClientStatus::Running, Some(running.clone()));
+    let a = store.snapshot().alloc("x").unwrap().clone();
+    assert_eq!(a.client_status, ClientStatus::Running);
+    assert_eq!(a.task_states, running);
+
+    // The same report again: nothing written, the index stays.
+    let before = store.index();
+    let outcome = report(&store, "x", ClientStatus::Running, Some(running.clone()));
+    assert_eq!(outcome.index(), before);
+    assert_eq!(store.index(), before);
+
+    // Restarted in place: the status does not change (or reads pending
+    // while the task waits), only the task states do; they are taken, the
+    // status does not move back.
+    let restarting = tasks(
+        TaskStatus::Pending,
+        1,
+        &[Received, Started, Terminated, Restarting],
+    );
+    report(&store, "x", ClientStatus::Pending, Some(restarting.clone()));
+    let a = store.snapshot().alloc("x").unwrap().clone();
+    assert_eq!(a.client_status, ClientStatus::Running);
+    assert_eq!(a.client_description, "running by test");
+    assert_eq!(a.task_states, restarting);
+    assert!(a.modify_index > before);
+    // A report without task states keeps those the server has.
+    report(&store, "x", ClientStatus::Running, None);
+    assert_eq!(store.snapshot().alloc("x").unwrap().task_states, restarting);
+
+    // It fails, and its last word on the tasks comes with the end; one
+    // evaluation for the failure.
+    let dead = tasks(TaskStatus::Dead, 1, &[Started, Terminated]);
+    let Outcome::Applied { evals, .. } = report(&store, "x", ClientStatus::Failed, Some(dead))
+    else {
+        panic!()
+    };
+    assert_eq!(evals.len(), 1);
+    // Task states sent again with the terminal status are taken, and make
+    // no second evaluation; a late running report changes nothing.
+    let mut last = tasks(TaskStatus::Dead, 1, &[Started, Terminated]);
+    last.get_mut("t").unwrap().failed = true;
+    let Outcome::Applied { evals, .. } =
+        report(&store, "x", ClientStatus::Failed, Some(last.clone()))
+    else {
+        panic!()
+    };
+    assert!(evals.is_empty(), "{evals:?}");
+    let before = store.index();
+    report(&store, "x", ClientStatus::Running, Some(running));
+    assert_eq!(store.index(), before);
+    let a = store.snapshot().alloc("x").unwrap().clone();
+    assert_eq!(a.client_status, ClientStatus::Failed);
+    assert_eq!(a.task_states, last);
+    let failures = store
+        .snapshot()
+        .evals_of_job("a")
+        .filter(|e| e.triggered_by == orch_model::TriggeredBy::AllocFailure)
+        .count();
+    assert_eq!(failures, 1);
+
+    // Kept on disk.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.snapshot().alloc("x").unwrap().task_states, last);
+}
+
+#[test]
+fn draining_a_node_makes_an_evaluation_for_each_job_running_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for n in ["n1", "n2"] {
+        store.apply(Op::UpsertNode(node(n, 4000, 4096))).unwrap();
+    }
+    for j in ["a", "b", "c", "stopped"] {
+        store
+            .apply(Op::RegisterJob {
+                job: job(j, 1),
+                enforce_index: None,
+                now_ms: 1,
+            })
+            .unwrap();
+    }
+    // a, c and the stopped job on n1; b on n2.
+    for (id, j, n) in [
+        ("xa", "a", "n1"),
+        ("xb", "b", "n2"),
+        ("xc", "c", "n1"),
+        ("xs", "stopped", "n1"),
+    ] {
+        store
+            .apply(Op::ApplyPlan(plan(j, vec![alloc(id, j, n, 500)])))
+            .unwrap();
+    }
+    store
+        .apply(Op::StopJob {
+            job_id: "stopped".into(),
+            now_ms: 2,
+        })
+        .unwrap();
+
+    let Outcome::Applied { evals, .. } = store
+        .apply(Op::UpdateNode {
+            node_id: "n1".into(),
+            change: NodeChange::Drain(true),
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    let state = store.snapshot();
+    let mut jobs: Vec<&str> = evals
+        .iter()
+        .map(|id| {
+            let e = state.eval(id).unwrap();
+            assert_eq!(e.triggered_by, orch_model::TriggeredBy::NodeDrain);
+            assert_eq!(e.node_id.as_deref(), Some("n1"));
+            assert_eq!(e.status, EvalStatus::Pending);
+            e.job_id.as_str()
+        })
+        .collect();
+    jobs.sort_unstable();
+    assert_eq!(jobs, ["a", "c"], "not b (elsewhere), not a stopped job");
+    let n1 = state.node("n1").unwrap();
+    assert!(n1.drain);
+    assert_eq!(n1.eligibility, orch_model::Eligibility::Ineligible);
+    assert!(!state.schedulable_nodes().iter().any(|n| n.id == "n1"));
+
+    // Ineligible while draining; ending the drain makes it eligible again.
+    store
+        .apply(Op::UpdateNode {
+            node_id: "n1".into(),
+            change: NodeChange::Drain(false),
+        })
+        .unwrap();
+    let state = store.snapshot();
+    let n1 = state.node("n1").unwrap();
+    assert!(!n1.drain);
+    assert_eq!(n1.eligibility, orch_model::Eligibility::Eligible);
+    assert!(state.schedulable_nodes().iter().any(|n| n.id == "n1"));
+
+    // Ineligible: nothing moves, no evaluation.
+    let Outcome::Applied { evals, .. } = store
+        .apply(Op::UpdateNode {
+            node_id: "n2".into(),
+            change: NodeChange::Eligibility(orch_model::Eligibility::Ineligible),
+        })
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(evals.is_empty());
+    assert!(
+        !store
+            .snapshot()
+            .schedulable_nodes()
+            .iter()
+            .any(|n| n.id == "n2")
+    );
+
+    let err = store
+        .apply(Op::UpdateNode {
+            node_id: "nowhere".into(),
+            change: NodeChange::Drain(true),
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("node \"nowhere\" not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_version_of_a_job_is_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for count in [1, 2] {
+        store
+            .apply(Op::RegisterJob {
+                job: job("a", count),
+                enforce_index: None,
+                now_ms: 1,
+            })
+            .unwrap();
+    }
+    let v0 = store.job_version("a", 0).unwrap().unwrap();
+    assert_eq!((v0.version, v0.groups[0].count), (0, 1));
+    let v1 = store.job_version("a", 1).unwrap().unwrap();
+    assert_eq!((v1.version, v1.groups[0].count), (1, 2));
+    assert_eq!(store.job_version("a", 2).unwrap(), None);
+    assert_eq!(store.job_version("a", u64::MAX).unwrap(), None);
+    assert_eq!(store.job_version("b", 0).unwrap(), None);
 }

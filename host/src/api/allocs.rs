@@ -4,11 +4,13 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::query::{Indexed, Params, PathId, resolve};
 use super::{ApiContext, blocking_io, now_ms};
-use crate::{AllocUpdate, Op};
+use crate::{AllocUpdate, Op, State};
 use axum::Json;
 use axum::extract::State as Ctx;
-use orch_model::{Allocation, AllocationDetail, ClientStatus, Problem};
+use orch_model::{Allocation, AllocationDetail, ClientStatus, Job, Problem, TaskState};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Lists read by people: by job, then group, then slot, oldest first.
 pub fn sort(allocs: &mut [Allocation]) {
@@ -99,7 +101,15 @@ pub struct StatusUpdate {
     pub client_status: ClientStatus,
     #[serde(default)]
     pub description: String,
+    /// Every task's state; left out, the server keeps what it has.
+    #[serde(default)]
+    pub task_states: Option<BTreeMap<String, TaskState>>,
 }
+
+/// The longest description or event message kept, in bytes: enough for
+/// an error and an exit status, not for a task's output (that is in its
+/// logs).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
 
 pub async fn update_status(
     Ctx(ctx): Ctx<ApiContext>,
@@ -140,12 +150,22 @@ pub async fn update_status(
             ids.join(", ")
         )));
     }
+    let problems = report_problems(&ctx, &state, &known).await?;
+    if !problems.is_empty() {
+        let n = problems.len();
+        return Err(ApiError::bad_request(format!(
+            "the status report has {n} problem{}; nothing was applied",
+            if n == 1 { "" } else { "s" }
+        ))
+        .with_details(problems));
+    }
     let updates = known
         .into_iter()
         .map(|u| AllocUpdate {
             alloc_id: u.alloc_id,
             client_status: u.client_status,
             description: u.description,
+            task_states: u.task_states,
         })
         .collect();
     let index = ctx
@@ -163,4 +183,107 @@ pub async fn update_status(
             unknown: unknown.into_iter().map(|u| u.alloc_id).collect(),
         }),
     ))
+}
+
+/// The job version `alloc` runs: from the snapshot when it is the current
+/// one, else from the store's history.
+pub async fn job_of(
+    ctx: &ApiContext,
+    state: &State,
+    alloc: &Allocation,
+) -> Result<Arc<Job>, ApiError> {
+    if let Some(job) = state.job(&alloc.job_id)
+        && job.version == alloc.job_version
+    {
+        return Ok(job.clone());
+    }
+    let store = ctx.store.clone();
+    let (job_id, version) = (alloc.job_id.clone(), alloc.job_version);
+    let found =
+        blocking_io(move || store.job_version(&job_id, version).map_err(ApiError::from)).await?;
+    found.map(Arc::new).ok_or_else(|| {
+        ApiError::internal(format!(
+            "allocation {} runs version {} of job {:?}, which the store does not have",
+            alloc.id, alloc.job_version, alloc.job_id
+        ))
+    })
+}
+
+/// The names of the tasks of `alloc`'s group, in the job's order.
+pub fn task_names<'a>(job: &'a Job, alloc: &Allocation) -> Vec<&'a str> {
+    job.group(&alloc.group)
+        .map(|g| g.tasks.iter().map(|t| t.name.as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// What is wrong with the descriptions and task states of a report: a task
+/// that is not one of the allocation's group, more events than are kept, a
+/// message over [`MAX_MESSAGE_BYTES`].
+async fn report_problems(
+    ctx: &ApiContext,
+    state: &State,
+    updates: &[StatusUpdate],
+) -> Result<Vec<Problem>, ApiError> {
+    let too_long = |field: String, text: &str| {
+        (text.len() > MAX_MESSAGE_BYTES).then(|| {
+            Problem::new(
+                field,
+                format!(
+                    "is {} bytes, over the limit of {MAX_MESSAGE_BYTES}",
+                    text.len()
+                ),
+            )
+            .hint("say what happened in a line; the task's output belongs in its logs")
+        })
+    };
+    let mut problems = Vec::new();
+    for (i, update) in updates.iter().enumerate() {
+        problems.extend(too_long(
+            format!("updates[{i}].description"),
+            &update.description,
+        ));
+        let Some(tasks) = &update.task_states else {
+            continue;
+        };
+        let Some(alloc) = state.alloc(&update.alloc_id) else {
+            continue;
+        };
+        let job = job_of(ctx, state, alloc).await?;
+        let names = task_names(&job, alloc);
+        for (name, task) in tasks {
+            let at = format!("updates[{i}].task_states.{name}");
+            if !names.contains(&name.as_str()) {
+                problems.push(
+                    Problem::new(
+                        &at,
+                        format!(
+                            "group {:?} of job {:?} has no task {name:?}",
+                            alloc.group, alloc.job_id
+                        ),
+                    )
+                    .hint(format!("its tasks are: {}", names.join(", "))),
+                );
+            }
+            if task.events.len() > TaskState::MAX_EVENTS {
+                problems.push(
+                    Problem::new(
+                        format!("{at}.events"),
+                        format!(
+                            "has {} events; at most {} are kept",
+                            task.events.len(),
+                            TaskState::MAX_EVENTS
+                        ),
+                    )
+                    .hint("send the most recent ones (TaskState::push drops the oldest)"),
+                );
+            }
+            for (k, event) in task.events.iter().enumerate() {
+                problems.extend(too_long(
+                    format!("{at}.events[{k}].message"),
+                    &event.message,
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }

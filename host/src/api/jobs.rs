@@ -127,14 +127,36 @@ fn job_in(state: &State, id: &str) -> Result<Arc<Job>, ApiError> {
         .ok_or_else(|| ApiError::no_such("job", id))
 }
 
+/// The job's current version, or with `?version=N` that version (what an
+/// agent runs an allocation of an older version with).
 pub async fn get(
     Ctx(ctx): Ctx<ApiContext>,
     PathId(id): PathId,
-    params: Params,
+    mut params: Params,
 ) -> Result<Indexed<Json<Job>>, ApiError> {
+    let version = match params.take("version") {
+        None => None,
+        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "version must be a whole number (a job version, as `orch job history` lists them), not {text:?}"
+            ))
+        })?),
+    };
     let state = params.block(&ctx.store).await?;
     let job = job_in(&state, &id)?;
-    Ok(Indexed(state.index(), Json((*job).clone())))
+    let Some(version) = version.filter(|v| *v != job.version) else {
+        return Ok(Indexed(state.index(), Json((*job).clone())));
+    };
+    let store = ctx.store.clone();
+    let found =
+        blocking_io(move || store.job_version(&id, version).map_err(ApiError::from)).await?;
+    match found {
+        Some(old) => Ok(Indexed(state.index(), Json(old))),
+        None => Err(ApiError::not_found(format!(
+            "job {:?} has no version {version}; its versions are 0 to {} (see `orch job history {}`)",
+            job.id, job.version, job.id
+        ))),
+    }
 }
 
 pub async fn stop(

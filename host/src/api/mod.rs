@@ -16,10 +16,12 @@ mod diff;
 mod error;
 mod evals;
 mod jobs;
+mod logs;
 mod nodes;
 mod query;
 
 pub use error::ApiError;
+pub use logs::{LOG_FILE_HEADER, LOG_OFFSET_HEADER};
 pub use query::{DEFAULT_WAIT, INDEX_HEADER, MAX_WAIT};
 
 use crate::Store;
@@ -126,10 +128,13 @@ fn table() -> Vec<Route> {
         route(Get, "/v1/node/{id}", nodes::get),
         route(Get, "/v1/node/{id}/allocations", nodes::allocations),
         route(Post, "/v1/node/{id}/heartbeat", nodes::heartbeat),
+        route(Post, "/v1/node/{id}/drain", nodes::drain),
+        route(Post, "/v1/node/{id}/eligibility", nodes::eligibility),
         route(Get, "/v1/evaluations", evals::list),
         route(Get, "/v1/evaluation/{id}", evals::get),
         route(Get, "/v1/allocations", allocs::list),
         route(Get, "/v1/allocation/{id}", allocs::get),
+        route(Get, "/v1/allocation/{id}/logs/{task}", logs::logs),
         route(Post, "/v1/allocations/status", allocs::update_status),
         route(Get, "/v1/openapi.json", openapi),
     ]

@@ -7,8 +7,8 @@ use super::query::{Indexed, Params, PathId, resolve};
 use crate::{NodeChange, Op, State};
 use axum::Json;
 use axum::extract::State as Ctx;
-use orch_model::{Allocation, Node, NodeStatus, Problem, Resources};
-use serde::Serialize;
+use orch_model::{Allocation, Eligibility, Node, NodeStatus, Problem, Resources};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub async fn list(
@@ -117,6 +117,15 @@ fn node_problems(node: &Node) -> Vec<Problem> {
                 .hint("1 to 128 letters, digits, '-', '_' or '.'; agents use a UUID"),
         );
     }
+    if !node.http_addr.is_empty() && !is_http_addr(&node.http_addr) {
+        problems.push(
+            Problem::new(
+                "http_addr",
+                format!("{:?} is not an http://HOST:PORT address", node.http_addr),
+            )
+            .hint("where the agent serves logs, e.g. http://10.0.0.5:4647; leave it out if it serves none"),
+        );
+    }
     if node.name.trim().is_empty() {
         problems.push(Problem::new("name", "is empty").hint("the hostname is usual"));
     }
@@ -143,6 +152,18 @@ fn node_problems(node: &Node) -> Vec<Problem> {
         );
     }
     problems
+}
+
+/// `http://` and a host, with no path, query or spaces: the server appends
+/// the agent's routes to it.
+fn is_http_addr(addr: &str) -> bool {
+    addr.strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .is_some_and(|host| {
+            !host.is_empty()
+                && !host.contains(['/', '?', '#', '@'])
+                && !host.chars().any(char::is_whitespace)
+        })
 }
 
 /// The node whose id is `wanted` or starts with it.
@@ -177,4 +198,76 @@ pub async fn allocations(
         .collect();
     super::allocs::sort(&mut allocs);
     Ok(Indexed(state.index(), Json(allocs)))
+}
+
+/// `POST /v1/node/{id}/drain`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    pub enable: bool,
+}
+
+/// `POST /v1/node/{id}/eligibility`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EligibilityRequest {
+    pub eligible: bool,
+}
+
+/// What a drain or an eligibility change answers: the commit, and the
+/// evaluations it made (one per job with allocations to move off a
+/// draining node; one per system job when the node takes work again).
+#[derive(Debug, Serialize)]
+pub struct NodeUpdated {
+    pub index: u64,
+    pub eval_ids: Vec<String>,
+}
+
+/// Starts or ends a drain: a draining node takes nothing new and its
+/// allocations are moved elsewhere by the evaluations the store makes;
+/// ending a drain makes the node eligible again.
+pub async fn drain(
+    Ctx(ctx): Ctx<ApiContext>,
+    PathId(id): PathId,
+    params: Params,
+    JsonBody(body): JsonBody<DrainRequest>,
+) -> Result<Indexed<Json<NodeUpdated>>, ApiError> {
+    params.finish()?;
+    update(&ctx, &id, NodeChange::Drain(body.enable)).await
+}
+
+/// Marks a node eligible or not for new allocations; what runs there stays.
+pub async fn eligibility(
+    Ctx(ctx): Ctx<ApiContext>,
+    PathId(id): PathId,
+    params: Params,
+    JsonBody(body): JsonBody<EligibilityRequest>,
+) -> Result<Indexed<Json<NodeUpdated>>, ApiError> {
+    params.finish()?;
+    let eligibility = if body.eligible {
+        Eligibility::Eligible
+    } else {
+        Eligibility::Ineligible
+    };
+    update(&ctx, &id, NodeChange::Eligibility(eligibility)).await
+}
+
+/// Applies an operator's change to the node `wanted` names (an id or a
+/// prefix of one).
+async fn update(
+    ctx: &ApiContext,
+    wanted: &str,
+    change: NodeChange,
+) -> Result<Indexed<Json<NodeUpdated>>, ApiError> {
+    let node_id = find(&ctx.store.snapshot(), wanted)?.id.clone();
+    let outcome = ctx
+        .store
+        .apply_async(Op::UpdateNode { node_id, change })
+        .await?;
+    let index = outcome.index();
+    let eval_ids = match outcome {
+        crate::Outcome::Applied { evals, .. } => evals,
+        _ => Vec::new(),
+    };
+    Ok(Indexed(index, Json(NodeUpdated { index, eval_ids })))
 }

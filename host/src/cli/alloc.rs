@@ -1,16 +1,20 @@
-//! `orch alloc status`: an allocation, and with `--verbose` the decision
-//! that put it where it is — every candidate's score and its parts, so a
-//! user can see why one node won.
+//! `orch alloc status`: an allocation, its tasks' states and recent
+//! events, and with `--verbose` the decision that put it where it is —
+//! every candidate's score and its parts, so a user can see why one node
+//! won. `orch alloc logs`: a task's output, read through the server from
+//! the node's agent.
 
-use super::client::{AddressArgs, Reply, seg};
-use super::format::{age, now_ms, plural, pretty_json, score, short};
+use super::client::{AddressArgs, Client, RawReply, Reply, seg};
+use super::format::{age, datetime, now_ms, plural, pretty_json, score, short};
 use super::job::{desired_str, node_names};
 use super::table::{Table, key_values};
-use anyhow::Result;
-use orch_model::{AllocationDetail, Decision};
+use anyhow::{Result, bail};
+use orch_model::{Allocation, AllocationDetail, Decision, Job, TaskEvent, TaskState};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(clap::Subcommand)]
 pub enum AllocCommand {
@@ -25,6 +29,22 @@ pub enum AllocCommand {
         /// Print the server's JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        addr: AddressArgs,
+    },
+    /// Print a task's stdout (or stderr) as it wrote it.
+    Logs {
+        /// An allocation id, or a unique prefix of at least 4 characters.
+        alloc: String,
+        /// The task; may be left out when the allocation's group has one.
+        task: Option<String>,
+        /// Keep printing what the task writes until interrupted, or until
+        /// the allocation has ended and everything it wrote is printed.
+        #[arg(long, short)]
+        follow: bool,
+        /// Print stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
         #[command(flatten)]
         addr: AddressArgs,
     },
@@ -51,6 +71,118 @@ pub fn run(cmd: AllocCommand) -> Result<ExitCode> {
             print!("{}", alloc_detail(&reply.body, &nodes, verbose, now_ms()));
             Ok(ExitCode::SUCCESS)
         }
+        AllocCommand::Logs {
+            alloc,
+            task,
+            follow,
+            stderr,
+            addr,
+        } => {
+            let client = addr.client()?;
+            let detail: Reply<AllocationDetail> =
+                client.get(&format!("/v1/allocation/{}", seg(&alloc)), &[])?;
+            let alloc = detail.body.allocation;
+            let task = match task {
+                Some(task) => task,
+                None => only_task(&client, &alloc)?,
+            };
+            let stream = if stderr { "stderr" } else { "stdout" };
+            print_logs(&client, &alloc, &task, stream, follow)
+        }
+    }
+}
+
+/// How long `orch alloc logs -f` waits between polls when nothing came.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// The task of `alloc`'s group when it has only one; otherwise an error
+/// that lists them.
+fn only_task(client: &Client, alloc: &Allocation) -> Result<String> {
+    let job: Reply<Job> = client.get(
+        &format!("/v1/job/{}", seg(&alloc.job_id)),
+        &[("version", &alloc.job_version.to_string())],
+    )?;
+    let Some(group) = job.body.group(&alloc.group) else {
+        bail!(
+            "version {} of job {:?} has no group {:?}, which allocation {} runs",
+            alloc.job_version,
+            alloc.job_id,
+            alloc.group,
+            alloc.id
+        );
+    };
+    match &group.tasks[..] {
+        [only] => Ok(only.name.clone()),
+        tasks => {
+            let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+            bail!(
+                "group {:?} of allocation {} has {} tasks: {}; name the one to read, e.g. `orch alloc logs {} {}`",
+                alloc.group,
+                short(&alloc.id),
+                tasks.len(),
+                names.join(", "),
+                short(&alloc.id),
+                names.first().copied().unwrap_or("TASK")
+            )
+        }
+    }
+}
+
+/// Prints everything the task wrote to `stream` so far; with `follow`,
+/// keeps asking from where the last answer ended until the allocation has
+/// ended and nothing more comes.
+fn print_logs(
+    client: &Client,
+    alloc: &Allocation,
+    task: &str,
+    stream: &str,
+    follow: bool,
+) -> Result<ExitCode> {
+    let path = format!("/v1/allocation/{}/logs/{}", seg(&alloc.id), seg(task));
+    let alloc_path = format!("/v1/allocation/{}", seg(&alloc.id));
+    let mut cursor: Option<(u64, u64)> = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        // Whether it had ended *before* this round's reads: then whatever
+        // it wrote is in the files, and a round that brings nothing is the
+        // end of it.
+        let ended = follow && {
+            let now: Reply<AllocationDetail> = client.get(&alloc_path, &[])?;
+            now.body.allocation.client_status.is_terminal()
+        };
+        loop {
+            let (file, offset) = cursor.map_or((String::new(), String::new()), |(f, o)| {
+                (f.to_string(), o.to_string())
+            });
+            let mut query = vec![("type", stream)];
+            if cursor.is_some() {
+                query.extend([("file", file.as_str()), ("offset", offset.as_str())]);
+            }
+            let chunk: RawReply = client.get_bytes(&path, &query)?;
+            let next = (
+                client.number_header(&chunk, "x-orch-log-file")?,
+                client.number_header(&chunk, "x-orch-log-offset")?,
+            );
+            if !chunk.body.is_empty() {
+                let written = out.write_all(&chunk.body).and_then(|()| out.flush());
+                if let Err(e) = written {
+                    // The reader went away (`| head`): nothing more to do.
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    return Err(e.into());
+                }
+            }
+            let moved = cursor != Some(next);
+            cursor = Some(next);
+            if chunk.body.is_empty() && !moved {
+                break;
+            }
+        }
+        if !follow || ended {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(FOLLOW_EVERY);
     }
 }
 
@@ -102,6 +234,9 @@ pub fn alloc_detail(
         ));
     }
     let mut out = key_values(&pairs);
+    for (name, state) in &a.task_states {
+        out.push_str(&task_view(name, state));
+    }
     if verbose {
         out.push_str("\nPlacement Decision\n");
         match &detail.decision {
@@ -113,6 +248,56 @@ pub fn alloc_detail(
         }
     }
     out
+}
+
+/// One task of `orch alloc status`: where it is, then its recent events
+/// newest first, as Nomad shows them.
+pub fn task_view(name: &str, state: &TaskState) -> String {
+    let mut out = format!("\nTask {name:?} is {:?}\n", state.state.as_str());
+    out.push_str(&key_values(&[
+        ("Failed", state.failed.to_string()),
+        ("Total Restarts", state.restarts.to_string()),
+        ("Started At", datetime(state.started_at_ms)),
+        ("Finished At", datetime(state.finished_at_ms)),
+    ]));
+    out.push_str("\nRecent Events:\n");
+    if state.events.is_empty() {
+        out.push_str("No events reported\n");
+        return out;
+    }
+    let mut t = Table::new(["TIME", "TYPE", "DESCRIPTION"]);
+    for event in state.events.iter().rev() {
+        t.row([
+            datetime(event.time_ms),
+            event.kind.title().to_owned(),
+            event_description(event),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+/// The event's message, then its exit code and signal when it has them.
+fn event_description(event: &TaskEvent) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !event.message.is_empty() {
+        // One line per event: a message with line breaks would break the
+        // table.
+        parts.push(
+            event
+                .message
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    if let Some(code) = event.exit_code {
+        parts.push(format!("exit code {code}"));
+    }
+    if let Some(signal) = event.signal {
+        parts.push(format!("signal {signal}"));
+    }
+    parts.join(", ")
 }
 
 /// The scorer, the funnel of nodes (evaluated, filtered, skipped, scored),
@@ -317,6 +502,54 @@ mod tests {
         assert_snapshot("cli-alloc-status-verbose", &text);
         let plain = alloc_detail(&detail, &node_name_map(), false, NOW);
         assert!(!plain.contains("Placement Decision"));
+    }
+
+    #[test]
+    fn alloc_status_shows_each_tasks_state_and_events_newest_first() {
+        use orch_model::{TaskEventKind as K, TaskStatus};
+        let mut a = alloc(0, N1, ClientStatus::Failed);
+        a.client_description = "Failed tasks".into();
+        let mut server = TaskState {
+            state: TaskStatus::Dead,
+            failed: true,
+            restarts: 2,
+            started_at_ms: NOW - 30_000,
+            finished_at_ms: NOW - 10_000,
+            events: Vec::new(),
+        };
+        let event =
+            |kind, ago: u64, message: &str, code: Option<i32>, signal: Option<u32>| TaskEvent {
+                exit_code: code,
+                signal,
+                ..TaskEvent::new(kind, NOW - ago, message)
+            };
+        server.push(event(K::Received, 60_000, "", None, None));
+        server.push(event(K::Started, 50_000, "", None, None));
+        server.push(event(K::Terminated, 40_000, "", Some(1), None));
+        server.push(event(K::Restarting, 40_000, "restarting in 5s", None, None));
+        server.push(event(K::Started, 30_000, "", None, None));
+        server.push(event(
+            K::Killed,
+            10_000,
+            "out of memory:\nkilled",
+            Some(137),
+            Some(9),
+        ));
+        server.push(event(
+            K::NotRestarting,
+            10_000,
+            "exceeded 2 restarts",
+            None,
+            None,
+        ));
+        a.task_states.insert("server".into(), server);
+        a.task_states.insert("sidecar".into(), TaskState::default());
+        let detail = AllocationDetail {
+            allocation: a,
+            decision: None,
+        };
+        let text = alloc_detail(&detail, &node_name_map(), false, NOW);
+        assert_snapshot("cli-alloc-status-tasks", &text);
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct Reply<T> {
     pub index: u64,
 }
 
+/// A successful answer that is not JSON.
+pub struct RawReply {
+    pub body: Vec<u8>,
+    pub headers: ureq::http::HeaderMap,
+}
+
 pub struct Client {
     base: String,
     agent: ureq::Agent,
@@ -145,6 +151,55 @@ impl Client {
         }
         let res = req.config().timeout_global(Some(timeout)).build().call();
         self.answer(res)
+    }
+
+    /// A GET whose answer is bytes rather than JSON (a task's logs): the
+    /// body as sent, and the headers that come with it.
+    pub fn get_bytes(&self, path: &str, query: &[(&str, &str)]) -> Result<RawReply, ClientError> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        let mut res = req
+            .config()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .build()
+            .call()
+            .map_err(|e| self.unreachable(&e))?;
+        let status = res.status().as_u16();
+        let body = res
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_vec()
+            .map_err(|e| self.unreachable(&e))?;
+        if !(200..300).contains(&status) {
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(body) => ClientError::Api { status, body },
+                Err(_) => self.unexpected(
+                    status,
+                    format!(
+                        "not an orch error body: {}",
+                        clip(&String::from_utf8_lossy(&body))
+                    ),
+                ),
+            });
+        }
+        Ok(RawReply {
+            body,
+            headers: res.headers().clone(),
+        })
+    }
+
+    /// The whole-number header `name` of a [`RawReply`], or an error saying
+    /// the server did not send it.
+    pub fn number_header(&self, reply: &RawReply, name: &str) -> Result<u64, ClientError> {
+        reply
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| self.unexpected(200, format!("the answer has no valid {name} header")))
     }
 
     pub fn post<B: Serialize, T: DeserializeOwned>(

@@ -1,11 +1,14 @@
 //! `orch node status`: the machines, and what each holds.
 
 use super::client::{AddressArgs, Reply, seg};
-use super::format::{fraction, held, now_ms, pretty_json, short};
+use super::format::{fraction, held, now_ms, plural, pretty_json, short};
 use super::job::alloc_table;
 use super::table::{Table, key_values};
 use anyhow::Result;
 use orch_model::{Allocation, Eligibility, Node};
+use serde::Deserialize;
+use serde_json::json;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
@@ -22,6 +25,45 @@ pub enum NodeCommand {
         #[command(flatten)]
         addr: AddressArgs,
     },
+    /// Start or end a node's drain: a draining node takes no new
+    /// allocations, and what runs there is moved to other nodes.
+    Drain {
+        /// A node id, or a unique prefix of at least 4 characters.
+        id: String,
+        #[command(flatten)]
+        switch: Switch,
+        #[command(flatten)]
+        addr: AddressArgs,
+    },
+    /// Mark a node eligible or ineligible for new allocations; what runs
+    /// there stays.
+    Eligibility {
+        /// A node id, or a unique prefix of at least 4 characters.
+        id: String,
+        #[command(flatten)]
+        switch: Switch,
+        #[command(flatten)]
+        addr: AddressArgs,
+    },
+}
+
+/// `--enable` or `--disable`, exactly one.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Switch {
+    /// Turn it on.
+    #[arg(long)]
+    enable: bool,
+    /// Turn it off.
+    #[arg(long)]
+    disable: bool,
+}
+
+/// The answer to a drain or an eligibility change.
+#[derive(Deserialize)]
+struct NodeUpdated {
+    #[serde(default)]
+    eval_ids: Vec<String>,
 }
 
 pub fn run(cmd: NodeCommand) -> Result<ExitCode> {
@@ -58,7 +100,94 @@ pub fn run(cmd: NodeCommand) -> Result<ExitCode> {
             print!("{}", node_detail(&node.body, &allocs.body, now_ms()));
             Ok(ExitCode::SUCCESS)
         }
+        NodeCommand::Drain { id, switch, addr } => {
+            let client = addr.client()?;
+            // The full id and the name, for what is printed: the one given
+            // may be a prefix.
+            let node: Reply<Node> = client.get(&format!("/v1/node/{}", seg(&id)), &[])?;
+            let enable = switch.enable;
+            let updated: Reply<NodeUpdated> = client.post(
+                &format!("/v1/node/{}/drain", seg(&node.body.id)),
+                &json!({ "enable": enable }),
+            )?;
+            print!("{}", drain_done(&node.body, enable, &updated.body.eval_ids));
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Eligibility { id, switch, addr } => {
+            let client = addr.client()?;
+            let node: Reply<Node> = client.get(&format!("/v1/node/{}", seg(&id)), &[])?;
+            let eligible = switch.enable;
+            let updated: Reply<NodeUpdated> = client.post(
+                &format!("/v1/node/{}/eligibility", seg(&node.body.id)),
+                &json!({ "eligible": eligible }),
+            )?;
+            print!(
+                "{}",
+                eligibility_done(&node.body, eligible, &updated.body.eval_ids)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `Node "a1b2c3d4" (box-1)`.
+fn node_label(node: &Node) -> String {
+    format!("Node {:?} ({})", short(&node.id), node.name)
+}
+
+/// The evaluations a change created, one line, or nothing.
+fn evals_line(what: &str, eval_ids: &[String]) -> String {
+    if eval_ids.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<&str> = eval_ids.iter().map(|e| short(e)).collect();
+    format!(
+        "{} {what}: {}\n",
+        plural(eval_ids.len() as u64, "evaluation", "evaluations"),
+        ids.join(", ")
+    )
+}
+
+/// What `orch node drain` prints.
+pub fn drain_done(node: &Node, enabled: bool, eval_ids: &[String]) -> String {
+    if !enabled {
+        return format!(
+            "{} drain disabled; it is eligible for new allocations again\n{}",
+            node_label(node),
+            evals_line("created for its system jobs", eval_ids)
+        );
+    }
+    let mut out = format!(
+        "{} drain enabled; it takes no new allocations\n",
+        node_label(node)
+    );
+    if eval_ids.is_empty() {
+        out.push_str("No allocations run there: nothing to move\n");
+    } else {
+        out.push_str(&evals_line("created to move its allocations", eval_ids));
+    }
+    out
+}
+
+/// What `orch node eligibility` prints.
+pub fn eligibility_done(node: &Node, eligible: bool, eval_ids: &[String]) -> String {
+    let mut out = if eligible {
+        format!("{} is eligible for new allocations\n", node_label(node))
+    } else {
+        format!(
+            "{} is ineligible: it takes no new allocations, and what runs there stays\n",
+            node_label(node)
+        )
+    };
+    if eligible && node.drain {
+        let _ = writeln!(
+            out,
+            "It is still draining, so it takes nothing new yet: `orch node drain {} --disable` ends the drain",
+            short(&node.id)
+        );
+    }
+    out.push_str(&evals_line("created for its system jobs", eval_ids));
+    out
 }
 
 fn eligibility(e: Eligibility) -> &'static str {
@@ -216,5 +345,29 @@ mod tests {
             "cli-node-status-detail",
             &node_detail(&nodes[0], &on_n1, NOW),
         );
+    }
+
+    #[test]
+    fn what_drain_and_eligibility_print() {
+        let mut n = node(N1, "box-1", "home");
+        let evals = vec![
+            "e1e1e1e1-0000-4000-8000-000000000001".to_owned(),
+            "e2e2e2e2-0000-4000-8000-000000000002".to_owned(),
+        ];
+        let mut text = String::new();
+        for out in [
+            drain_done(&n, true, &evals),
+            drain_done(&n, true, &[]),
+            drain_done(&n, false, &evals[..1]),
+            drain_done(&n, false, &[]),
+            eligibility_done(&n, false, &[]),
+            eligibility_done(&n, true, &evals[..1]),
+        ] {
+            text.push_str(&out);
+            text.push_str("--\n");
+        }
+        n.drain = true;
+        text.push_str(&eligibility_done(&n, true, &[]));
+        assert_snapshot("cli-node-drain", &text);
     }
 }

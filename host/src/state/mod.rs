@@ -223,6 +223,12 @@ impl Store {
         sql::job_versions(&conn, job_id)
     }
 
+    /// One version of a job, `None` when the job never had it.
+    pub fn job_version(&self, job_id: &str, version: u64) -> Result<Option<Job>, StoreError> {
+        let conn = self.reader()?;
+        sql::job_version(&conn, job_id, version)
+    }
+
     /// The decision record of an allocation's placement.
     pub fn decision(&self, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
         let conn = self.reader()?;

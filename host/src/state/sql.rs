@@ -283,6 +283,23 @@ pub(super) fn job_versions(conn: &Connection, job_id: &str) -> Result<Vec<Job>, 
     Ok(out)
 }
 
+pub(super) fn job_version(
+    conn: &Connection,
+    job_id: &str,
+    version: u64,
+) -> Result<Option<Job>, StoreError> {
+    // A version past i64 (asked for in a URL) was never written.
+    let Ok(stored) = i64::try_from(version) else {
+        return Ok(None);
+    };
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM job_versions WHERE job_id = ?1 AND version = ?2")?
+        .query_row(params![job_id, stored], |row| row.get(0))
+        .optional()?;
+    body.map(|body| decode("job_versions", &format!("{job_id}@{version}"), &body))
+        .transpose()
+}
+
 pub(super) fn decision(conn: &Connection, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
     let row: Option<(String, Option<Vec<u8>>)> = conn
         .prepare_cached("SELECT body, packed FROM decisions WHERE alloc_id = ?1")?

@@ -7,7 +7,7 @@ use super::{CommitListener, Refusal, StoreError};
 use crate::plan::{Plan, PlanResult};
 use orch_model::{
     Allocation, ClientStatus, DesiredStatus, Eligibility, EvalStatus, Evaluation, Job, JobType,
-    Node, NodeStatus, TriggeredBy,
+    Node, NodeStatus, TaskState, TriggeredBy,
 };
 use rusqlite::{Connection, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,11 +56,15 @@ pub enum NodeChange {
     Drain(bool),
 }
 
+/// What an agent reports of one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocUpdate {
     pub alloc_id: String,
     pub client_status: ClientStatus,
     pub description: String,
+    /// Every task's state, when the agent sends them; `None` keeps those
+    /// the server has.
+    pub task_states: Option<BTreeMap<String, TaskState>>,
 }
 
 /// What an op did.
@@ -534,6 +538,7 @@ impl Writer<'_, '_> {
         now_ms: u64,
     ) -> Result<Outcome, StoreError> {
         let mut failed_jobs = BTreeSet::new();
+        let mut written = 0usize;
         for update in updates {
             let old =
                 self.state
@@ -543,20 +548,20 @@ impl Writer<'_, '_> {
                         kind: "allocation",
                         id: update.alloc_id.clone(),
                     })?;
-            // Statuses only move forward (pending, running, then an end);
-            // a late or repeated report changes nothing.
-            let backwards = old.client_status == ClientStatus::Running
-                && update.client_status == ClientStatus::Pending;
-            if old.client_status.is_terminal()
-                || old.client_status == update.client_status
-                || backwards
-            {
+            let Some(change) = AllocChange::of(&old, &update) else {
                 continue;
-            }
+            };
             let mut alloc = (*old).clone();
-            alloc.client_status = update.client_status;
-            alloc.client_description = update.description;
-            alloc.client_time_ms = now_ms;
+            if change.status {
+                alloc.client_status = update.client_status;
+                alloc.client_description = update.description;
+                alloc.client_time_ms = now_ms;
+            }
+            if change.tasks
+                && let Some(tasks) = update.task_states
+            {
+                alloc.task_states = tasks;
+            }
             alloc.modify_index = self.index();
             if old.holds_resources() && !alloc.holds_resources() {
                 self.events.capacity_freed = true;
@@ -564,19 +569,27 @@ impl Writer<'_, '_> {
             // The job needs a look when something it still wants ended: a
             // failure, or a service or system task that exited (batch
             // tasks are meant to).
-            let ended_early = match alloc.client_status {
-                ClientStatus::Failed => true,
-                ClientStatus::Complete => self
-                    .state
-                    .job(&alloc.job_id)
-                    .is_some_and(|j| j.job_type != JobType::Batch),
-                _ => false,
-            };
+            let ended_early = change.status
+                && match alloc.client_status {
+                    ClientStatus::Failed => true,
+                    ClientStatus::Complete => self
+                        .state
+                        .job(&alloc.job_id)
+                        .is_some_and(|j| j.job_type != JobType::Batch),
+                    _ => false,
+                };
             if ended_early && alloc.desired_status == DesiredStatus::Run {
                 failed_jobs.insert(alloc.job_id.clone());
             }
             sql::put_alloc(self.tx, &alloc)?;
             self.state.put_alloc(alloc);
+            written += 1;
+        }
+        if written == 0 {
+            // A repeated report: no write, and blocking queries (agents
+            // waiting on their allocations) are not woken.
+            self.state.index -= 1;
+            return Ok(self.applied(vec![]));
         }
         let mut evals = Vec::new();
         for job_id in failed_jobs {
@@ -870,6 +883,37 @@ impl Writer<'_, '_> {
             None => Ok(()),
             Some(dim) => Err(format!("{dim} exhausted")),
         }
+    }
+}
+
+/// What of an agent's report an allocation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AllocChange {
+    status: bool,
+    tasks: bool,
+}
+
+impl AllocChange {
+    /// Statuses only move forward (pending, running, then an end), so a
+    /// late or repeated report does not move them; task states are taken
+    /// whenever they differ, because a task restarted in place changes
+    /// nothing else (its allocation may even report pending again while it
+    /// waits to restart). An allocation that has ended keeps its status; it
+    /// still takes the task states of a report that says it ended (the
+    /// agent's last word on how its tasks did), but not those of a report
+    /// from before the end. `None`: nothing to write.
+    fn of(old: &Allocation, update: &AllocUpdate) -> Option<AllocChange> {
+        let backwards = old.client_status == ClientStatus::Running
+            && update.client_status == ClientStatus::Pending;
+        let status = !old.client_status.is_terminal()
+            && old.client_status != update.client_status
+            && !backwards;
+        let tasks = update
+            .task_states
+            .as_ref()
+            .is_some_and(|t| *t != old.task_states)
+            && (!old.client_status.is_terminal() || update.client_status.is_terminal());
+        (status || tasks).then_some(AllocChange { status, tasks })
     }
 }
 
