@@ -140,6 +140,10 @@ fn argv0_is_looked_up_in_the_task_dir_then_path_and_cwd_stays_inside() {
     let host = host(data.path());
     let t = task("argv0");
     let dir = orch_agent::create_task_dirs(data.path(), &t.alloc_id, &t.task).unwrap();
+    for private in [&dir.secrets, &dir.shim] {
+        let mode = fs::metadata(private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{}", private.display());
+    }
     let script = dir.task.join("hello");
     fs::write(
         &script,
@@ -835,4 +839,36 @@ fn local_artifacts_and_the_size_cap() {
         .fetch(&t, fetch("ftp://h/x", None, "local/"))
         .unwrap_err();
     assert!(err.contains("unsupported scheme"), "{err}");
+}
+
+#[cfg(feature = "https")]
+#[test]
+fn https_artifacts_go_through_tls() {
+    let data = tempfile::tempdir().unwrap();
+    let host = host(data.path());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}/app.bin");
+    let err = host
+        .fetch(&task("https"), fetch(&url, Some(&sha256(b"x")), "local/"))
+        .unwrap_err();
+    assert!(
+        err.contains(&url) && err.contains("connection refused"),
+        "{err}"
+    );
+}
+
+#[cfg(not(feature = "https"))]
+#[test]
+fn https_artifacts_are_refused_without_tls() {
+    let data = tempfile::tempdir().unwrap();
+    let host = host(data.path());
+    let url = "https://127.0.0.1:1/app.bin";
+    let err = host
+        .fetch(&task("https"), fetch(url, Some(&sha256(b"x")), "local/"))
+        .unwrap_err();
+    assert!(err.contains("built without TLS"), "{err}");
 }

@@ -28,8 +28,9 @@ pub enum HostError {
     Process(String),
     #[error("{0}")]
     Artifact(String),
-    #[error("data directory {path}: {why}")]
-    DataDir { path: PathBuf, why: String },
+    /// A [`crate::HostConfig`] value that cannot work.
+    #[error("agent host config: {0}")]
+    Config(String),
 }
 
 impl HostError {

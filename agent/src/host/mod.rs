@@ -69,10 +69,7 @@ impl NodeHost {
     /// Checks the config, creates the data directory and finds out what
     /// cgroups this node offers.
     pub fn new(mut config: HostConfig) -> Result<NodeHost, HostError> {
-        let bad = |why: &str| HostError::DataDir {
-            path: config.data_dir.clone(),
-            why: why.to_owned(),
-        };
+        let bad = |why: &str| HostError::Config(why.to_owned());
         if config.log_max_bytes == 0 || config.log_max_files == 0 {
             return Err(bad("log_max_bytes and log_max_files must be at least 1"));
         }

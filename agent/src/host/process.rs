@@ -132,14 +132,15 @@ pub(crate) fn read_started(shim_dir: &Path) -> Option<Started> {
 }
 
 /// Writes `value` as JSON to `path` so that readers see the old file or
-/// the whole new one, never a part.
+/// the whole new one, never a part. No fsync: these records must survive
+/// the agent or the shim dying, which the page cache does; a machine crash
+/// ends the task itself, and spawn is on the submit-to-running path.
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let text = serde_json::to_vec(value).map_err(io::Error::other)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     fs::write(&tmp, text)?;
-    fs::File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, path)
 }
 
