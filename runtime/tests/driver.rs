@@ -542,6 +542,34 @@ fn a_component_importing_containers_needs_the_grant() {
 }
 
 #[test]
+fn a_driver_is_shared_across_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<DriverPlugin>();
+    // Clones share warm instances; calls from two threads at once each get
+    // their own.
+    let host = host();
+    let exec = exec(&host);
+    let waits: Vec<_> = (0..2)
+        .map(|i| {
+            let exec = exec.clone();
+            std::thread::spawn(move || {
+                let t = task(
+                    "pair",
+                    &format!(r#"{{"command": "/bin/sh", "args": ["-c", "exit {i}"]}}"#),
+                );
+                let handle = exec.start(&t).unwrap();
+                exec.wait(&handle, Duration::from_secs(30))
+                    .unwrap()
+                    .unwrap()
+                    .exit_code
+            })
+        })
+        .collect();
+    let codes: Vec<_> = waits.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_eq!(codes, [Some(0), Some(1)]);
+}
+
+#[test]
 fn a_scorer_is_not_a_driver() {
     let (runtime, _) = runtime_and_exec();
     let wasm = orch_builtins::get("binpack").unwrap().wasm;
