@@ -121,13 +121,22 @@ fn list_names_every_builtin() {
     let out = orch(&["plugin", "list", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = list
+    let names: Vec<(&str, &str)> = list
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| b["name"].as_str().unwrap())
+        .map(|b| (b["name"].as_str().unwrap(), b["kind"].as_str().unwrap()))
         .collect();
-    assert_eq!(names, ["binpack", "spread", "epvm", "round-robin"]);
+    assert_eq!(
+        names,
+        [
+            ("binpack", "scorer"),
+            ("spread", "scorer"),
+            ("epvm", "scorer"),
+            ("round-robin", "scorer"),
+            ("exec", "driver")
+        ]
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("spread", "orch-scorer-spread", "scorer"),
     ("epvm", "orch-scorer-epvm", "scorer"),
     ("round-robin", "orch-scorer-round-robin", "scorer"),
+    ("exec", "orch-driver-exec", "driver"),
 ];
 
 fn main() {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 /// One task of one allocation, as a driver names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TaskRef {
     pub alloc_id: String,
     pub task: String,

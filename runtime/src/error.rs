@@ -45,6 +45,15 @@ pub enum PluginError {
         world: &'static str,
         import: String,
     },
+    #[error(
+        "plugin {plugin}@{digest:?}: imports the `{capability}` capability, which it is not granted; grant it in the agent config, e.g. `[driver.exec] grants = [\"process\", \"log\"]`, or use a driver that does not need it"
+    )]
+    NotGranted {
+        plugin: String,
+        digest: Digest,
+        /// `process`, `artifacts`, `containers` or `log`.
+        capability: &'static str,
+    },
     #[error("plugin {plugin}@{digest:?}: ran past its {deadline:?} deadline and was stopped")]
     Deadline {
         plugin: String,
@@ -95,6 +104,14 @@ pub enum PluginError {
         digest: Digest,
         problem: OutputProblem,
     },
+    /// A driver's `start` answered with a handle the agent cannot keep: for
+    /// another task, or too big.
+    #[error("plugin {plugin}@{digest:?}: returned a task handle the agent cannot keep: {detail}")]
+    BadHandle {
+        plugin: String,
+        digest: Digest,
+        detail: String,
+    },
     #[error(
         "plugin {plugin}@{digest:?}: not called: it faulted {faults} times in a row; the next try is in {retry_in:?}"
     )]
@@ -129,6 +146,7 @@ impl PluginError {
                 | Self::OutOfFuel { .. }
                 | Self::Trap { .. }
                 | Self::BadOutput { .. }
+                | Self::BadHandle { .. }
         )
     }
 
@@ -141,6 +159,7 @@ impl PluginError {
             Self::CompileTimeout { .. } => "compile-timeout",
             Self::WrongWorld { .. } => "wrong-world",
             Self::ForbiddenImport { .. } => "forbidden-import",
+            Self::NotGranted { .. } => "not-granted",
             Self::Deadline { .. } => "deadline",
             Self::MemoryLimit { .. } => "memory",
             Self::StackOverflow { .. } => "stack-overflow",
@@ -148,6 +167,7 @@ impl PluginError {
             Self::Trap { .. } => "trap",
             Self::Refused { .. } => "refused",
             Self::BadOutput { problem, .. } => problem.kind(),
+            Self::BadHandle { .. } => "bad-handle",
             Self::BreakerOpen { .. } => "breaker-open",
             Self::Config { .. } => "config",
             Self::Runtime(_) => "runtime",

@@ -5,11 +5,13 @@ use serde::Serialize;
 
 /// The interface a scorer exports, and the version this host speaks.
 pub(crate) const SCORER_INTERFACE: (&str, &str) = ("orch:scheduler/scorer", "0.1.0");
+/// The interface a task driver exports, and the version this host speaks.
+pub(crate) const DRIVER_INTERFACE: (&str, &str) = ("orch:driver/driver", "0.1.0");
 
 /// The plugin worlds `orch` knows, with the version of each this host speaks.
 pub(crate) const KNOWN_WORLDS: &[(&str, &str, WorldKind)] = &[
     (SCORER_INTERFACE.0, SCORER_INTERFACE.1, WorldKind::Scorer),
-    ("orch:driver/driver", "0.1.0", WorldKind::Driver),
+    (DRIVER_INTERFACE.0, DRIVER_INTERFACE.1, WorldKind::Driver),
     ("orch:secrets/provider", "0.1.0", WorldKind::Secrets),
 ];
 

@@ -1,8 +1,8 @@
 //! The sandboxed plugin runtime of `orch`, shared by the control plane and
 //! the agent.
 //!
-//! Everything that is policy in `orch` is a WebAssembly component: a
-//! scheduler scorer today, task drivers and secret providers later. This
+//! Everything that is policy in `orch` is a WebAssembly component: scheduler
+//! scorers and task drivers today, secret providers later. This
 //! crate is the one place that loads them. Each plugin kind follows the same
 //! lifecycle:
 //!
@@ -10,7 +10,8 @@
 //!    code is cached by digest in memory and on disk ([`Runtime::load`]);
 //! 2. **validate**: check the component exports its world at the version
 //!    this host speaks and imports nothing beyond WASI 0.2 and what the world
-//!    allows ([`Runtime::scorer`]);
+//!    allows ([`Runtime::scorer`]; for a driver, only the capabilities it
+//!    was granted: [`Runtime::driver`]);
 //! 3. **instantiate with limits**: every call gets a fresh instance in a
 //!    store with a memory cap, a deadline (epoch interruption), optional fuel
 //!    and a wasm stack cap; WASI is linked but grants nothing;
@@ -18,12 +19,14 @@
 //!    timeout or a limit hit is a [`PluginError`] naming the plugin and its
 //!    digest, and the instance is thrown away.
 //!
-//! The host (scheduler workers) and `orch plugin test` (the conformance
-//! suite) are the callers.
+//! The host (scheduler workers), the agent (task drivers, through
+//! [`Runtime::driver`] and its [`DriverHost`]) and `orch plugin test` (the
+//! conformance suite) are the callers.
 
 mod breaker;
 mod cache;
 mod digest;
+mod driver;
 mod driver_host;
 mod error;
 mod inspect;
@@ -33,6 +36,10 @@ mod sandbox;
 mod scheduler;
 
 pub use digest::Digest;
+pub use driver::{
+    ConfigProblem, DRIVER_WORLD, DriverCallError, DriverFingerprint, DriverInfo, DriverPlugin,
+    TaskHandle, TaskRunState, TaskStart, TaskStats,
+};
 pub use driver_host::{
     DriverHost, ExitStatus, FetchSpec, Grants, LogLevel, ProcessHandle, ProcessLimits, SpawnSpec,
     TaskRef,

@@ -47,7 +47,12 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
+    /// WASI only: what scorers are linked against.
     linker: Linker<Sandbox>,
+    /// WASI and the driver capabilities: what drivers are linked against.
+    /// Which capabilities a driver may use is decided by its grants, when it
+    /// is loaded and again on every call.
+    driver_linker: Linker<Sandbox>,
     cache: Cache,
     config: RuntimeConfig,
 }
@@ -90,8 +95,9 @@ pub struct CallStats {
 }
 
 impl Runtime {
-    /// Makes an engine with epoch interruption and the given settings, and a
-    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`]).
+    /// Makes an engine with epoch interruption and the given settings, a
+    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`]) for
+    /// scorers, and one that adds the driver capabilities for drivers.
     pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
@@ -99,9 +105,10 @@ impl Runtime {
             .consume_fuel(config.fuel)
             .max_wasm_stack(config.max_stack_bytes);
         let engine = Engine::new(&wasm).map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
+        let linker = wasi_linker(&engine)?;
+        let mut driver_linker = wasi_linker(&engine)?;
+        crate::driver::link_capabilities(&mut driver_linker)
+            .map_err(|e| PluginError::Runtime(format!("linking the driver capabilities: {e:#}")))?;
         start_ticker(&engine, config.epoch_tick)
             .map_err(|e| PluginError::Runtime(format!("starting the deadline ticker: {e}")))?;
         let cache = Cache::new(&engine, config.cache_dir.clone());
@@ -109,6 +116,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                driver_linker,
                 cache,
                 config,
             }),
@@ -197,6 +205,10 @@ impl Runtime {
 
     pub(crate) fn linker(&self) -> &Linker<Sandbox> {
         &self.inner.linker
+    }
+
+    pub(crate) fn driver_linker(&self) -> &Linker<Sandbox> {
+        &self.inner.driver_linker
     }
 
     /// Runs one call with `limits` on an idle instance from `pool`, or a new
@@ -364,6 +376,14 @@ impl<I> Pool<I> {
             idle.push(warm);
         }
     }
+}
+
+/// A linker with WASI 0.2, which the sandbox makes grant nothing.
+fn wasi_linker(engine: &Engine) -> Result<Linker<Sandbox>, PluginError> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
+    Ok(linker)
 }
 
 /// Tells a component from a core module or anything else by the preamble:

@@ -2,6 +2,7 @@
 //! deterministic clocks and randomness, capped output and memory.
 
 use crate::Limits;
+use crate::driver::DriverCtx;
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -20,6 +21,9 @@ pub(crate) struct Sandbox {
     /// Where in `stderr` the current call's output starts.
     stderr_mark: usize,
     stderr_cap: usize,
+    /// What a driver's host capabilities act on; `None` in a scorer's store,
+    /// whose linker has no capabilities anyway.
+    driver: Option<DriverCtx>,
 }
 
 impl Sandbox {
@@ -49,13 +53,29 @@ impl Sandbox {
             stderr,
             stderr_mark: 0,
             stderr_cap: limits.output_bytes,
+            driver: None,
         }
+    }
+
+    /// Gives a driver's store what its capabilities act on. Called before
+    /// the instance is made, so even a start function sees it.
+    pub(crate) fn set_driver(&mut self, driver: DriverCtx) {
+        self.driver = Some(driver);
+    }
+
+    /// The driver's context and the table its `child` resources live in,
+    /// borrowed together for the capability implementations.
+    pub(crate) fn driver_parts(&mut self) -> (Option<&mut DriverCtx>, &mut ResourceTable) {
+        (self.driver.as_mut(), &mut self.table)
     }
 
     /// Marks the start of a call: error messages only quote what the plugin
     /// wrote from here on.
     pub(crate) fn start_call(&mut self) {
         self.stderr_mark = self.stderr.contents().len();
+        if let Some(driver) = &mut self.driver {
+            driver.start_call();
+        }
     }
 
     /// Whether the instance should be retired rather than kept warm: its

@@ -8,7 +8,7 @@
 pub struct Builtin {
     /// The name the config uses, e.g. `binpack`.
     pub name: &'static str,
-    /// `scorer` (later also `driver`, `secrets`).
+    /// `scorer` or `driver` (later also `secrets`).
     pub kind: &'static str,
     /// The component's bytes.
     pub wasm: &'static [u8],
