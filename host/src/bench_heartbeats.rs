@@ -65,6 +65,9 @@ struct Row {
     register_seconds: f64,
     registrations_per_sec: f64,
     registration_errors: usize,
+    /// The server's CPU time (user + system) spent while the agents
+    /// registered.
+    register_server_cpu_seconds: f64,
     heartbeats: usize,
     heartbeats_per_sec: f64,
     /// What the agents ask for: agents / interval.
@@ -83,16 +86,22 @@ struct Row {
     latency_max_ms: f64,
     /// Nodes the server marked down at any time in the run.
     marked_down: usize,
-    /// Marked down although their agent never left a gap of a TTL between
-    /// two beats (sent): the server's fault.
+    /// Marked down although the server took a beat from their agent at
+    /// least once per TTL (by send time): the server's fault.
     false_downs: usize,
+    /// Marked down after a TTL without a beat the server took, with beats
+    /// that failed (an error status or a dropped connection) in it.
+    downs_after_failures: usize,
     /// The most nodes not ready in one read of the node list.
     not_ready_max: usize,
     /// Beats sent more than a third of the TTL after they were due: the
     /// generator could not keep up.
     late_beats: usize,
+    /// How long after they were due beats were sent: the generator's lag.
+    lateness_p50_ms: f64,
+    lateness_p99_ms: f64,
     max_lateness_ms: f64,
-    /// The longest an agent went between two beats it sent.
+    /// The longest an agent went between two beats the server took.
     max_gap_ms: f64,
     /// Mean time of `GET /v1/nodes` on the whole cluster.
     list_nodes_ms: f64,
@@ -171,14 +180,19 @@ pub fn run(args: HeartbeatArgs) -> Result<ExitCode> {
     }
     for r in &rows {
         println!(
-            "{} agents: registered in {:.1} s ({:.0}/s); latency max {:.1} ms; longest gap between an agent's beats {:.0} ms (TTL {}); most late {:.0} ms; most nodes not ready in one read {}; GET /v1/nodes {:.0} ms; peak RSS {:.1} MiB",
+            "{} agents: registered in {:.1} s ({:.0}/s, server CPU {:.1} s); latency max {:.1} ms; beats sent after due p50 {:.0} / p99 {:.0} / max {:.0} ms (late past {} ms); longest gap between beats the server took {:.0} ms (TTL {}); downs after failed beats {}; most nodes not ready in one read {}; GET /v1/nodes {:.0} ms; peak RSS {:.1} MiB",
             r.agents,
             r.register_seconds,
             r.registrations_per_sec,
+            r.register_server_cpu_seconds,
             r.latency_max_ms,
+            r.lateness_p50_ms,
+            r.lateness_p99_ms,
+            r.max_lateness_ms,
+            r.interval_ms,
             r.max_gap_ms,
             r.ttl_ms,
-            r.max_lateness_ms,
+            r.downs_after_failures,
             r.not_ready_max,
             r.list_nodes_ms,
             r.server_peak_rss_mib
@@ -195,6 +209,8 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     let interval = ttl / 3;
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    // On every way out, early ones included, the threads stop.
+    let _stopping = StopOnDrop(stop.clone());
     let threads = args.threads.min(agents);
 
     // Beating threads; each owns the agents whose index ≡ its own.
@@ -206,7 +222,6 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         let beater = Beater {
             addr: server.addr.clone(),
             interval,
-            late_after: ttl / 3,
             epoch,
             stop: stop.clone(),
             registered: rx,
@@ -225,6 +240,8 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     let registered = Arc::new(AtomicUsize::new(0));
     let reg_errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let started = Instant::now();
+    let server_stat = format!("/proc/{}/stat", server.pid);
+    let register_cpu0 = cpu_ticks(&server_stat)?;
     let mut registrars = Vec::with_capacity(threads);
     for t in 0..threads {
         let (next, registered, errors) = (next.clone(), registered.clone(), reg_errors.clone());
@@ -273,19 +290,19 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         let _ = h.join();
     }
     let register_time = started.elapsed();
+    let register_cpu = cpu_ticks(&server_stat)?.saturating_sub(register_cpu0) as f64 / clk_tck;
     let registration_errors = lock(&reg_errors).len();
     if let Some(first) = lock(&reg_errors).first() {
         eprintln!("  {registration_errors} registrations failed; the first: {first}");
     }
     if registration_errors == agents {
-        stop.store(true, Ordering::Relaxed);
         bail!("no agent could register; see above");
     }
 
     // The measured window.
     let poller = Poller::start(&server.addr, Duration::from_millis(args.poll_ms), &stop)?;
     let window_start = Instant::now();
-    let server_cpu0 = cpu_ticks(&format!("/proc/{}/stat", server.pid))?;
+    let server_cpu0 = cpu_ticks(&server_stat)?;
     let own_cpu0 = cpu_ticks("/proc/self/stat")?;
     let end = window_start + args.duration;
     let mut shown = Instant::now();
@@ -305,7 +322,7 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         server.check_alive()?;
     }
     let window = window_start.elapsed();
-    let server_cpu1 = cpu_ticks(&format!("/proc/{}/stat", server.pid))?;
+    let server_cpu1 = cpu_ticks(&server_stat)?;
     let own_cpu1 = cpu_ticks("/proc/self/stat")?;
     let (rss, peak_rss) = rss_mib(server.pid)?;
     stop.store(true, Ordering::Relaxed);
@@ -333,10 +350,11 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     // Only beats sent inside the window count for rates and latencies.
     let from = window_start.duration_since(epoch).as_micros() as u64;
     let to = from + window.as_micros() as u64;
-    let mut latencies = Vec::new();
+    let late_after = micros_u32(ttl / 3);
+    let (mut latencies, mut lateness) = (Vec::new(), Vec::new());
     let (mut heartbeats, mut errors, mut late, mut max_late, mut max_gap) =
         (0usize, 0usize, 0usize, Duration::ZERO, Duration::ZERO);
-    let mut gaps = std::collections::HashMap::new();
+    let mut records = std::collections::HashMap::new();
     for done in &agents_seen {
         for b in done
             .beats
@@ -349,28 +367,36 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
             } else {
                 errors += 1;
             }
-            if b.late {
+            lateness.push(b.lateness_us);
+            if b.lateness_us > late_after {
                 late += 1;
             }
         }
         max_late = max_late.max(done.max_lateness);
-        for (i, gap) in &done.max_gaps {
-            max_gap = max_gap.max(*gap);
-            gaps.insert(*i, *gap);
+        for a in &done.agents {
+            max_gap = max_gap.max(a.max_gap);
+            records.insert(a.index, a);
         }
     }
-    let false_downs = down
-        .iter()
-        .filter(|id| {
-            agent_index(id)
-                .and_then(|i| gaps.get(&i))
-                .is_some_and(|gap| *gap < ttl)
-        })
-        .count();
+    if let Some(e) = agents_seen.iter().find_map(|d| d.first_error.as_ref()) {
+        eprintln!("  a heartbeat failed: {e}");
+    }
+    // A down node whose agent the server always heard from within the TTL
+    // is a false down; one whose agent went a TTL without a beat the
+    // server took is explained by failed beats or by the generator.
+    let (mut false_downs, mut downs_after_failures) = (0, 0);
+    for id in &down {
+        match agent_index(id).and_then(|i| records.get(&i)) {
+            Some(a) if a.max_gap < ttl => false_downs += 1,
+            Some(a) if a.failed > 0 => downs_after_failures += 1,
+            _ => {}
+        }
+    }
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        latencies.get(i).copied().unwrap_or(0) as f64 / 1e3
+    lateness.sort_unstable();
+    let pct = |v: &[u32], p: f64| -> f64 {
+        let i = ((v.len() as f64 * p).ceil() as usize).saturating_sub(1);
+        v.get(i).copied().unwrap_or(0) as f64 / 1e3
     };
     let secs = window.as_secs_f64().max(1e-9);
     let cpu = |a: u64, b: u64| b.saturating_sub(a) as f64 / clk_tck / secs * 100.0;
@@ -383,6 +409,7 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         registrations_per_sec: (agents - registration_errors) as f64
             / register_time.as_secs_f64().max(1e-9),
         registration_errors,
+        register_server_cpu_seconds: register_cpu,
         heartbeats,
         heartbeats_per_sec: heartbeats as f64 / secs,
         expected_per_sec: (agents - registration_errors) as f64 / interval.as_secs_f64(),
@@ -391,17 +418,29 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         generator_cpu_percent: cpu(own_cpu0, own_cpu1),
         server_rss_mib: rss,
         server_peak_rss_mib: peak_rss,
-        latency_p50_ms: pct(0.50),
-        latency_p99_ms: pct(0.99),
+        latency_p50_ms: pct(&latencies, 0.50),
+        latency_p99_ms: pct(&latencies, 0.99),
         latency_max_ms: latencies.last().copied().unwrap_or(0) as f64 / 1e3,
         marked_down: down.len(),
         false_downs,
+        downs_after_failures,
         not_ready_max: polled.not_ready_max,
         late_beats: late,
+        lateness_p50_ms: pct(&lateness, 0.50),
+        lateness_p99_ms: pct(&lateness, 0.99),
         max_lateness_ms: max_late.as_secs_f64() * 1e3,
         max_gap_ms: max_gap.as_secs_f64() * 1e3,
         list_nodes_ms: polled.mean_list_ms,
     })
+}
+
+/// Raises the flag the generator's threads watch when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// One beat as the generator saw it.
@@ -410,17 +449,17 @@ struct Beat {
     sent_us: u64,
     latency_us: u32,
     ok: bool,
-    /// Sent more than a third of the TTL after it was due.
-    late: bool,
+    /// How long after it was due it was sent.
+    lateness_us: u32,
 }
 
 /// What a beating thread hands back.
 struct BeaterDone {
     beats: Vec<Beat>,
-    /// Per agent, the longest time between its registration's answer or
-    /// one beat sent and the next beat sent.
-    max_gaps: Vec<(usize, Duration)>,
+    agents: Vec<AgentDone>,
     max_lateness: Duration,
+    /// The first beat that failed, and why.
+    first_error: Option<String>,
 }
 
 /// One thread's share of the agents: a queue ordered by when each agent's
@@ -428,7 +467,6 @@ struct BeaterDone {
 struct Beater {
     addr: String,
     interval: Duration,
-    late_after: Duration,
     epoch: Instant,
     stop: Arc<AtomicBool>,
     registered: mpsc::Receiver<(usize, Instant)>,
@@ -437,9 +475,23 @@ struct Beater {
 
 struct Sim {
     index: usize,
-    /// The last beat sent, or the registration's answer.
-    last: Instant,
+    /// When the last beat the server took (answered 200) was sent, or the
+    /// registration's answer.
+    last_ok: Instant,
+    /// The longest time between two of those.
     max_gap: Duration,
+    failed: usize,
+}
+
+/// One agent's record: whether the server always had a beat from it
+/// within the TTL.
+struct AgentDone {
+    index: usize,
+    /// The longest time between sending two beats the server took (or
+    /// between registering and the first), the end of the run included.
+    max_gap: Duration,
+    /// Its beats that failed (error status or no answer).
+    failed: usize,
 }
 
 /// The beat queue: (due, slot in the agents), earliest first.
@@ -453,8 +505,9 @@ impl Beater {
         queue.push(std::cmp::Reverse((due, sims.len())));
         sims.push(Sim {
             index,
-            last: at,
+            last_ok: at,
             max_gap: Duration::ZERO,
+            failed: 0,
         });
     }
 
@@ -464,6 +517,7 @@ impl Beater {
         let mut queue = Queue::new();
         let mut beats = Vec::new();
         let mut max_lateness = Duration::ZERO;
+        let mut first_error = None;
         let mut registering = true;
         while !self.stop.load(Ordering::Relaxed) {
             // Take in the agents registered since.
@@ -500,27 +554,48 @@ impl Beater {
             let sent = Instant::now();
             let lateness = sent.saturating_duration_since(due);
             max_lateness = max_lateness.max(lateness);
-            sim.max_gap = sim.max_gap.max(sent - sim.last);
-            sim.last = sent;
-            let ok = beat(&http, &self.addr, sim.index);
+            let result = beat(&http, &self.addr, sim.index);
+            let ok = result.is_ok();
+            if ok {
+                sim.max_gap = sim.max_gap.max(sent - sim.last_ok);
+                sim.last_ok = sent;
+            } else {
+                sim.failed += 1;
+            }
+            if let (Err(e), None) = (result, &first_error) {
+                first_error = Some(format!("agent {}: {e}", sim.index));
+            }
             let answered = Instant::now();
             beats.push(Beat {
                 sent_us: sent.duration_since(self.epoch).as_micros() as u64,
-                latency_us: u32::try_from((answered - sent).as_micros()).unwrap_or(u32::MAX),
+                latency_us: micros_u32(answered - sent),
                 ok,
-                late: lateness > self.late_after,
+                lateness_us: micros_u32(lateness),
             });
             // As an agent does: the next beat an interval (±10%) after this
             // one was answered.
             let next = answered + self.interval.mul_f64(0.9 + 0.2 * self.rng.unit());
             queue.push(std::cmp::Reverse((next, slot)));
         }
+        let end = Instant::now();
         BeaterDone {
             beats,
-            max_gaps: sims.iter().map(|s| (s.index, s.max_gap)).collect(),
+            agents: sims
+                .iter()
+                .map(|s| AgentDone {
+                    index: s.index,
+                    max_gap: s.max_gap.max(end - s.last_ok),
+                    failed: s.failed,
+                })
+                .collect(),
             max_lateness,
+            first_error,
         }
     }
+}
+
+fn micros_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
 /// A ureq agent as the CLI's: keep-alive, error statuses readable.
@@ -580,8 +655,8 @@ fn register(http: &ureq::Agent, addr: &str, i: usize) -> Result<()> {
     Err(last.unwrap_or_else(|| anyhow::anyhow!("not registered")))
 }
 
-/// One heartbeat; whether the server answered 200.
-fn beat(http: &ureq::Agent, addr: &str, i: usize) -> bool {
+/// One heartbeat; what went wrong if the server did not answer 200.
+fn beat(http: &ureq::Agent, addr: &str, i: usize) -> Result<(), String> {
     let url = format!("{addr}/v1/node/{}/heartbeat", node_id(i));
     match http
         .post(&url)
@@ -589,12 +664,16 @@ fn beat(http: &ureq::Agent, addr: &str, i: usize) -> bool {
         .send("{}")
     {
         Ok(resp) => {
-            let ok = resp.status().as_u16() == 200;
+            let status = resp.status().as_u16();
             // Read to the end so the connection is kept for the next one.
-            let _ = resp.into_body().read_to_vec();
-            ok
+            let body = resp.into_body().read_to_string().unwrap_or_default();
+            if status == 200 {
+                Ok(())
+            } else {
+                Err(format!("HTTP {status}: {body}"))
+            }
         }
-        Err(_) => false,
+        Err(e) => Err(e.to_string()),
     }
 }
 
