@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// How many simulated agents one `orch server` (its own process) keeps
+    /// alive at their TTL, at what CPU, and whether any node is marked down
+    /// while its agent beats on time.
+    Heartbeats(crate::bench_heartbeats::HeartbeatArgs),
     /// Placements per second end to end (store, broker, workers, plan
     /// applier, SQLite commit) at 1,000, 5,000 and 10,000 simulated nodes,
     /// with the binpack component and natively in the same run.
@@ -59,6 +63,7 @@ struct Results {
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     let (nodes, time_ms, json) = match cmd {
         BenchCommand::Placements(args) => return crate::bench_placements::run(args),
+        BenchCommand::Heartbeats(args) => return crate::bench_heartbeats::run(args),
         BenchCommand::Scorer {
             nodes,
             time_ms,

@@ -3,6 +3,7 @@
 //! `ORCH_ADDR`); `plugin` and `bench` work on plugins locally.
 
 mod bench;
+mod bench_heartbeats;
 mod bench_placements;
 mod cli;
 mod plugin;
