@@ -278,8 +278,20 @@ impl TaskState {
     /// Events kept per task; older ones are dropped, as in Nomad.
     pub const MAX_EVENTS: usize = 10;
 
+    /// Longest event message kept, in bytes; longer ones are cut (the
+    /// server refuses reports with messages past its own, larger cap).
+    pub const MAX_MESSAGE: usize = 2048;
+
     /// Appends `event`, dropping the oldest beyond [`Self::MAX_EVENTS`].
-    pub fn push(&mut self, event: TaskEvent) {
+    pub fn push(&mut self, mut event: TaskEvent) {
+        if event.message.len() > Self::MAX_MESSAGE {
+            let mut cut = Self::MAX_MESSAGE - '…'.len_utf8();
+            while !event.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            event.message.truncate(cut);
+            event.message.push('…');
+        }
         self.events.push(event);
         let extra = self.events.len().saturating_sub(Self::MAX_EVENTS);
         self.events.drain(..extra);

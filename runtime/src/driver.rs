@@ -41,6 +41,15 @@ use bindings::orch::driver::types as wit;
 use bindings::{DriverPlugin as Bindings, DriverPluginPre};
 
 /// The world a task driver targets, as `orch plugin inspect` prints it.
+/// What a `start` may spend blocked in the host on top of the plugin's
+/// deadline: the epoch deadline counts wall time, and the host's `spawn`
+/// (starting the task's supervisor, joining its cgroup) or an artifact fetch
+/// can take seconds on a loaded machine. A handle thrown away by a deadline
+/// would leave a task running that nobody supervises.
+const SPAWN_ALLOWANCE: Duration = Duration::from_secs(30);
+/// The same for calls that re-attach to or signal a process.
+const HOST_ALLOWANCE: Duration = Duration::from_secs(5);
+
 pub const DRIVER_WORLD: &str = "orch:driver/driver-plugin@0.1.0";
 
 /// Imports of the world that carry types only, so give no capability.
@@ -405,7 +414,7 @@ impl DriverPlugin {
             user: task.user.clone(),
         };
         let handle = self
-            .call(Duration::ZERO, |p, s| {
+            .call(SPAWN_ALLOWANCE, |p, s| {
                 p.orch_driver_driver().call_start(s, &config)
             })?
             .map_err(|e| self.driver_error("start", e))?;
@@ -431,7 +440,7 @@ impl DriverPlugin {
     pub fn inspect(&self, handle: &TaskHandle) -> Result<TaskRunState, DriverCallError> {
         let h = wit_handle(handle);
         let state = self
-            .call(Duration::ZERO, |p, s| {
+            .call(HOST_ALLOWANCE, |p, s| {
                 p.orch_driver_driver().call_inspect(s, &h)
             })?
             .map_err(|e| self.driver_error("inspect", e))?;
@@ -462,7 +471,7 @@ impl DriverPlugin {
     /// Frees everything the task held; `force` kills it first if needed.
     pub fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DriverCallError> {
         let h = wit_handle(handle);
-        self.call(Duration::ZERO, |p, s| {
+        self.call(HOST_ALLOWANCE, |p, s| {
             p.orch_driver_driver().call_destroy(s, &h, force)
         })?
         .map_err(|e| self.driver_error("destroy", e))
@@ -471,7 +480,7 @@ impl DriverPlugin {
     /// Sends `signal` (e.g. `SIGHUP`) to the task.
     pub fn signal(&self, handle: &TaskHandle, signal: &str) -> Result<(), DriverCallError> {
         let h = wit_handle(handle);
-        self.call(Duration::ZERO, |p, s| {
+        self.call(HOST_ALLOWANCE, |p, s| {
             p.orch_driver_driver().call_signal(s, &h, signal)
         })?
         .map_err(|e| self.driver_error("signal", e))
@@ -496,7 +505,7 @@ impl DriverPlugin {
     /// restarting it; [`DriverCallError::NotFound`] when it is gone.
     pub fn recover(&self, handle: &TaskHandle) -> Result<(), DriverCallError> {
         let h = wit_handle(handle);
-        self.call(Duration::ZERO, |p, s| {
+        self.call(HOST_ALLOWANCE, |p, s| {
             p.orch_driver_driver().call_recover(s, &h)
         })?
         .map_err(|e| self.driver_error("recover", e))

@@ -68,6 +68,9 @@ pub async fn heartbeat(
     Ctx(ctx): Ctx<ApiContext>,
     PathId(id): PathId,
     params: Params,
+    // Read, though nothing is in it yet: a body left unread makes hyper
+    // close the keep-alive connection, and the agent's next beat fails.
+    _body: axum::body::Bytes,
 ) -> Result<Indexed<Json<Alive>>, ApiError> {
     params.finish()?;
     let state = ctx.store.snapshot();
