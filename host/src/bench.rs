@@ -16,6 +16,9 @@ pub enum BenchCommand {
     /// alive at their TTL, at what CPU, and whether any node is marked down
     /// while its agent beats on time.
     Heartbeats(crate::bench_heartbeats::HeartbeatArgs),
+    /// Submit-to-running latency of a trivial exec task on a local agent
+    /// (a real server and agent, as processes): p50 and p99.
+    SubmitToRunning(crate::bench_running::RunningArgs),
     /// Placements per second end to end (store, broker, workers, plan
     /// applier, SQLite commit) at 1,000, 5,000 and 10,000 simulated nodes,
     /// with the binpack component and natively in the same run.
@@ -64,6 +67,10 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     let (nodes, time_ms, json) = match cmd {
         BenchCommand::Placements(args) => return crate::bench_placements::run(args),
         BenchCommand::Heartbeats(args) => return crate::bench_heartbeats::run(args),
+        BenchCommand::SubmitToRunning(args) => {
+            crate::bench_running::run(args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         BenchCommand::Scorer {
             nodes,
             time_ms,

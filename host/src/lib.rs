@@ -11,6 +11,7 @@
 //! single writer is also the plan applier, so every write — a job, a node, a
 //! plan — passes the same checks and the same group commit.
 
+pub mod agent;
 pub mod api;
 pub mod broker;
 pub mod config;

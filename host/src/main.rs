@@ -5,6 +5,7 @@
 mod bench;
 mod bench_heartbeats;
 mod bench_placements;
+mod bench_running;
 mod cli;
 mod plugin;
 
@@ -26,6 +27,18 @@ struct Cli {
 enum Command {
     /// Run the control plane: state, evaluations, scheduler and HTTP API.
     Server(orch::server::ServerArgs),
+    /// Run a node agent: registers this machine with a server and runs the
+    /// allocations placed on it.
+    Agent(orch::agent::AgentArgs),
+    /// Run a control plane and an agent in one process, on a temporary
+    /// data dir, with the built-in plugins: jobs run on this machine now.
+    Dev(orch::agent::DevArgs),
+    /// The per-task supervisor the agent starts (not for people).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Run, plan, inspect and stop jobs.
     #[command(subcommand)]
     Job(cli::job::JobCommand),
@@ -50,6 +63,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => orch::server::run(args),
+        Command::Agent(args) => orch::agent::run(args),
+        Command::Dev(args) => orch::agent::dev(args),
+        Command::Shim { args } => {
+            let code = orch_agent::shim_main(args);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
         Command::Job(cmd) => cli::job::run(cmd),
         Command::Node(cmd) => cli::node::run(cmd),
         Command::Eval(cmd) => cli::eval::run(cmd),

@@ -146,6 +146,15 @@ fn enqueue(broker: &Broker, eval: Arc<orch_model::Evaluation>) {
 }
 
 pub fn run(args: ServerArgs) -> Result<ExitCode> {
+    run_with(args, Box::new(|_| Ok(())))
+}
+
+/// Called once the API listens, with its address; `orch dev` starts its
+/// agent here. An error stops the server.
+pub type OnListening = Box<dyn FnOnce(SocketAddr) -> Result<()> + Send>;
+
+/// [`run`], with a hook for when the API listens.
+pub fn run_with(args: ServerArgs, on_listening: OnListening) -> Result<ExitCode> {
     init_logging();
     let mut config = match &args.config {
         Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -217,7 +226,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let served = tokio.block_on(serve(config.listen, ctx, reloader));
+    let served = tokio.block_on(serve(config.listen, ctx, reloader, on_listening));
     // Blocking queries were answered at shutdown; a stuck connection is
     // not waited for.
     tokio.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -226,7 +235,12 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloader>>) -> Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    ctx: ApiContext,
+    reloader: Option<Arc<Reloader>>,
+    on_listening: OnListening,
+) -> Result<()> {
     // Signals are taken over before the API is announced: one arriving
     // between the two would otherwise meet the default action and kill
     // the server without a word.
@@ -242,6 +256,9 @@ async fn serve(listen: SocketAddr, ctx: ApiContext, reloader: Option<Arc<Reloade
     // Tests and scripts read this line to find the API.
     println!("orch server: API listening on http://{addr}");
     tracing::info!("API listening on http://{addr}");
+    tokio::task::spawn_blocking(move || on_listening(addr))
+        .await
+        .context("starting what runs beside the API")??;
     // Always handled: without it a SIGHUP (systemd's reload, a logrotate
     // hook) would kill the server.
     tokio::spawn(reload_on_sighup(hangups, reloader));
@@ -314,7 +331,7 @@ async fn reload_on_sighup(
     }
 }
 
-fn init_logging() {
+pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ORCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -1,0 +1,148 @@
+//! The agent's settings: flags of `orch agent`, or an `agent.toml` whose
+//! keys are the same; flags win.
+//!
+//! ```toml
+//! server = "http://10.0.0.5:4646"
+//! data_dir = "/var/lib/orch-agent"
+//! datacenter = "home"
+//! listen = "0.0.0.0:4647"          # where task logs are served to the server
+//! meta = { rack = "shelf-2" }
+//! reserved = { cpu = 500, memory = 512 }
+//!
+//! [driver.exec]                    # the built-in exec driver (on by default)
+//! plugin = "builtin:exec"
+//! grants = ["process", "artifacts", "log"]
+//!
+//! [logs]
+//! max_bytes = 10485760
+//! max_files = 5
+//! ```
+
+use orch_plugin_runtime::Grants;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFile {
+    pub server: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub name: Option<String>,
+    pub datacenter: Option<String>,
+    pub node_class: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub advertise: Option<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reserved: Reserved,
+    #[serde(default)]
+    pub driver: BTreeMap<String, DriverFile>,
+    #[serde(default)]
+    pub logs: Option<LogSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserved {
+    #[serde(default)]
+    pub cpu: u32,
+    #[serde(default)]
+    pub memory: u64,
+    #[serde(default)]
+    pub disk: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverFile {
+    /// `builtin:NAME` or a path to a `.wasm` component.
+    pub plugin: String,
+    /// Host capabilities the driver may import: `process`, `artifacts`,
+    /// `containers`, `log`.
+    #[serde(default)]
+    pub grants: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A task's log file is rotated past this size.
+    pub max_bytes: u64,
+    /// Files kept per task and stream.
+    pub max_files: u32,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 << 20,
+            max_files: 5,
+        }
+    }
+}
+
+/// One driver the agent loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// The name jobs use in `driver = "…"`.
+    pub name: String,
+    /// `builtin:NAME` or a path.
+    pub plugin: String,
+    pub grants: Grants,
+}
+
+impl DriverConfig {
+    /// The built-in exec driver with what it needs: processes, artifacts,
+    /// log lines.
+    pub fn builtin_exec() -> DriverConfig {
+        DriverConfig {
+            name: "exec".into(),
+            plugin: "builtin:exec".into(),
+            grants: Grants {
+                process: true,
+                artifacts: true,
+                containers: false,
+                log: true,
+            },
+        }
+    }
+}
+
+/// Reads `path`; errors say which file, where and what to do.
+pub fn read_file(path: &Path) -> Result<AgentFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the agent config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("agent config {}: {e}", path.display()))
+}
+
+/// Turns the file's driver tables into driver configs; grants must be
+/// capability names.
+pub fn drivers(file: &BTreeMap<String, DriverFile>) -> Result<Vec<DriverConfig>, String> {
+    file.iter()
+        .map(|(name, d)| {
+            let mut grants = Grants::default();
+            for g in &d.grants {
+                match g.as_str() {
+                    "process" => grants.process = true,
+                    "artifacts" => grants.artifacts = true,
+                    "containers" => grants.containers = true,
+                    "log" => grants.log = true,
+                    other => {
+                        return Err(format!(
+                            "driver.{name}.grants: unknown capability {other:?}; \
+                             the capabilities are process, artifacts, containers and log"
+                        ));
+                    }
+                }
+            }
+            Ok(DriverConfig {
+                name: name.clone(),
+                plugin: d.plugin.clone(),
+                grants,
+            })
+        })
+        .collect()
+}
