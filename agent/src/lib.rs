@@ -29,7 +29,6 @@ pub use config::{
     AgentFile, DriverConfig, DriverFile, LogSettings, Reserved, drivers as driver_configs,
     read_file as read_agent_file,
 };
-pub use runner::client_status;
 
 pub use dirs::{
     LogStream, TaskDirs, alloc_dir, artifact_cache_dir, check_name, create_task_dirs, local_dir,

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A real `orch agent` process; killed (with its tasks) when dropped.
@@ -19,70 +18,68 @@ struct Agent {
     child: Child,
     data: PathBuf,
     node_id: String,
-    log: Arc<Mutex<String>>,
     name: String,
+}
+
+/// Starts `orch agent` on `data`; the process and the node id it printed.
+/// Its log is passed through to the test's output, tagged with `name`.
+fn spawn_agent(server: &Server, data: &Path, name: &str) -> (Child, String) {
+    // Supervisors orphaned by a killed agent come to this process rather
+    // than to the machine's init.
+    static SUBREAPER: std::sync::Once = std::sync::Once::new();
+    SUBREAPER.call_once(|| {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+    });
+    let mut child = Command::new(ORCH)
+        .args(["agent", "--server", &server.addr, "--name", name])
+        .arg("--data-dir")
+        .arg(data)
+        .env("ORCH_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let node_id = line
+        .strip_prefix("orch agent: node ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("unexpected first line {line:?}; stderr: {err}")
+        })
+        .to_owned();
+    let stderr = child.stderr.take().unwrap();
+    let tag = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{tag}] {line}");
+        }
+    });
+    (child, node_id)
 }
 
 impl Agent {
     fn start(server: &Server, data: &Path, name: &str) -> Agent {
-        // Supervisors orphaned by a killed agent come to this process
-        // rather than to the machine's init.
-        static SUBREAPER: std::sync::Once = std::sync::Once::new();
-        SUBREAPER.call_once(|| {
-            rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
-        });
-        let mut child = Command::new(ORCH)
-            .args(["agent", "--server", &server.addr, "--name", name])
-            .arg("--data-dir")
-            .arg(data)
-            .env("ORCH_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let node_id = line
-            .strip_prefix("orch agent: node ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| {
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("unexpected first line {line:?}; stderr: {err}")
-            })
-            .to_owned();
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        let tag = name.to_owned();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[{tag}] {line}");
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
+        let (child, node_id) = spawn_agent(server, data, name);
         Agent {
             child,
             data: data.to_owned(),
             node_id,
-            log,
             name: name.to_owned(),
         }
     }
 
-    /// A new agent process on the same data dir.
+    /// A new agent process on the same data dir, which must keep its node id.
     fn restart(&mut self, server: &Server) {
         self.kill9();
-        let fresh = Agent::start(server, &self.data.clone(), &self.name.clone());
-        let mut fresh = std::mem::ManuallyDrop::new(fresh);
-        // Take the new process over without running its Drop (which would
-        // kill the tasks).
-        self.child = std::mem::replace(&mut fresh.child, Command::new("true").spawn().unwrap());
-        self.log = fresh.log.clone();
+        let (child, node_id) = spawn_agent(server, &self.data, &self.name);
+        self.child = child;
         assert_eq!(
-            fresh.node_id, self.node_id,
+            node_id, self.node_id,
             "the node id changed across a restart"
         );
     }
@@ -136,8 +133,6 @@ impl Drop for Agent {
                     .status();
             }
         }
-        let _ = &self.log;
-        let _ = &self.name;
     }
 }
 

@@ -11,7 +11,7 @@ mod capabilities;
 
 use crate::breaker::Breaker;
 use crate::error::printable;
-use crate::inspect::{DRIVER_INTERFACE, is_linked_wasi, same_minor, split_version};
+use crate::inspect::{DRIVER_INTERFACE, check_export, is_linked_wasi, same_minor, split_version};
 use crate::runtime::Pool;
 use crate::sandbox::Sandbox;
 use crate::{
@@ -258,29 +258,13 @@ impl Runtime {
             digest: component.digest,
             detail,
         };
-        let (iface, supported) = DRIVER_INTERFACE;
-        let export = inspection
-            .exports
-            .iter()
-            .find(|e| split_version(e).0 == iface);
-        match export.map(|e| split_version(e).1) {
-            None => {
-                let found = inspection.world_export.as_deref().map_or_else(
-                    || format!("exports [{}]", inspection.exports.join(", ")),
-                    |w| format!("targets {w}"),
-                );
-                return Err(wrong_world(format!(
-                    "is not a task driver: it does not export {iface}@{supported} ({found})"
-                )));
-            }
-            Some(version) if !version.is_some_and(|v| same_minor(v, supported)) => {
-                return Err(wrong_world(format!(
-                    "exports {iface}@{}, but this orch speaks @{supported}; rebuild it against wit/driver of this release",
-                    version.unwrap_or("(no version)")
-                )));
-            }
-            Some(_) => {}
-        }
+        check_export(
+            component,
+            &inspection,
+            DRIVER_INTERFACE,
+            "a task driver",
+            "wit/driver",
+        )?;
         for import in &inspection.imports {
             check_import(component, grants, import)?;
         }

@@ -1,6 +1,6 @@
 //! What a component is, read from its type alone (nothing runs).
 
-use crate::{Component, Runtime};
+use crate::{Component, PluginError, Runtime};
 use serde::Serialize;
 
 /// The interface a scorer exports, and the version this host speaks.
@@ -120,4 +120,44 @@ pub(crate) fn is_linked_wasi(import: &str) -> bool {
     let (name, version) = split_version(import);
     WASI_PACKAGES.iter().any(|p| name.starts_with(p))
         && version.is_some_and(|v| v.starts_with("0.2."))
+}
+
+/// Checks that `inspection` exports `interface` (`(name, version this host
+/// speaks)`) at a compatible version: the "validate against the world" step
+/// every plugin kind shares. `noun` says what the plugin should be (`a
+/// scorer`), `wit` where its contract lives (`wit/scheduler`).
+pub(crate) fn check_export(
+    component: &Component,
+    inspection: &Inspection,
+    (iface, supported): (&str, &str),
+    noun: &str,
+    wit: &str,
+) -> Result<(), PluginError> {
+    let wrong_world = |detail: String| PluginError::WrongWorld {
+        plugin: component.name.clone(),
+        digest: component.digest,
+        detail,
+    };
+    let export = inspection
+        .exports
+        .iter()
+        .find(|e| split_version(e).0 == iface);
+    match export.map(|e| split_version(e).1) {
+        None => {
+            let found = inspection.world_export.as_deref().map_or_else(
+                || format!("exports [{}]", inspection.exports.join(", ")),
+                |w| format!("targets {w}"),
+            );
+            Err(wrong_world(format!(
+                "is not {noun}: it does not export {iface}@{supported} ({found})"
+            )))
+        }
+        Some(version) if !version.is_some_and(|v| same_minor(v, supported)) => {
+            Err(wrong_world(format!(
+                "exports {iface}@{}, but this orch speaks @{supported}; rebuild it against {wit} of this release",
+                version.unwrap_or("(no version)")
+            )))
+        }
+        Some(_) => Ok(()),
+    }
 }

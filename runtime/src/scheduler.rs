@@ -2,7 +2,7 @@
 
 use crate::breaker::Breaker;
 use crate::error::printable;
-use crate::inspect::{SCORER_INTERFACE, is_linked_wasi, same_minor, split_version};
+use crate::inspect::{SCORER_INTERFACE, check_export, is_linked_wasi, same_minor, split_version};
 use crate::runtime::{CallStats, Pool};
 use crate::{Component, Digest, Limits, OutputProblem, PluginError, Runtime};
 use std::sync::Arc;
@@ -140,29 +140,13 @@ impl Runtime {
             digest: component.digest,
             detail,
         };
-        let (iface, supported) = SCORER_INTERFACE;
-        let export = inspection
-            .exports
-            .iter()
-            .find(|e| split_version(e).0 == iface);
-        match export.map(|e| split_version(e).1) {
-            None => {
-                let found = inspection.world_export.as_deref().map_or_else(
-                    || format!("exports [{}]", inspection.exports.join(", ")),
-                    |w| format!("targets {w}"),
-                );
-                return Err(wrong_world(format!(
-                    "is not a scorer: it does not export {iface}@{supported} ({found})"
-                )));
-            }
-            Some(version) if !version.is_some_and(|v| same_minor(v, supported)) => {
-                return Err(wrong_world(format!(
-                    "exports {iface}@{}, but this orch speaks @{supported}; rebuild it against wit/scheduler of this release",
-                    version.unwrap_or("(no version)")
-                )));
-            }
-            Some(_) => {}
-        }
+        check_export(
+            component,
+            &inspection,
+            SCORER_INTERFACE,
+            "a scorer",
+            "wit/scheduler",
+        )?;
         let allowed = |import: &str| {
             let (name, version) = split_version(import);
             is_linked_wasi(import)

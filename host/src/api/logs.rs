@@ -126,8 +126,8 @@ pub async fn logs(
     let url = format!(
         "{}/v1/agent/logs/{}/{}",
         node.http_addr.trim_end_matches('/'),
-        segment(&alloc.id),
-        segment(&task)
+        super::path_segment(&alloc.id),
+        super::path_segment(&task)
     );
     let response = blocking_io(move || fetch(&node, &url, &query)).await?;
     Ok(Indexed(state.index(), response).into_response())
@@ -216,17 +216,4 @@ fn fetch(node: &Node, url: &str, query: &[(&str, String)]) -> Result<Response, A
     headers.insert(LOG_FILE_HEADER, HeaderValue::from(file));
     headers.insert(LOG_OFFSET_HEADER, HeaderValue::from(offset));
     Ok(response)
-}
-
-/// One path segment, percent-encoded: task names are the job author's.
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

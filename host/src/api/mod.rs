@@ -61,6 +61,20 @@ impl ApiContext {
     pub const DRY_RUNS: usize = 4;
 }
 
+/// One URL path segment, percent-encoded (ids and task names come from
+/// people); the CLI builds its paths with it too.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The OpenAPI 3.1 description of every route, served at
 /// `/v1/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");

@@ -333,17 +333,7 @@ pub fn normalize_address(address: &str) -> Result<String, ClientError> {
 }
 
 /// One path segment, percent-encoded: ids come from the command line.
-pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use orch::api::path_segment as seg;
 
 #[cfg(test)]
 mod tests {
