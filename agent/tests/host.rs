@@ -389,6 +389,38 @@ fn attach_after_the_exit_returns_the_recorded_exit_and_checks_the_token() {
     assert_eq!(wait_exit(&mut again).signal, Some(9));
 }
 
+/// A task that ended a moment ago is gone from /proc before its supervisor
+/// has written `exit.json`: attaching then must find it through the state
+/// file, and `wait` must read the exit once written (here: report that the
+/// supervisor is gone, since this test removed the record it wrote).
+#[test]
+fn attach_in_the_gap_between_the_tasks_end_and_its_exit_record() {
+    let data = tempfile::tempdir().unwrap();
+    let host = host(data.path());
+    let t = task("gap");
+    let (mut handle, reap) = spawn(&host, &t, spec(&["true"]));
+    wait_exit(&mut handle);
+    drop(reap);
+    let (pid, token) = (handle.pid(), handle.start_token());
+    let exit_file = shim_dir(data.path(), &t.alloc_id, &t.task)
+        .unwrap()
+        .join("exit.json");
+    let record = fs::read(&exit_file).unwrap();
+    fs::remove_file(&exit_file).unwrap();
+    let mut attached = host.attach(&t, pid, token).unwrap();
+    assert_eq!(attached.pid(), pid);
+    // The supervisor ended too: without the record, wait says so…
+    let err = attached.wait(PATIENCE).unwrap_err();
+    assert!(err.contains("supervisor"), "{err}");
+    // …and with it back, the exit is read.
+    fs::write(&exit_file, record).unwrap();
+    let mut attached = host.attach(&t, pid, token).unwrap();
+    assert_eq!(
+        attached.wait(Duration::ZERO).unwrap().unwrap().exit_code,
+        Some(0)
+    );
+}
+
 /// Run by `the_task_survives_the_death_of_its_spawner` in a child process:
 /// spawns a task, prints its pid and token, and waits to be killed.
 #[test]

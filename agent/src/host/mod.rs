@@ -269,6 +269,15 @@ impl NodeHost {
                 )));
             }
             None => {
+                // Ended a moment ago: its supervisor, named in the state
+                // file, has yet to write the exit; the handle's wait reads
+                // it (or notices that the supervisor died).
+                if let Some(started) = process::read_started(&shim_dir)
+                    && started.pid == pid
+                    && started.start_token == start_token
+                {
+                    return Ok(Box::new(TaskProcess::running(label, shim_dir, started)));
+                }
                 return Err(HostError::Process(format!(
                     "task {label}: pid {pid} is gone and no exit was recorded in {}",
                     shim_dir.join(EXIT_FILE).display()
