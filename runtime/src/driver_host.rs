@@ -1,5 +1,6 @@
 //! What a node offers the task drivers it runs: the host side of the
-//! capabilities in `wit/driver` (`process`, `artifacts`, `log`), as plain
+//! capabilities in `wit/driver` (`process`, `artifacts`, `containers`,
+//! `log`), as plain
 //! Rust types, so the agent implements them without seeing any bindings.
 //!
 //! The runtime links a driver's imports to a [`DriverHost`]; each call is
@@ -79,6 +80,89 @@ pub trait ProcessHandle: Send {
     fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, String>;
 }
 
+/// Why a container call failed, as the `containers` capability reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerError {
+    /// The operator's policy forbids it; the message names the setting that
+    /// would allow it.
+    #[error("{0}")]
+    Denied(String),
+    /// The image, tag or container does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The node's container engine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngineInfo {
+    /// e.g. `docker`.
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+}
+
+/// A container port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Label from the job file, e.g. `http`.
+    pub label: String,
+    pub container_port: u16,
+    /// 0 asks the engine to choose.
+    pub host_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A directory of the allocation mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Relative to the allocation directory; absolute only where the
+    /// operator allowed the host path.
+    pub source: String,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// What a driver asks the host to create.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSpec {
+    pub image: String,
+    /// Replaces the image's entrypoint when given.
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's cmd when not empty.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<PortMapping>,
+    pub mounts: Vec<Mount>,
+    pub limits: ProcessLimits,
+    pub privileged: bool,
+    /// `none`, `bridge` (the default when empty) or `host`.
+    pub network_mode: String,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+}
+
+/// Resource usage of a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsageStats {
+    pub cpu_time_ns: u64,
+    pub memory_bytes: u64,
+    /// Milliseconds since the Unix epoch.
+    pub taken_at_ms: u64,
+}
+
+/// What a host without a container engine answers.
+fn no_engine() -> ContainerError {
+    ContainerError::Failed("this node has no container engine".to_owned())
+}
+
 /// The node's side of the driver capabilities. Every method may block (a
 /// spawn, a download); the runtime calls them from the driver call's thread.
 /// Errors are messages a person can act on; they reach the driver, which
@@ -97,6 +181,80 @@ pub trait DriverHost: Send + Sync + 'static {
     fn fetch(&self, task: &TaskRef, artifact: FetchSpec) -> Result<String, String>;
     /// A line from the driver called `driver` for the agent's log.
     fn log(&self, driver: &str, level: LogLevel, message: &str);
+
+    // The `containers` capability. The host checks every request against
+    // the operator's policy before the engine sees it, and acts only on
+    // containers it created for this agent. A host without an engine keeps
+    // the defaults.
+
+    /// Whether the engine answers, and what it is.
+    fn engine_info(&self) -> Result<EngineInfo, ContainerError> {
+        Err(no_engine())
+    }
+    /// Pulls `image` unless present (with the operator's registry
+    /// credentials); returns the image id. May take minutes.
+    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, ContainerError> {
+        let _ = (task, image);
+        Err(no_engine())
+    }
+    /// Creates the task's container (checked against the policy, with the
+    /// allocation's directories mounted); returns its id.
+    fn create_container(
+        &self,
+        task: &TaskRef,
+        spec: ContainerSpec,
+    ) -> Result<String, ContainerError> {
+        let _ = (task, spec);
+        Err(no_engine())
+    }
+    /// Starts it and begins copying its output into the task's log files.
+    fn start_container(&self, id: &str) -> Result<(), ContainerError> {
+        let _ = id;
+        Err(no_engine())
+    }
+    /// Waits up to `timeout` for it to end; `None` while it runs.
+    fn wait_container(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<ExitStatus>, ContainerError> {
+        let _ = (id, timeout);
+        Err(no_engine())
+    }
+    /// Sends `signal`, e.g. `SIGHUP`, to the container's main process.
+    fn kill_container(&self, id: &str, signal: &str) -> Result<(), ContainerError> {
+        let _ = (id, signal);
+        Err(no_engine())
+    }
+    /// Sends `signal`, then kills it after `timeout`.
+    fn stop_container(
+        &self,
+        id: &str,
+        signal: &str,
+        timeout: Duration,
+    ) -> Result<(), ContainerError> {
+        let _ = (id, signal, timeout);
+        Err(no_engine())
+    }
+    fn remove_container(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        let _ = (id, force);
+        Err(no_engine())
+    }
+    /// `Some(running)`, or `None` when the container is gone. Picks the log
+    /// copy up again after an agent restart.
+    fn inspect_container(&self, id: &str) -> Result<Option<bool>, ContainerError> {
+        let _ = id;
+        Err(no_engine())
+    }
+    fn container_stats(&self, id: &str) -> Result<UsageStats, ContainerError> {
+        let _ = id;
+        Err(no_engine())
+    }
+    /// The host ports the engine bound.
+    fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, ContainerError> {
+        let _ = id;
+        Err(no_engine())
+    }
 }
 
 /// Which host capabilities a driver may import, from the agent's config.

@@ -41,8 +41,8 @@ pub use driver::{
     TaskHandle, TaskRunState, TaskStart, TaskStats,
 };
 pub use driver_host::{
-    DriverHost, ExitStatus, FetchSpec, Grants, LogLevel, ProcessHandle, ProcessLimits, SpawnSpec,
-    TaskRef,
+    ContainerError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, Grants, LogLevel,
+    Mount, PortMapping, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef, UsageStats,
 };
 pub use error::{OutputProblem, PluginError};
 pub use inspect::{Inspection, WorldKind};

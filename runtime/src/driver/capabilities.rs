@@ -275,53 +275,212 @@ impl artifacts::Host for View<'_> {
     }
 }
 
-/// What every `containers` function answers until the capability exists.
-fn containers_missing(view: &View<'_>) -> String {
-    match view.host("containers") {
-        Err(e) => e,
-        Ok(_) => "the `containers` capability is not implemented by this orch yet (it comes with the oci driver); run the task with the exec driver meanwhile".to_owned(),
+/// Longest container id or image reference accepted from a driver.
+const MAX_CONTAINER_REF: usize = 512;
+
+fn container_error(e: crate::ContainerError) -> containers::ContainerError {
+    match e {
+        crate::ContainerError::Denied(m) => containers::ContainerError::Denied(m),
+        crate::ContainerError::NotFound(m) => containers::ContainerError::NotFound(m),
+        crate::ContainerError::Failed(m) => containers::ContainerError::Failed(m),
     }
 }
 
+fn port_mapping(p: containers::PortMapping) -> crate::PortMapping {
+    crate::PortMapping {
+        label: p.label,
+        container_port: p.container_port,
+        host_port: p.host_port,
+        protocol: p.protocol,
+    }
+}
+
+impl View<'_> {
+    /// The host for a `containers` call about `what` (an id or image the
+    /// driver passed), or the error the driver gets instead.
+    fn containers(&self, what: &str) -> Result<Arc<dyn DriverHost>, containers::ContainerError> {
+        let host = self
+            .host("containers")
+            .map_err(containers::ContainerError::Denied)?;
+        if what.len() > MAX_CONTAINER_REF {
+            return Err(containers::ContainerError::Failed(format!(
+                "{:?}… is longer than {MAX_CONTAINER_REF} bytes; no engine names a container or image that long",
+                printable(what, 40)
+            )));
+        }
+        Ok(host)
+    }
+}
+
+type ContainerResult<T> = wasmtime::Result<Result<T, containers::ContainerError>>;
+
 impl containers::Host for View<'_> {
-    fn pull(&mut self, _: types::TaskId, _: String) -> wasmtime::Result<Result<String, String>> {
-        Ok(Err(containers_missing(self)))
+    fn engine_info(&mut self) -> ContainerResult<containers::Engine> {
+        let host = match self.containers("") {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host
+            .engine_info()
+            .map(|i| containers::Engine {
+                name: i.name,
+                version: i.version,
+                api_version: i.api_version,
+                os: i.os,
+                arch: i.arch,
+            })
+            .map_err(container_error))
+    }
+
+    fn pull(&mut self, task: types::TaskId, image: String) -> ContainerResult<String> {
+        let host = match self.containers(&image) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host
+            .pull_image(&task_ref(task), &image)
+            .map_err(container_error))
     }
 
     fn create(
         &mut self,
-        _: types::TaskId,
-        _: containers::ContainerSpec,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(Err(containers_missing(self)))
+        task: types::TaskId,
+        spec: containers::ContainerSpec,
+    ) -> ContainerResult<String> {
+        let host = match self.containers(&spec.image) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        let spec = crate::ContainerSpec {
+            image: spec.image,
+            command: spec.command,
+            args: spec.args,
+            env: spec.env.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            ports: spec.ports.into_iter().map(port_mapping).collect(),
+            mounts: spec
+                .mounts
+                .into_iter()
+                .map(|m| crate::Mount {
+                    source: m.source,
+                    target: m.target,
+                    read_only: m.read_only,
+                })
+                .collect(),
+            limits: ProcessLimits {
+                cpu_mhz: spec.limits.cpu_mhz,
+                memory_mib: spec.limits.memory_mib,
+            },
+            privileged: spec.privileged,
+            network_mode: spec.network_mode,
+            host_pid: spec.host_pid,
+            host_ipc: spec.host_ipc,
+            user: spec.user,
+            working_dir: spec.working_dir,
+        };
+        Ok(host
+            .create_container(&task_ref(task), spec)
+            .map_err(container_error))
     }
 
-    fn start(&mut self, _: String) -> wasmtime::Result<Result<(), String>> {
-        Ok(Err(containers_missing(self)))
+    fn start(&mut self, id: String) -> ContainerResult<()> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host.start_container(&id).map_err(container_error))
     }
 
-    fn wait(
-        &mut self,
-        _: String,
-        _: u32,
-    ) -> wasmtime::Result<Result<Option<types::ExitResult>, String>> {
-        Ok(Err(containers_missing(self)))
+    fn wait(&mut self, id: String, timeout_ms: u32) -> ContainerResult<Option<types::ExitResult>> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host
+            .wait_container(&id, Duration::from_millis(u64::from(timeout_ms)))
+            .map(|exit| exit.map(exit_result))
+            .map_err(container_error))
     }
 
-    fn stop(&mut self, _: String, _: String, _: u32) -> wasmtime::Result<Result<(), String>> {
-        Ok(Err(containers_missing(self)))
+    fn kill(&mut self, id: String, signal: String) -> ContainerResult<()> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        if signal.len() > MAX_SIGNAL_NAME {
+            return Ok(Err(containers::ContainerError::Failed(format!(
+                "unknown signal {:?}; use a name such as SIGHUP",
+                printable(&signal, MAX_SIGNAL_NAME)
+            ))));
+        }
+        Ok(host.kill_container(&id, &signal).map_err(container_error))
     }
 
-    fn remove(&mut self, _: String, _: bool) -> wasmtime::Result<Result<(), String>> {
-        Ok(Err(containers_missing(self)))
+    fn stop(&mut self, id: String, signal: String, timeout_ms: u32) -> ContainerResult<()> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        if signal.len() > MAX_SIGNAL_NAME {
+            return Ok(Err(containers::ContainerError::Failed(format!(
+                "unknown signal {:?}; use a name such as SIGTERM",
+                printable(&signal, MAX_SIGNAL_NAME)
+            ))));
+        }
+        Ok(host
+            .stop_container(&id, &signal, Duration::from_millis(u64::from(timeout_ms)))
+            .map_err(container_error))
     }
 
-    fn inspect(&mut self, _: String) -> wasmtime::Result<Result<Option<bool>, String>> {
-        Ok(Err(containers_missing(self)))
+    fn remove(&mut self, id: String, force: bool) -> ContainerResult<()> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host.remove_container(&id, force).map_err(container_error))
     }
 
-    fn stats(&mut self, _: String) -> wasmtime::Result<Result<types::TaskStats, String>> {
-        Ok(Err(containers_missing(self)))
+    fn inspect(&mut self, id: String) -> ContainerResult<Option<bool>> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host.inspect_container(&id).map_err(container_error))
+    }
+
+    fn stats(&mut self, id: String) -> ContainerResult<types::TaskStats> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host
+            .container_stats(&id)
+            .map(|s| types::TaskStats {
+                cpu_time_ns: s.cpu_time_ns,
+                memory_bytes: s.memory_bytes,
+                taken_at_ms: s.taken_at_ms,
+            })
+            .map_err(container_error))
+    }
+
+    fn ports(&mut self, id: String) -> ContainerResult<Vec<containers::PortMapping>> {
+        let host = match self.containers(&id) {
+            Ok(host) => host,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(host
+            .container_ports(&id)
+            .map(|ports| {
+                ports
+                    .into_iter()
+                    .map(|p| containers::PortMapping {
+                        label: p.label,
+                        container_port: p.container_port,
+                        host_port: p.host_port,
+                        protocol: p.protocol,
+                    })
+                    .collect()
+            })
+            .map_err(container_error))
     }
 }
 
@@ -390,6 +549,12 @@ mod tests {
                 .unwrap()
                 .push(format!("log {driver}: {message}"));
         }
+        fn start_container(&self, id: &str) -> Result<(), crate::ContainerError> {
+            self.0.lock().unwrap().push(format!("start {id}"));
+            Err(crate::ContainerError::Failed(format!(
+                "recorded start {id}"
+            )))
+        }
     }
 
     fn task() -> types::TaskId {
@@ -448,8 +613,8 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(
-            err.contains("`containers` capability is not granted"),
-            "{err}"
+            matches!(&err, containers::ContainerError::Denied(m) if m.contains("`containers` capability is not granted")),
+            "{err:?}"
         );
         assert!(
             host.0.lock().unwrap().is_empty(),
@@ -479,7 +644,10 @@ mod tests {
         let err = containers::Host::start(&mut view, "c".into())
             .unwrap()
             .unwrap_err();
-        assert!(err.contains("not implemented by this orch yet"), "{err}");
+        assert!(
+            matches!(&err, containers::ContainerError::Failed(m) if m == "recorded start c"),
+            "{err:?}"
+        );
         for i in 0..MAX_LOG_LINES + 10 {
             let line = if i == 0 {
                 "a\x1b[2Jb".to_owned()
@@ -490,6 +658,8 @@ mod tests {
         }
         let seen = host.0.lock().unwrap();
         assert_eq!(seen[0], "attach 7");
+        assert_eq!(seen[1], "start c");
+        let seen = &seen[1..];
         assert_eq!(
             seen[1], "log probe: a [2Jb",
             "control characters are neutralised"
