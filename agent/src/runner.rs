@@ -487,6 +487,12 @@ fn start(
             fail(shared, name, TaskEventKind::SetupFailure, text.join("; "));
             Err(Fatal)
         }
+        // The operator's policy refused what the task asks for (e.g. a
+        // privileged container): starting again would be refused again.
+        Err(DriverCallError::Denied(why)) => {
+            fail(shared, name, TaskEventKind::DriverFailure, why);
+            Err(Fatal)
+        }
         Err(e) => {
             event_pending(shared, name, TaskEventKind::DriverFailure, e.to_string());
             Err(Retry)

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod agent;
+
 pub const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
 pub struct Server {
