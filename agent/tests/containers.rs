@@ -770,6 +770,15 @@ fn pull_with_credentials_from_config_and_docker_config_and_wrong_ones_refused() 
         .pull_image(&t, &reference)
         .unwrap();
     docker(&["rmi", &reference]);
+    // Right ones, called from async code (the host blocks a thread of its
+    // own then).
+    let host = node.host(data.path(), auth("s3cret-pw"));
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async { host.pull_image(&t, &reference) })
+        .unwrap();
+    docker(&["rmi", &reference]);
     // Right ones, from the Docker config file `docker login` wrote.
     let from_file = ContainerSettings {
         docker_config: Some(login.path().join("config.json")),

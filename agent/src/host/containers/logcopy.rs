@@ -3,12 +3,14 @@
 //! same way.
 //!
 //! The engine keeps the container's output (json-file); the copy follows it
-//! with timestamps and records the timestamp of the last line it wrote in a
-//! cursor file beside the task's other private files. A new agent (a new
-//! `NodeHost`) follows again from the cursor's second and skips every line
-//! at or before the cursor, so nothing is written twice or missed. The log
-//! line is written before the cursor: a kill -9 between the two writes
-//! repeats that one line, never loses it.
+//! with timestamps and records, per stream, the timestamp of the last entry
+//! it wrote (and how many entries had exactly that stamp) in a cursor file
+//! beside the task's other private files. A new agent (a new `NodeHost`)
+//! follows again from the cursor's second and passes over every entry the
+//! cursor covers, so nothing is written twice or missed. The log line is
+//! written before the cursor: a kill -9 between the two writes repeats that
+//! one line, never loses it. A wall clock stepped backwards while a
+//! container writes can make the copy skip lines stamped before the step.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -113,12 +115,30 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The last line copied for one container, kept in a small file that is
-/// rewritten in place.
+/// How far one stream has been copied: the stamp of the last entry written
+/// and how many entries carried exactly that stamp (the parts of a long
+/// line share one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Mark {
+    stamp: Stamp,
+    count: u64,
+}
+
+/// How far each stream of one container has been copied, kept in a small
+/// file that is rewritten in place. Per stream, because the engine stamps
+/// each stream on its own: across streams its order is not the stamps'
+/// order.
 struct Cursor {
     file: File,
     container: String,
-    last: Option<Stamp>,
+    marks: [Option<Mark>; 2],
+}
+
+fn index(stream: LogStream) -> usize {
+    match stream {
+        LogStream::Stdout => 0,
+        LogStream::Stderr => 1,
+    }
 }
 
 impl Cursor {
@@ -133,35 +153,45 @@ impl Cursor {
         let mut buf = vec![0u8; CURSOR_LEN];
         let n = file.read_at(&mut buf, 0)?;
         let text = String::from_utf8_lossy(&buf[..n]);
-        let mut words = text.split_whitespace();
-        let last = match (words.next(), words.next()) {
-            (Some(id), Some(stamp)) if id == container => {
-                stamp.split_once('.').and_then(|(s, n)| {
-                    Some(Stamp {
-                        secs: s.parse().ok()?,
-                        nanos: n.parse().ok()?,
-                    })
-                })
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let mut marks = [None, None];
+        if words.first() == Some(&container) {
+            for (i, mark) in marks.iter_mut().enumerate() {
+                *mark = words
+                    .get(1 + 2 * i..3 + 2 * i)
+                    .and_then(|w| Some((parse_mark_stamp(w[0])?, w[1].parse().ok()?)))
+                    .filter(|&(_, count)| count > 0)
+                    .map(|(stamp, count)| Mark { stamp, count });
             }
-            _ => None,
-        };
+        }
         Ok(Cursor {
             file,
             container: container.to_owned(),
-            last,
+            marks,
         })
     }
 
-    fn store(&mut self, stamp: Stamp) -> io::Result<()> {
-        let mut line = format!("{} {}.{:09}", self.container, stamp.secs, stamp.nanos);
+    fn store(&mut self, stream: LogStream, mark: Mark) -> io::Result<()> {
+        self.marks[index(stream)] = Some(mark);
+        let mut line = self.container.clone();
+        for mark in self.marks {
+            let Mark { stamp, count } = mark.unwrap_or_default();
+            line.push_str(&format!(" {}.{:09} {count}", stamp.secs, stamp.nanos));
+        }
         // Padding overwrites whatever a longer earlier record left.
         while line.len() < CURSOR_LEN {
             line.push(' ');
         }
-        self.file.write_all_at(line.as_bytes(), 0)?;
-        self.last = Some(stamp);
-        Ok(())
+        self.file.write_all_at(line.as_bytes(), 0)
     }
+}
+
+fn parse_mark_stamp(text: &str) -> Option<Stamp> {
+    let (secs, nanos) = text.split_once('.')?;
+    Some(Stamp {
+        secs: secs.parse().ok()?,
+        nanos: nanos.parse().ok()?,
+    })
 }
 
 /// Where one task's copy writes.
@@ -178,9 +208,19 @@ struct Writer {
     stdout: RotatingLog,
     stderr: RotatingLog,
     cursor: Cursor,
+    /// Per stream, entries at the mark's own stamp still to pass over in
+    /// this read: they were written by an earlier read.
+    skip_at_mark: [u64; 2],
 }
 
 impl Writer {
+    /// Starts a read of the engine's copy from [`Writer::since`].
+    fn begin(&mut self) {
+        for (skip, mark) in self.skip_at_mark.iter_mut().zip(self.cursor.marks) {
+            *skip = mark.map_or(0, |m| m.count);
+        }
+    }
+
     /// One log entry as the engine sends it: `<timestamp> <bytes>`.
     fn entry(&mut self, stream: LogStream, message: &[u8]) -> io::Result<()> {
         let split = message.iter().position(|&c| c == b' ');
@@ -198,11 +238,23 @@ impl Writer {
             // drop them.
             return self.log(stream).write_all(message);
         };
-        if self.cursor.last.is_some_and(|last| stamp <= last) {
-            return Ok(());
-        }
+        let i = index(stream);
+        let mark = match self.cursor.marks[i] {
+            Some(mark) if stamp < mark.stamp => return Ok(()),
+            Some(mark) if stamp == mark.stamp => {
+                if self.skip_at_mark[i] > 0 {
+                    self.skip_at_mark[i] -= 1;
+                    return Ok(());
+                }
+                Mark {
+                    stamp,
+                    count: mark.count + 1,
+                }
+            }
+            _ => Mark { stamp, count: 1 },
+        };
         self.log(stream).write_all(data)?;
-        self.cursor.store(stamp)
+        self.cursor.store(stream, mark)
     }
 
     fn log(&mut self, stream: LogStream) -> &mut RotatingLog {
@@ -212,12 +264,14 @@ impl Writer {
         }
     }
 
-    /// Where to ask the engine to start: the cursor's second (the engine's
-    /// `since` is whole seconds; the rest is skipped line by line).
+    /// Where to ask the engine to start: the earlier stream's second (the
+    /// engine's `since` is whole seconds; the rest is skipped entry by
+    /// entry), or the beginning while a stream has nothing copied.
     fn since(&self) -> i32 {
-        self.cursor
-            .last
-            .map_or(0, |s| i32::try_from(s.secs).unwrap_or(0))
+        let [Some(out), Some(err)] = self.cursor.marks else {
+            return 0;
+        };
+        i32::try_from(out.stamp.secs.min(err.stamp.secs)).unwrap_or(0)
     }
 }
 
@@ -238,6 +292,7 @@ pub(crate) async fn copy(docker: Docker, id: String, target: Target) -> Result<(
         stderr: open(LogStream::Stderr)?,
         cursor: Cursor::open(&target.cursor, &id)
             .map_err(|e| format!("cannot open {}: {e}", target.cursor.display()))?,
+        skip_at_mark: [0, 0],
     };
     let mut complained = false;
     loop {
@@ -271,6 +326,7 @@ async fn pass(
     writer: &mut Writer,
     follow: bool,
 ) -> Result<(), bollard::errors::Error> {
+    writer.begin();
     let options = LogsOptions {
         follow,
         stdout: true,
@@ -321,12 +377,55 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(CURSOR_FILE);
         let mut c = Cursor::open(&path, "abc").unwrap();
-        assert_eq!(c.last, None);
-        c.store(Stamp { secs: 5, nanos: 7 }).unwrap();
+        assert_eq!(c.marks, [None, None]);
+        let mark = Mark {
+            stamp: Stamp { secs: 5, nanos: 7 },
+            count: 2,
+        };
+        c.store(LogStream::Stderr, mark).unwrap();
         assert_eq!(
-            Cursor::open(&path, "abc").unwrap().last,
-            Some(Stamp { secs: 5, nanos: 7 })
+            Cursor::open(&path, "abc").unwrap().marks,
+            [None, Some(mark)]
         );
-        assert_eq!(Cursor::open(&path, "other").unwrap().last, None);
+        assert_eq!(Cursor::open(&path, "other").unwrap().marks, [None, None]);
+    }
+
+    fn writer(dir: &Path) -> Writer {
+        let open = |stream| RotatingLog::open(dir, "t", stream, 1 << 20, 2).unwrap();
+        Writer {
+            stdout: open(LogStream::Stdout),
+            stderr: open(LogStream::Stderr),
+            cursor: Cursor::open(&dir.join(CURSOR_FILE), "c1").unwrap(),
+            skip_at_mark: [0, 0],
+        }
+    }
+
+    #[test]
+    fn a_second_read_writes_only_what_is_new_per_stream_and_keeps_parts_of_a_long_line() {
+        let dir = tempfile::tempdir().unwrap();
+        // As the engine sends them: stderr's stamp earlier than stdout's
+        // entry before it; two parts of one long line with one stamp.
+        let entries: [(LogStream, &[u8]); 5] = [
+            (LogStream::Stdout, b"2024-01-01T00:00:01.000000002Z a\n"),
+            (LogStream::Stderr, b"2024-01-01T00:00:01.000000001Z e\n"),
+            (LogStream::Stdout, b"2024-01-01T00:00:01.000000003Z long-"),
+            (LogStream::Stdout, b"2024-01-01T00:00:01.000000003Z part\n"),
+            (LogStream::Stdout, b"2024-01-01T00:00:02Z b\n"),
+        ];
+        let mut w = writer(dir.path());
+        w.begin();
+        for (stream, entry) in &entries[..4] {
+            w.entry(*stream, entry).unwrap();
+        }
+        drop(w);
+        // A new agent reads everything again, then more.
+        let mut w = writer(dir.path());
+        w.begin();
+        for (stream, entry) in &entries {
+            w.entry(*stream, entry).unwrap();
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("t.stdout.0"), "a\nlong-part\nb\n");
+        assert_eq!(read("t.stderr.0"), "e\n");
     }
 }

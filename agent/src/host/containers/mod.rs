@@ -149,11 +149,21 @@ impl Engine {
         })
     }
 
-    fn block_on<F: Future>(&self, future: F) -> Result<F::Output, ContainerError> {
-        match &self.runtime {
-            Some(runtime) => Ok(runtime.block_on(future)),
-            None => Err(failed("the containers capability is shutting down")),
+    fn block_on<F>(&self, future: F) -> Result<F::Output, ContainerError>
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let Some(runtime) = &self.runtime else {
+            return Err(failed("the containers capability is shutting down"));
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Ok(runtime.block_on(future));
         }
+        // Called from async code (tokio refuses to block a runtime's
+        // thread on another runtime): block a thread of our own instead.
+        std::thread::scope(|scope| scope.spawn(|| runtime.block_on(future)).join())
+            .map_err(|_| failed("a containers call panicked"))
     }
 
     async fn docker(&self) -> Result<Docker, ContainerError> {

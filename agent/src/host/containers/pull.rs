@@ -296,4 +296,26 @@ mod tests {
         assert!(!c.source.contains("s3cret"));
         assert!(credentials(&settings, "127.0.0.1:5001").unwrap().is_none());
     }
+
+    #[test]
+    fn agent_toml_wins_and_a_missing_password_variable_is_named() {
+        let mut settings = ContainerSettings::default();
+        settings.auth.insert(
+            "r:5000".into(),
+            super::super::RegistryAuth {
+                username: "u".into(),
+                password: None,
+                password_env: Some("ORCH_TEST_SURELY_UNSET_PASSWORD".into()),
+            },
+        );
+        let err = credentials(&settings, "r:5000").err().unwrap();
+        assert!(
+            err.to_string().contains("ORCH_TEST_SURELY_UNSET_PASSWORD"),
+            "{err}"
+        );
+        settings.auth.get_mut("r:5000").unwrap().password = Some("pw".into());
+        settings.auth.get_mut("r:5000").unwrap().password_env = None;
+        let c = credentials(&settings, "r:5000").unwrap().unwrap();
+        assert!(c.source.contains("agent.toml"), "{}", c.source);
+    }
 }
