@@ -105,13 +105,17 @@ impl Agent {
         std::fs::create_dir_all(data_dir).map_err(io)?;
         let node_id = node_identity(data_dir).map_err(io)?;
         let host = Arc::new(
-            NodeHost::new(HostConfig {
-                data_dir: data_dir.clone(),
-                shim: config.shim.clone(),
-                log_max_bytes: config.logs.max_bytes,
-                log_max_files: config.logs.max_files,
-                artifact_max_bytes: 1 << 30,
-            })
+            NodeHost::with_containers(
+                HostConfig {
+                    data_dir: data_dir.clone(),
+                    shim: config.shim.clone(),
+                    log_max_bytes: config.logs.max_bytes,
+                    log_max_files: config.logs.max_files,
+                    artifact_max_bytes: 1 << 30,
+                },
+                &node_id,
+                crate::host::ContainerSettings::default(),
+            )
             .map_err(|e| AgentError::Other(format!("setting up the node's host: {e}")))?,
         );
         let runtime = Runtime::new(RuntimeConfig {

@@ -16,8 +16,14 @@
 //! [logs]
 //! max_bytes = 10485760
 //! max_files = 5
+//!
+//! [containers]                     # the containers capability (see ContainerSettings)
+//! allow_privileged = false
+//! allowed_host_paths = []
+//! port_bind_address = "0.0.0.0"
 //! ```
 
+use crate::host::ContainerSettings;
 use orch_plugin_runtime::Grants;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -42,6 +48,9 @@ pub struct AgentFile {
     pub driver: BTreeMap<String, DriverFile>,
     #[serde(default)]
     pub logs: Option<LogSettings>,
+    /// The operator's container policy, engine and registry credentials.
+    #[serde(default)]
+    pub containers: ContainerSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

@@ -35,6 +35,6 @@ pub use dirs::{
     log_file, logs_dir, secrets_dir, shim_dir, task_dir,
 };
 pub use host::{
-    CgroupSupport, HostConfig, HostError, LogChunk, LogCursor, NodeHost, ShimCommand, read_log,
-    shim_main,
+    CgroupSupport, ContainerSettings, HostConfig, HostError, LogChunk, LogCursor, NodeHost,
+    RegistryAuth, ShimCommand, read_log, shim_main,
 };

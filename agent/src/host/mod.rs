@@ -1,9 +1,10 @@
 //! The node's side of the capabilities task drivers import (`process`,
-//! `artifacts`, `log` in `wit/driver`): [`NodeHost`] implements the plugin
-//! runtime's [`DriverHost`] for real, on Linux.
+//! `artifacts`, `containers`, `log` in `wit/driver`): [`NodeHost`]
+//! implements the plugin runtime's [`DriverHost`] for real, on Linux.
 
 mod artifact;
 mod cgroup;
+mod containers;
 mod error;
 mod logs;
 mod process;
@@ -16,10 +17,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
-use orch_plugin_runtime::{DriverHost, FetchSpec, LogLevel, ProcessHandle, SpawnSpec, TaskRef};
+use orch_plugin_runtime::{
+    ContainerError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, LogLevel,
+    PortMapping, ProcessHandle, SpawnSpec, TaskRef, UsageStats,
+};
 
 pub use cgroup::CgroupSupport;
+pub use containers::{ContainerSettings, RegistryAuth};
 pub use error::HostError;
 pub use logs::{LogChunk, LogCursor, read_log};
 pub use shim::shim_main;
@@ -63,12 +69,36 @@ struct Inner {
     http: ureq::Agent,
     /// `PATH` for tasks whose environment has none: the agent's own.
     default_path: String,
+    /// The container engine, when the host was built with one.
+    containers: Option<containers::Engine>,
 }
 
 impl NodeHost {
     /// Checks the config, creates the data directory and finds out what
     /// cgroups this node offers.
-    pub fn new(mut config: HostConfig) -> Result<NodeHost, HostError> {
+    /// Without a container engine: the `containers` calls answer that this
+    /// node has none.
+    pub fn new(config: HostConfig) -> Result<NodeHost, HostError> {
+        Self::build(config, None)
+    }
+
+    /// With the `containers` capability on the engine `settings` name. The
+    /// engine is reached on first use, so a node whose engine is down
+    /// still starts (its fingerprint says the engine is unreachable).
+    /// `node_id` labels every container, and only containers with this
+    /// label are acted on.
+    pub fn with_containers(
+        config: HostConfig,
+        node_id: &str,
+        settings: ContainerSettings,
+    ) -> Result<NodeHost, HostError> {
+        Self::build(config, Some((node_id, settings)))
+    }
+
+    fn build(
+        mut config: HostConfig,
+        containers: Option<(&str, ContainerSettings)>,
+    ) -> Result<NodeHost, HostError> {
         let bad = |why: &str| HostError::Config(why.to_owned());
         if config.log_max_bytes == 0 || config.log_max_files == 0 {
             return Err(bad("log_max_bytes and log_max_files must be at least 1"));
@@ -83,6 +113,19 @@ impl NodeHost {
             .data_dir
             .canonicalize()
             .map_err(|e| HostError::io("resolve the data directory", &config.data_dir, e))?;
+        let containers = containers
+            .map(|(node_id, settings)| {
+                containers::Engine::new(
+                    settings,
+                    node_id,
+                    containers::Layout {
+                        data_dir: config.data_dir.clone(),
+                        log_max_bytes: config.log_max_bytes,
+                        log_max_files: config.log_max_files,
+                    },
+                )
+            })
+            .transpose()?;
         let cgroups = CgroupSupport::detect();
         tracing::info!(cgroups = %cgroups, data_dir = %config.data_dir.display(), "host capabilities ready");
         Ok(NodeHost {
@@ -93,6 +136,7 @@ impl NodeHost {
                 default_path: std::env::var("PATH").unwrap_or_else(|_| {
                     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()
                 }),
+                containers,
             }),
         })
     }
@@ -108,6 +152,12 @@ impl NodeHost {
 
     fn data_dir(&self) -> &Path {
         &self.inner.config.data_dir
+    }
+
+    fn engine(&self) -> Result<&containers::Engine, ContainerError> {
+        self.inner.containers.as_ref().ok_or_else(|| {
+            ContainerError::Failed("this node has no container engine configured".to_owned())
+        })
     }
 
     /// Starts `spec` under a new shim and waits only for the shim's report.
@@ -339,6 +389,63 @@ impl DriverHost for NodeHost {
             LogLevel::Warn => tracing::warn!(driver, "{message}"),
             LogLevel::Error => tracing::error!(driver, "{message}"),
         }
+    }
+
+    fn engine_info(&self) -> Result<EngineInfo, ContainerError> {
+        self.engine()?.engine_info()
+    }
+
+    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, ContainerError> {
+        self.engine()?.pull_image(task, image)
+    }
+
+    fn create_container(
+        &self,
+        task: &TaskRef,
+        spec: ContainerSpec,
+    ) -> Result<String, ContainerError> {
+        self.engine()?.create_container(task, spec)
+    }
+
+    fn start_container(&self, id: &str) -> Result<(), ContainerError> {
+        self.engine()?.start_container(id)
+    }
+
+    fn wait_container(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<ExitStatus>, ContainerError> {
+        self.engine()?.wait_container(id, timeout)
+    }
+
+    fn kill_container(&self, id: &str, signal: &str) -> Result<(), ContainerError> {
+        self.engine()?.kill_container(id, signal)
+    }
+
+    fn stop_container(
+        &self,
+        id: &str,
+        signal: &str,
+        timeout: Duration,
+    ) -> Result<(), ContainerError> {
+        self.engine()?.stop_container(id, signal, timeout)
+    }
+
+    fn remove_container(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        self.engine()?.remove_container(id, force)
+    }
+
+    fn inspect_container(&self, id: &str) -> Result<Option<bool>, ContainerError> {
+        self.engine()?.inspect_container(id)
+    }
+
+    fn container_stats(&self, id: &str) -> Result<UsageStats, ContainerError> {
+        self.engine()?.container_stats(id)
+    }
+
+    fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, ContainerError> {
+        self.engine()?.container_ports(id)
     }
 }
 

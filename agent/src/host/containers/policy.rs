@@ -1,0 +1,231 @@
+//! The operator's policy, checked before the engine sees a request: the
+//! Docker socket is root-equivalent, so a driver gets only what agent.toml
+//! allows.
+
+use std::path::{Path, PathBuf};
+
+use orch_plugin_runtime::{ContainerError, ContainerSpec};
+
+use super::settings::ContainerSettings;
+
+/// A bind mount that passed the policy: its source resolved on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckedMount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The network modes this node knows.
+pub(crate) fn network_mode(spec: &ContainerSpec) -> &str {
+    if spec.network_mode.is_empty() {
+        "bridge"
+    } else {
+        &spec.network_mode
+    }
+}
+
+fn denied(what: &str, setting: &str) -> ContainerError {
+    ContainerError::Denied(format!(
+        "{what} is not allowed on this node; an operator can allow it with {setting} = true in the [containers] section of agent.toml"
+    ))
+}
+
+/// Checks `spec` against `settings`; `alloc_dir` is the allocation's
+/// directory, which relative mount sources are resolved in.
+pub(crate) fn check(
+    settings: &ContainerSettings,
+    alloc_dir: &Path,
+    spec: &ContainerSpec,
+) -> Result<Vec<CheckedMount>, ContainerError> {
+    if spec.privileged && !settings.allow_privileged {
+        return Err(denied("privileged mode", "allow_privileged"));
+    }
+    match network_mode(spec) {
+        "bridge" | "none" => {}
+        "host" if settings.allow_host_network => {}
+        "host" => return Err(denied("network_mode \"host\"", "allow_host_network")),
+        other => {
+            return Err(ContainerError::Denied(format!(
+                "network_mode {other:?} is not one this node knows; use \"bridge\", \"none\" or \"host\""
+            )));
+        }
+    }
+    if spec.host_pid && !settings.allow_host_pid {
+        return Err(denied("the host's PID namespace", "allow_host_pid"));
+    }
+    if spec.host_ipc && !settings.allow_host_ipc {
+        return Err(denied("the host's IPC namespace", "allow_host_ipc"));
+    }
+    let alloc = alloc_dir.canonicalize().map_err(|e| {
+        ContainerError::Failed(format!(
+            "cannot resolve the allocation directory {}: {e}",
+            alloc_dir.display()
+        ))
+    })?;
+    spec.mounts
+        .iter()
+        .map(|mount| {
+            if !mount.target.starts_with('/') {
+                return Err(ContainerError::Denied(format!(
+                    "mount target {:?} is not absolute; give an absolute path inside the container",
+                    mount.target
+                )));
+            }
+            let source = Path::new(&mount.source);
+            let resolve = |path: &Path| {
+                path.canonicalize().map_err(|e| {
+                    ContainerError::Failed(format!(
+                        "mount source {:?} ({}): {e}",
+                        mount.source,
+                        path.display()
+                    ))
+                })
+            };
+            let resolved = if source.is_absolute() {
+                let resolved = resolve(source)?;
+                let allowed = settings
+                    .allowed_host_paths
+                    .iter()
+                    .filter_map(|p| p.canonicalize().ok())
+                    .any(|allowed| resolved.starts_with(allowed));
+                if !allowed {
+                    return Err(ContainerError::Denied(format!(
+                        "mount source {:?} is a host path outside the allocation directory; an operator can allow \
+                         host directories with allowed_host_paths in the [containers] section of agent.toml",
+                        mount.source
+                    )));
+                }
+                resolved
+            } else {
+                let resolved = resolve(&alloc.join(source))?;
+                if !resolved.starts_with(&alloc) {
+                    return Err(ContainerError::Denied(format!(
+                        "mount source {:?} resolves to {}, outside the allocation directory; give a path inside it, \
+                         or an absolute host path under allowed_host_paths in the [containers] section of agent.toml",
+                        mount.source,
+                        resolved.display()
+                    )));
+                }
+                resolved
+            };
+            Ok(CheckedMount {
+                source: resolved,
+                target: mount.target.clone(),
+                read_only: mount.read_only,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orch_plugin_runtime::Mount;
+
+    fn mount(source: &str, target: &str) -> Mount {
+        Mount {
+            source: source.into(),
+            target: target.into(),
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_setting_and_allowed_counterparts_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let alloc = dir.path().join("alloc");
+        std::fs::create_dir_all(alloc.join("data")).unwrap();
+        std::os::unix::fs::symlink("/etc", alloc.join("sneaky")).unwrap();
+        let host = dir.path().join("shared");
+        std::fs::create_dir_all(&host).unwrap();
+        let closed = ContainerSettings::default();
+        let open = ContainerSettings {
+            allow_privileged: true,
+            allow_host_network: true,
+            allow_host_pid: true,
+            allow_host_ipc: true,
+            allowed_host_paths: vec![host.clone()],
+            ..ContainerSettings::default()
+        };
+        let cases: Vec<(ContainerSpec, &str)> = vec![
+            (
+                ContainerSpec {
+                    privileged: true,
+                    ..Default::default()
+                },
+                "allow_privileged",
+            ),
+            (
+                ContainerSpec {
+                    network_mode: "host".into(),
+                    ..Default::default()
+                },
+                "allow_host_network",
+            ),
+            (
+                ContainerSpec {
+                    host_pid: true,
+                    ..Default::default()
+                },
+                "allow_host_pid",
+            ),
+            (
+                ContainerSpec {
+                    host_ipc: true,
+                    ..Default::default()
+                },
+                "allow_host_ipc",
+            ),
+            (
+                ContainerSpec {
+                    mounts: vec![mount(host.to_str().unwrap(), "/data")],
+                    ..Default::default()
+                },
+                "allowed_host_paths",
+            ),
+        ];
+        for (spec, setting) in cases {
+            match check(&closed, &alloc, &spec) {
+                Err(ContainerError::Denied(m)) => assert!(m.contains(setting), "{m}"),
+                other => panic!("{setting}: {other:?}"),
+            }
+            check(&open, &alloc, &spec).unwrap();
+        }
+        let inside = ContainerSpec {
+            mounts: vec![mount("data", "/data")],
+            ..Default::default()
+        };
+        let checked = check(&closed, &alloc, &inside).unwrap();
+        assert_eq!(
+            checked[0].source,
+            alloc.canonicalize().unwrap().join("data")
+        );
+        for escape in ["sneaky", "../shared", "data/../.."] {
+            let spec = ContainerSpec {
+                mounts: vec![mount(escape, "/x")],
+                ..Default::default()
+            };
+            assert!(
+                matches!(check(&open, &alloc, &spec), Err(ContainerError::Denied(_))),
+                "{escape}"
+            );
+        }
+        let relative_target = ContainerSpec {
+            mounts: vec![mount("data", "data")],
+            ..Default::default()
+        };
+        assert!(matches!(
+            check(&open, &alloc, &relative_target),
+            Err(ContainerError::Denied(m)) if m.contains("absolute")
+        ));
+        let unknown = ContainerSpec {
+            network_mode: "container:abc".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            check(&open, &alloc, &unknown),
+            Err(ContainerError::Denied(_))
+        ));
+    }
+}
