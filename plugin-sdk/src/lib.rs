@@ -39,12 +39,14 @@
 //!
 //! A task driver implements [`Driver`] (the verbs the agent calls, after
 //! Nomad's drivers) and is exported with [`export_driver!`]. It reaches the
-//! node only through the host capabilities in [`process`], [`artifacts`] and
-//! [`log`]; a driver imports exactly the capabilities it calls, and the
-//! agent loads it only if its config grants each of them. See
-//! `plugins/exec` for a whole driver.
+//! node only through the host capabilities in [`process`], [`artifacts`],
+//! [`containers`] and [`log`]; a driver imports exactly the capabilities it
+//! calls, and the agent loads it only if its config grants each of them.
+//! See `plugins/exec` (processes) and `plugins/oci` (containers) for whole
+//! drivers.
 
 pub mod artifacts;
+pub mod containers;
 mod driver;
 mod logging;
 pub mod math;

@@ -13,6 +13,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("epvm", "orch-scorer-epvm", "scorer"),
     ("round-robin", "orch-scorer-round-robin", "scorer"),
     ("exec", "orch-driver-exec", "driver"),
+    ("oci", "orch-driver-oci", "driver"),
 ];
 
 fn main() {

@@ -40,16 +40,18 @@ mod bindings {
 use bindings::orch::driver::types as wit;
 use bindings::{DriverPlugin as Bindings, DriverPluginPre};
 
-/// The world a task driver targets, as `orch plugin inspect` prints it.
 /// What a `start` may spend blocked in the host on top of the plugin's
-/// deadline: the epoch deadline counts wall time, and the host's `spawn`
-/// (starting the task's supervisor, joining its cgroup) or an artifact fetch
-/// can take seconds on a loaded machine. A handle thrown away by a deadline
-/// would leave a task running that nobody supervises.
-const SPAWN_ALLOWANCE: Duration = Duration::from_secs(30);
+/// deadline, unless the agent sets another with
+/// [`DriverPlugin::with_start_allowance`]: the epoch deadline counts wall
+/// time, and the host's `spawn` (starting the task's supervisor, joining its
+/// cgroup) or an artifact fetch can take seconds on a loaded machine. A
+/// handle thrown away by a deadline would leave a task running that nobody
+/// supervises.
+const DEFAULT_START_ALLOWANCE: Duration = Duration::from_secs(30);
 /// The same for calls that re-attach to or signal a process.
 const HOST_ALLOWANCE: Duration = Duration::from_secs(5);
 
+/// The world a task driver targets, as `orch plugin inspect` prints it.
 pub const DRIVER_WORLD: &str = "orch:driver/driver-plugin@0.1.0";
 
 /// Imports of the world that carry types only, so give no capability.
@@ -236,6 +238,9 @@ pub struct DriverPlugin {
     pre: DriverPluginPre<Sandbox>,
     pool: Arc<Pool<Bindings>>,
     breaker: Arc<Breaker>,
+    /// What `start` may spend blocked in the host (see
+    /// `DEFAULT_START_ALLOWANCE`).
+    start_allowance: Duration,
 }
 
 impl Runtime {
@@ -286,6 +291,7 @@ impl Runtime {
                 limits.breaker_cooldown,
             )),
             limits,
+            start_allowance: DEFAULT_START_ALLOWANCE,
         })
     }
 }
@@ -332,6 +338,23 @@ impl DriverPlugin {
     /// The capabilities it may use.
     pub fn grants(&self) -> Grants {
         self.grants
+    }
+
+    /// The same driver, whose `start` may spend up to `allowance` blocked in
+    /// the host on top of the plugin's deadline (the default is 30 s): a
+    /// container driver's start pulls its image, which can take minutes.
+    /// The agent sets it from `[driver.NAME] start_timeout`. Clones made
+    /// before keep theirs; the warm instances are shared either way.
+    #[must_use]
+    pub fn with_start_allowance(mut self, allowance: Duration) -> Self {
+        self.start_allowance = allowance;
+        self
+    }
+
+    /// What `start` may spend blocked in the host on top of the plugin's
+    /// deadline.
+    pub fn start_allowance(&self) -> Duration {
+        self.start_allowance
     }
 
     /// Asks the driver to describe itself.
@@ -398,7 +421,7 @@ impl DriverPlugin {
             user: task.user.clone(),
         };
         let handle = self
-            .call(SPAWN_ALLOWANCE, |p, s| {
+            .call(self.start_allowance, |p, s| {
                 p.orch_driver_driver().call_start(s, &config)
             })?
             .map_err(|e| self.driver_error("start", e))?;
