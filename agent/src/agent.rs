@@ -39,6 +39,9 @@ pub struct AgentConfig {
     /// How tasks are supervised: the `orch` binary's `shim` command.
     pub shim: ShimCommand,
     pub logs: LogSettings,
+    /// The containers capability: engine, the operator's policy, registry
+    /// credentials.
+    pub containers: crate::host::ContainerSettings,
 }
 
 /// Why the agent could not start.
@@ -114,7 +117,7 @@ impl Agent {
                     artifact_max_bytes: 1 << 30,
                 },
                 &node_id,
-                crate::host::ContainerSettings::default(),
+                config.containers.clone(),
             )
             .map_err(|e| AgentError::Other(format!("setting up the node's host: {e}")))?,
         );
@@ -265,9 +268,12 @@ fn load_drivers(
         }
         .map_err(|e| fail(e.to_string()))?;
         let shared: Arc<dyn DriverHost> = Arc::clone(host) as Arc<dyn DriverHost>;
-        let driver = runtime
+        let mut driver = runtime
             .driver(&component, config.grants, limits, shared)
             .map_err(|e| fail(e.to_string()))?;
+        if let Some(timeout) = config.start_timeout {
+            driver = driver.with_start_allowance(timeout);
+        }
         let fingerprint = driver.fingerprint().map_err(|e| fail(e.to_string()))?;
         infos.insert(
             config.name.clone(),

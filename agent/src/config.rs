@@ -29,6 +29,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +74,11 @@ pub struct DriverFile {
     /// `containers`, `log`.
     #[serde(default)]
     pub grants: Vec<String>,
+    /// How long a task's start may take in the driver and the host, e.g.
+    /// `"5m"` for a driver that pulls images (default 30s; the built-in oci
+    /// driver 5m).
+    #[serde(default)]
+    pub start_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -101,6 +107,8 @@ pub struct DriverConfig {
     /// `builtin:NAME` or a path.
     pub plugin: String,
     pub grants: Grants,
+    /// What a start may take; `None` keeps the runtime's default.
+    pub start_timeout: Option<Duration>,
 }
 
 impl DriverConfig {
@@ -116,9 +124,37 @@ impl DriverConfig {
                 containers: false,
                 log: true,
             },
+            start_timeout: None,
         }
     }
+
+    /// The built-in oci driver: containers on the node's engine, log lines;
+    /// a start may take five minutes (it may pull an image).
+    pub fn builtin_oci() -> DriverConfig {
+        DriverConfig {
+            name: "oci".into(),
+            plugin: "builtin:oci".into(),
+            grants: Grants {
+                process: false,
+                artifacts: false,
+                containers: true,
+                log: true,
+            },
+            start_timeout: Some(DEFAULT_OCI_START),
+        }
+    }
+
+    /// The drivers an agent loads when its config names none of them:
+    /// exec and oci (an oci driver whose engine does not answer reports
+    /// itself unhealthy, and the scheduler places no container there).
+    pub fn defaults() -> Vec<DriverConfig> {
+        vec![Self::builtin_exec(), Self::builtin_oci()]
+    }
 }
+
+/// Start timeout of the built-in oci driver: pulling an image can take a
+/// while (Nomad's docker driver allows 5 minutes).
+const DEFAULT_OCI_START: Duration = Duration::from_secs(300);
 
 /// Reads `path`; errors say which file, where and what to do.
 pub fn read_file(path: &Path) -> Result<AgentFile, String> {
@@ -147,10 +183,26 @@ pub fn drivers(file: &BTreeMap<String, DriverFile>) -> Result<Vec<DriverConfig>,
                     }
                 }
             }
+            let start_timeout = match &d.start_timeout {
+                None if d.plugin == "builtin:oci" => Some(DEFAULT_OCI_START),
+                None => None,
+                Some(text) => {
+                    let dur: orch_model::Dur = text.parse().map_err(|e| {
+                        format!("driver.{name}.start_timeout: {e}; write it like \"30s\" or \"5m\"")
+                    })?;
+                    if dur.0.is_zero() {
+                        return Err(format!(
+                            "driver.{name}.start_timeout: must be more than 0; write it like \"30s\" or \"5m\""
+                        ));
+                    }
+                    Some(dur.0)
+                }
+            };
             Ok(DriverConfig {
                 name: name.clone(),
                 plugin: d.plugin.clone(),
                 grants,
+                start_timeout,
             })
         })
         .collect()

@@ -62,8 +62,12 @@ fn agent_config(args: AgentArgs) -> Result<AgentConfig> {
     };
     let file_drivers = file.as_ref().map(|f| f.driver.clone()).unwrap_or_default();
     let mut drivers = orch_agent::driver_configs(&file_drivers).map_err(anyhow::Error::msg)?;
-    if !drivers.iter().any(|d| d.name == "exec") {
-        drivers.push(DriverConfig::builtin_exec());
+    // The built-in drivers are there unless the config names its own
+    // driver of that name.
+    for default in DriverConfig::defaults() {
+        if !drivers.iter().any(|d| d.name == default.name) {
+            drivers.push(default);
+        }
     }
     let server = args
         .server
@@ -103,6 +107,7 @@ fn agent_config(args: AgentArgs) -> Result<AgentConfig> {
         drivers,
         shim: shim()?,
         logs: file.as_ref().and_then(|f| f.logs).unwrap_or_default(),
+        containers: file.map(|f| f.containers).unwrap_or_default(),
     })
 }
 
@@ -152,9 +157,14 @@ pub fn dev(args: DevArgs) -> Result<ExitCode> {
             reserved: Resources::ZERO,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
-            drivers: vec![DriverConfig::builtin_exec()],
+            drivers: DriverConfig::defaults(),
             shim,
             logs: LogSettings::default(),
+            // A dev machine publishes container ports on loopback only.
+            containers: orch_agent::ContainerSettings {
+                port_bind_address: "127.0.0.1".into(),
+                ..Default::default()
+            },
         };
         let agent = orch_agent::Agent::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(

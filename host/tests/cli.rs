@@ -134,7 +134,8 @@ fn list_names_every_builtin() {
             ("spread", "scorer"),
             ("epvm", "scorer"),
             ("round-robin", "scorer"),
-            ("exec", "driver")
+            ("exec", "driver"),
+            ("oci", "driver")
         ]
     );
 }

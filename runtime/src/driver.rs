@@ -50,6 +50,10 @@ use bindings::{DriverPlugin as Bindings, DriverPluginPre};
 const DEFAULT_START_ALLOWANCE: Duration = Duration::from_secs(30);
 /// The same for calls that re-attach to or signal a process.
 const HOST_ALLOWANCE: Duration = Duration::from_secs(5);
+/// The same for `destroy`, which may kill a task and then free what it
+/// held (removing a container's filesystem takes seconds on some storage
+/// drivers).
+const DESTROY_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// The world a task driver targets, as `orch plugin inspect` prints it.
 pub const DRIVER_WORLD: &str = "orch:driver/driver-plugin@0.1.0";
@@ -478,7 +482,7 @@ impl DriverPlugin {
     /// Frees everything the task held; `force` kills it first if needed.
     pub fn destroy(&self, handle: &TaskHandle, force: bool) -> Result<(), DriverCallError> {
         let h = wit_handle(handle);
-        self.call(HOST_ALLOWANCE, |p, s| {
+        self.call(DESTROY_ALLOWANCE, |p, s| {
             p.orch_driver_driver().call_destroy(s, &h, force)
         })?
         .map_err(|e| self.driver_error("destroy", e))

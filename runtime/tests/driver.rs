@@ -486,19 +486,16 @@ fn a_capability_not_granted_refuses_the_load() {
 
 /// A component that imports `containers`: the driver world's export over a
 /// dummy core module (see `tests/fixtures/README.md`).
-fn containers_driver() -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/containers-driver.wasm"),
-    )
-    .unwrap()
+/// The built-in oci driver: it imports `containers` (and `log`).
+fn containers_driver() -> &'static [u8] {
+    orch_builtins::get("oci").unwrap().wasm
 }
 
 #[test]
 fn a_component_importing_containers_needs_the_grant() {
     let (runtime, _) = runtime_and_exec();
     let component = runtime
-        .load("containers-probe", &containers_driver(), &Limits::default())
+        .load("builtin:oci", containers_driver(), &Limits::default())
         .unwrap();
     assert!(
         runtime
@@ -534,6 +531,7 @@ fn a_component_importing_containers_needs_the_grant() {
     );
     let containers = Grants {
         containers: true,
+        log: true,
         ..Grants::default()
     };
     runtime
