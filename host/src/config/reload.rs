@@ -328,7 +328,7 @@ fn scorer_file_digest(
 ) -> Result<Option<Digest>, ScorerLoadError> {
     match ScorerSource::resolve(&config.scorer, base_dir)? {
         ScorerSource::Builtin(_) => Ok(None),
-        source @ ScorerSource::File(_) => Ok(Some(Digest::of(&source.read()?))),
+        source => Ok(Some(Digest::of(&source.read()?))),
     }
 }
 
