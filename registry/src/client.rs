@@ -2,6 +2,7 @@
 //! API, with every digest checked before anything is handed back.
 
 use crate::{Auth, Digest, Reference, RegistryError};
+use bytes::Bytes;
 use futures_util::StreamExt as _;
 use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
@@ -9,6 +10,8 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{self, OciDescriptor, OciImageManifest};
 use sha2::{Digest as _, Sha256};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The config media type of the CNCF Wasm OCI artifact layout.
@@ -29,6 +32,9 @@ const MANIFEST_TYPES: &[&str] = &[
 /// A component bigger than this is refused before downloading it (the
 /// largest seen here, a componentize-py one, is ~18 MB).
 const MAX_LAYER_BYTES: u64 = 512 << 20;
+
+/// The size of the pieces a component is uploaded in.
+const PUSH_CHUNK_BYTES: usize = 1 << 20;
 
 /// How far a transfer is: bytes done out of the total, when known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,8 +275,9 @@ impl Client {
         let image = reference.oci();
         let fail = |e| classify(e, reference, auth);
         let component_digest = Digest::of(component);
+        let data = Bytes::copy_from_slice(component);
         let layers = vec![ImageLayer::new(
-            component.to_vec(),
+            data.clone(),
             MEDIA_TYPE_LAYER.to_owned(),
             None,
         )];
@@ -291,16 +298,47 @@ impl Client {
         };
         let manifest = OciImageManifest::build(&layers, &config, None);
         let total = Some(component.len() as u64);
-        // oci-client uploads a blob in one request and reports nothing on
-        // the way: the bar moves at the start and at the end.
+        oci.store_auth_if_needed(image.resolve_registry(), &auth.oci())
+            .await;
+        // The layer goes up as a stream of chunks so the bar can follow it:
+        // the stream counts what it has handed over, and a tick reports it.
+        let sent = Arc::new(AtomicU64::new(0));
+        let chunks: Vec<Bytes> = (0..data.len())
+            .step_by(PUSH_CHUNK_BYTES)
+            .map(|start| data.slice(start..data.len().min(start + PUSH_CHUNK_BYTES)))
+            .collect();
+        let counter = Arc::clone(&sent);
+        let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            Ok(chunk)
+        });
         progress(Progress { done: 0, total });
-        oci.push(&image, &layers, config, &auth.oci(), Some(manifest))
-            .await
-            .map_err(fail)?;
+        let layer_digest = component_digest.to_string();
+        let upload = oci.push_blob_stream(&image, stream, &layer_digest, total);
+        tokio::pin!(upload);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                done = &mut upload => {
+                    done.map_err(fail)?;
+                    break;
+                }
+                _ = tick.tick() => progress(Progress {
+                    done: sent.load(Ordering::Relaxed),
+                    total,
+                }),
+            }
+        }
         progress(Progress {
             done: component.len() as u64,
             total,
         });
+        oci.push_blob(&image, config.data, &manifest.config.digest)
+            .await
+            .map_err(fail)?;
+        oci.push_manifest(&image, &manifest.into())
+            .await
+            .map_err(fail)?;
         let digest = oci
             .fetch_manifest_digest(&image, &auth.oci())
             .await

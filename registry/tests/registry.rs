@@ -28,6 +28,26 @@ fn push(registry: &Registry, rest: &str, auth: &Auth) -> orch_registry::Pushed {
 #[test]
 fn push_then_pull_by_tag_and_by_digest() {
     let registry = Registry::start();
+    // A component of several upload chunks, so the push reports on the way.
+    let big: Vec<u8> = binpack().iter().copied().cycle().take(3 << 20).collect();
+    let mut sent = Vec::new();
+    let big_pushed = Client::new()
+        .unwrap()
+        .push(
+            &reference(&registry, "big/blob:1"),
+            &Auth::anonymous(),
+            &big,
+            &mut |p: Progress| sent.push(p),
+        )
+        .unwrap();
+    assert_eq!(sent.last().unwrap().done, big.len() as u64);
+    assert!(sent.iter().all(|p| p.total == Some(big.len() as u64)));
+    let pulled = Client::new()
+        .unwrap()
+        .pull(&big_pushed.reference, &Auth::anonymous(), &mut |_| {})
+        .unwrap();
+    assert_eq!(pulled.bytes, big);
+
     let pushed = push(&registry, "scorers/binpack:1.0", &Auth::anonymous());
     assert_eq!(pushed.component_digest, Digest::of(binpack()));
     // The same bytes pushed again give the same manifest: no timestamp.
