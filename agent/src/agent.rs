@@ -264,6 +264,38 @@ fn load_drivers(
                     })?;
                 runtime.load(&config.plugin, builtin.wasm, &limits)
             }
+            // A driver from an OCI registry. Only a pinned reference: a
+            // tag would be read through the lock file beside agent.toml,
+            // whose path this function is not given.
+            None if config.plugin.starts_with("oci://") => {
+                let reference = orch_registry::Reference::parse(&config.plugin)
+                    .map_err(|e| fail(e.to_string()))?;
+                if reference.digest().is_none() {
+                    return Err(fail(format!(
+                        "an agent loads registry plugins pinned by digest; run `orch plugin add {reference}` and use the reference it prints (…@sha256:…)"
+                    )));
+                }
+                let store = orch_registry::default_store_dir().ok_or_else(|| {
+                    fail("no plugin store: set $ORCH_PLUGIN_STORE or $HOME".to_owned())
+                })?;
+                // Registry credentials: the Docker config file's, else none.
+                let resolver = orch_registry::Resolver::new(
+                    orch_registry::Store::new(store),
+                    std::path::PathBuf::new(),
+                );
+                let resolved = resolver
+                    .resolve(&reference)
+                    .map_err(|e| fail(e.to_string()))?;
+                if resolved.pulled {
+                    tracing::info!(
+                        driver = %config.name,
+                        "pulled {} ({})",
+                        resolved.reference,
+                        resolved.component_digest
+                    );
+                }
+                runtime.load(&config.plugin, &resolved.bytes, &limits)
+            }
             None => runtime.load_file(std::path::Path::new(&config.plugin), &limits),
         }
         .map_err(|e| fail(e.to_string()))?;

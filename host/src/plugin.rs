@@ -1,10 +1,16 @@
 //! `orch plugin …`: the front door of the conformance suite and the runtime's
-//! inspector.
+//! inspector, and the way plugins travel through OCI registries (`add`,
+//! `push`; see orch-registry).
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orch_conformance::{Options, test_component};
 use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
+use orch_registry::{
+    Auth, Client, CredentialSource, Credentials, LockEntry, LockFile, Progress, Reference, Store,
+    default_store_dir,
+};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +46,78 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pull a plugin from an OCI registry, verify its digests, check it is a
+    /// component of a world orch speaks, keep it in the plugin store and pin
+    /// its digest in the lock file.
+    Add {
+        /// `oci://HOST[:PORT]/NAME[:TAG][@sha256:HEX]`.
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a component to an OCI registry as a Wasm OCI artifact
+    /// (config application/vnd.wasm.config.v0+json, layer application/wasm).
+    Push {
+        /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
+        plugin: String,
+        /// `oci://HOST[:PORT]/NAME:TAG`.
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where `add` keeps what it pulls, and how `add` and `push` log in.
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// The lock file to pin digests in (kept beside the config that names
+    /// the plugins).
+    #[arg(long, default_value = "orch.lock")]
+    lock: PathBuf,
+    /// The plugin store [default: $ORCH_PLUGIN_STORE, else
+    /// ~/.local/share/orch/plugins].
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Log in as this user; the password is read from
+    /// $ORCH_REGISTRY_PASSWORD (never from the command line). Without it,
+    /// the Docker config file's credentials for the registry, else none.
+    #[arg(long)]
+    username: Option<String>,
+}
+
+impl RegistryArgs {
+    fn auth(&self, registry: &str) -> Result<Auth> {
+        let explicit = match &self.username {
+            None => None,
+            Some(user) => {
+                let password = std::env::var("ORCH_REGISTRY_PASSWORD").map_err(|_| {
+                    anyhow::anyhow!(
+                        "--username {user} needs the password in $ORCH_REGISTRY_PASSWORD"
+                    )
+                })?;
+                Some((
+                    Credentials::new(user, password),
+                    CredentialSource::Config("--username and $ORCH_REGISTRY_PASSWORD".to_owned()),
+                ))
+            }
+        };
+        Ok(Auth::for_registry(registry, explicit)?)
+    }
+
+    fn store(&self) -> Result<Store> {
+        let dir = match &self.store {
+            Some(dir) => dir.clone(),
+            None => default_store_dir()
+                .context("no plugin store: set --store, $ORCH_PLUGIN_STORE or $HOME")?,
+        };
+        Ok(Store::new(dir))
+    }
 }
 
 /// Per-call limits, as the `[scheduler.limits]` config table sets them.
@@ -122,6 +200,17 @@ pub fn run(cmd: PluginCommand) -> Result<ExitCode> {
             println!("exports  {}", list(&i.exports));
             Ok(ExitCode::SUCCESS)
         }
+        PluginCommand::Add {
+            reference,
+            registry,
+            json,
+        } => add(&reference, &registry, json),
+        PluginCommand::Push {
+            plugin,
+            reference,
+            registry,
+            json,
+        } => push(&plugin, &reference, &registry, json),
         PluginCommand::List { json } => {
             let builtins: Vec<_> = orch_builtins::BUILTINS
                 .iter()
@@ -150,6 +239,144 @@ pub fn run(cmd: PluginCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn add(reference: &str, args: &RegistryArgs, json: bool) -> Result<ExitCode> {
+    let reference = Reference::parse(reference)?;
+    let auth = args.auth(reference.registry())?;
+    let store = args.store()?;
+    let bar = progress_bar(&format!("pulling {reference}"));
+    let artifact = Client::new()?.pull(&reference, &auth, &mut |p| advance(&bar, p))?;
+    finish(bar);
+    // Refuse what no orch world would load before it reaches the store or
+    // the lock file.
+    let runtime = runtime()?;
+    let name = reference.to_string();
+    let component = runtime
+        .load(&name, &artifact.bytes, &Limits::default())
+        .with_context(|| {
+            format!("{reference} is not a component orch can load; nothing was added")
+        })?;
+    let inspection = runtime.inspect(&component);
+    let world = match (&inspection.world_export, inspection.version_supported) {
+        (Some(w), true) => w.clone(),
+        (Some(w), false) => anyhow::bail!(
+            "{reference} exports {w}, a version this orch does not speak; nothing was added"
+        ),
+        (None, _) => anyhow::bail!(
+            "{reference} is a component of none of orch's worlds (exports: {}); nothing was added",
+            inspection.exports.join(", ")
+        ),
+    };
+    let path = store.put(&artifact)?;
+    let pinned = reference.with_digest(artifact.manifest_digest);
+    // A reference that names only a digest is pinned by itself; the lock
+    // file is for tags.
+    let locked = match reference.tag() {
+        Some(_) => {
+            let mut lock = LockFile::load(&args.lock)?;
+            lock.insert(
+                &reference,
+                LockEntry::new(
+                    artifact.manifest_digest,
+                    artifact.component_digest,
+                    Some(world.clone()),
+                ),
+            );
+            lock.save()?;
+            Some(args.lock.clone())
+        }
+        None => None,
+    };
+    if json {
+        let out = serde_json::json!({
+            "reference": reference.to_string(),
+            "pinned": pinned.to_string(),
+            "digest": artifact.manifest_digest.to_string(),
+            "component": artifact.component_digest.to_string(),
+            "world": world,
+            "size": artifact.bytes.len(),
+            "path": path,
+            "lock": locked,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("added      {reference}");
+    println!("digest     {}", artifact.manifest_digest);
+    println!("component  {}", artifact.component_digest);
+    println!("world      {world}");
+    println!("stored     {}", path.display());
+    match locked {
+        Some(lock) => println!("locked in  {}", lock.display()),
+        None => println!("locked in  (not needed: the reference pins its digest)"),
+    }
+    println!("config     \"{pinned}\"");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push(plugin: &str, reference: &str, args: &RegistryArgs, json: bool) -> Result<ExitCode> {
+    let reference = Reference::parse(reference)?;
+    let (name, bytes) = read_plugin(plugin)?;
+    let runtime = runtime()?;
+    let component = runtime
+        .load(&name, &bytes, &Limits::default())
+        .with_context(|| format!("{plugin} is not a component; nothing was pushed"))?;
+    let world = runtime.inspect(&component).world_export;
+    let auth = args.auth(reference.registry())?;
+    let bar = progress_bar(&format!("pushing {reference}"));
+    let pushed = Client::new()?.push(&reference, &auth, &bytes, &mut |p| advance(&bar, p))?;
+    finish(bar);
+    if json {
+        let out = serde_json::json!({
+            "reference": reference.to_string(),
+            "pinned": pushed.reference.to_string(),
+            "digest": pushed.manifest_digest.to_string(),
+            "component": pushed.component_digest.to_string(),
+            "world": world,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("pushed     {reference}");
+    println!("digest     {}", pushed.manifest_digest);
+    println!("component  {}", pushed.component_digest);
+    if let Some(world) = world {
+        println!("world      {world}");
+    }
+    println!("pinned     {}", pushed.reference);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A byte progress bar on stderr, only when stderr is a terminal (scripts
+/// and tests get the result lines alone).
+fn progress_bar(message: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_owned());
+    Some(bar)
+}
+
+fn advance(bar: &Option<ProgressBar>, p: Progress) {
+    if let Some(bar) = bar {
+        if let Some(total) = p.total {
+            bar.set_length(total);
+        }
+        bar.set_position(p.done);
+    }
+}
+
+fn finish(bar: Option<ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
 }
 

@@ -33,7 +33,10 @@ mod reload;
 mod scorer;
 
 pub use reload::{Reloaded, Reloader};
-pub use scorer::{ScorerLoadError, ScorerSource, load_scheduler, load_scorer};
+pub use scorer::{
+    RegistryAuthConfig, ScorerLoadError, ScorerSource, load_scheduler, load_scorer,
+    load_scorer_with,
+};
 
 use crate::Durability;
 use crate::scheduler::sample::Sampling;
@@ -63,6 +66,8 @@ pub struct Config {
     pub state: StateConfig,
     pub api: ApiConfig,
     pub heartbeat: HeartbeatConfig,
+    /// `[registry."HOST:PORT"]`: credentials for pulling `oci://` plugins.
+    pub registry: std::collections::BTreeMap<String, RegistryAuthConfig>,
     /// The folder relative paths were resolved against: the config file's.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -78,6 +83,7 @@ impl Default for Config {
             state: StateConfig::default(),
             api: ApiConfig::default(),
             heartbeat: HeartbeatConfig::default(),
+            registry: Default::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -403,7 +409,7 @@ impl Config {
         if let Some(fallback) = &s.fallback {
             match ScorerSource::resolve(fallback, &self.base_dir) {
                 Ok(ScorerSource::Builtin(_)) => {}
-                Ok(ScorerSource::File(_)) => problems.push(
+                Ok(ScorerSource::File(_) | ScorerSource::Oci { .. }) => problems.push(
                     Problem::new(
                         "scheduler.fallback",
                         format!("{fallback:?} is not a built-in scorer"),
@@ -436,6 +442,13 @@ impl Config {
             }
             Ok(_) => {}
             Err(e) => problems.push(Problem::new("scheduler.scorer", e.to_string())),
+        }
+        for (host, auth) in &self.registry {
+            if let Err(problem) = auth.credentials() {
+                problems.push(Problem::new(format!("registry.{host}"), problem).hint(
+                    "[registry.\"HOST:PORT\"] takes username and password_env (or password)",
+                ));
+            }
         }
         problems
     }

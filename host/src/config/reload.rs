@@ -9,7 +9,7 @@
 //! and file system the server runs on; a second of delay does not matter
 //! for a config edit.
 
-use super::scorer::{ScorerLoadError, ScorerSource, load_scorer};
+use super::scorer::{ScorerLoadError, ScorerSource, load_scorer_with};
 use super::{Config, ConfigError, SchedulerConfig};
 use crate::scheduler::Scheduler;
 use crate::scheduler::score::Scorer;
@@ -219,7 +219,7 @@ impl Inner {
         let new = &config.scheduler;
         let same_scorer = new.scorer == state.running.scorer
             && new.limits == state.running.limits
-            && match scorer_file_digest(new, &config.base_dir) {
+            && match scorer_file_digest(new, &config.base_dir, &config.registry) {
                 // The same path with new bytes is a new scorer (rebuilt in
                 // place, then SIGHUP).
                 Ok(Some(digest)) => digest.to_string() == state.scorer.digest(),
@@ -238,7 +238,7 @@ impl Inner {
         let scorer = if same_scorer {
             state.scorer.clone()
         } else {
-            match load_scorer(new, &config.base_dir, &self.runtime) {
+            match load_scorer_with(new, &config.base_dir, &config.registry, &self.runtime) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!("config reload refused: {e}; still scoring with {old}");
@@ -257,7 +257,12 @@ impl Inner {
                         fallback: None,
                         ..new.clone()
                     };
-                    match load_scorer(&fallback, &config.base_dir, &self.runtime) {
+                    match load_scorer_with(
+                        &fallback,
+                        &config.base_dir,
+                        &config.registry,
+                        &self.runtime,
+                    ) {
                         Ok(s) => Some(s),
                         Err(e) => {
                             tracing::error!(
@@ -325,10 +330,11 @@ impl Inner {
 fn scorer_file_digest(
     config: &SchedulerConfig,
     base_dir: &Path,
+    registries: &std::collections::BTreeMap<String, super::RegistryAuthConfig>,
 ) -> Result<Option<Digest>, ScorerLoadError> {
     match ScorerSource::resolve(&config.scorer, base_dir)? {
         ScorerSource::Builtin(_) => Ok(None),
-        source @ ScorerSource::File(_) => Ok(Some(Digest::of(&source.read()?))),
+        source => Ok(Some(Digest::of(&source.read_with(registries)?))),
     }
 }
 

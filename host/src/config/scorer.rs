@@ -3,13 +3,21 @@
 //! `orch plugin test`, then `info()` and one typical request, under the
 //! configured limits. The full suite stays with `orch plugin test`; this is
 //! what a server can afford at start and at every reload.
+//!
+//! A scorer may also come from an OCI registry (`oci://…`): a reference
+//! pinned with `@sha256:` is served from the plugin store or pulled and
+//! verified; a tag only through the digest `orch plugin add` pinned in the
+//! `orch.lock` beside the config.
 
 use super::{Config, SchedulerConfig};
 use crate::scheduler::Scheduler;
 use crate::scheduler::score::{Component, Scorer};
 use orch_model::closest;
 use orch_plugin_runtime::{Digest, Limits, PluginError, Runtime};
+use orch_registry::{CredentialSource, Credentials, Reference, RegistryError, Resolver, Store};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,6 +69,13 @@ pub enum ScorerLoadError {
         check: &'static str,
         detail: String,
     },
+    /// An `oci://` scorer that could not be resolved: a bad reference, a
+    /// tag not in the lock file, or a pull that failed.
+    #[error("scorer {scorer}: {source}")]
+    Registry {
+        scorer: String,
+        source: Box<RegistryError>,
+    },
     #[error(
         "scorer {scorer}: [scheduler.limits] sets fuel, but this server's plugin runtime does not meter fuel; restart orch to turn metering on, or remove the fuel limit"
     )]
@@ -84,6 +99,82 @@ pub enum ScorerSource {
     Builtin(&'static str),
     /// A component file; absolute once resolved.
     File(PathBuf),
+    /// A component in an OCI registry, resolved through the lock file (the
+    /// `orch.lock` beside the config) and the plugin store.
+    Oci { reference: Reference, lock: PathBuf },
+}
+
+/// The lock file the server reads `oci://` tags through.
+pub(crate) const LOCK_FILE: &str = "orch.lock";
+
+/// `[registry."HOST:PORT"]`: the credentials to pull plugins from one
+/// registry with. Registries without one use the Docker config file's
+/// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), else none.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuthConfig {
+    pub username: String,
+    /// The password itself; prefer `password_env`. Never written back out.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuthConfig")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_env", &self.password_env)
+            .finish()
+    }
+}
+
+impl RegistryAuthConfig {
+    /// The credentials, or what is wrong with the table (for the config
+    /// check; never quoting a password).
+    pub fn credentials(&self) -> Result<Credentials, String> {
+        if self.username.trim().is_empty() {
+            return Err("username is empty".to_owned());
+        }
+        let password = match (&self.password, &self.password_env) {
+            (Some(_), Some(_)) => {
+                return Err("set password or password_env, not both".to_owned());
+            }
+            (Some(p), None) => p.clone(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                format!("password_env names ${var}, which is not set in the server's environment")
+            })?,
+            (None, None) => return Err("no password: set password_env (or password)".to_owned()),
+        };
+        Ok(Credentials::new(&self.username, password))
+    }
+}
+
+/// The resolver for `oci://` plugins named in the config in `base_dir`:
+/// its lock file, the shared plugin store, and the `[registry]`
+/// credentials (those that are valid; the config check reports the rest).
+pub(crate) fn resolver(
+    lock: &Path,
+    registries: &BTreeMap<String, RegistryAuthConfig>,
+) -> Result<Resolver, RegistryError> {
+    let store = orch_registry::default_store_dir().ok_or_else(|| RegistryError::File {
+        path: PathBuf::from("$ORCH_PLUGIN_STORE"),
+        detail: "no plugin store: set $ORCH_PLUGIN_STORE or $HOME".to_owned(),
+    })?;
+    let mut resolver = Resolver::new(Store::new(store), lock);
+    for (host, auth) in registries {
+        if let Ok(credentials) = auth.credentials() {
+            resolver = resolver.with_credentials(
+                host,
+                credentials,
+                CredentialSource::Config(format!("[registry.\"{host}\"] in the config")),
+            );
+        }
+    }
+    Ok(resolver)
 }
 
 impl ScorerSource {
@@ -102,6 +193,16 @@ impl ScorerSource {
         let scorer = scorer.trim();
         if scorer.is_empty() {
             return Err(ScorerLoadError::Empty);
+        }
+        if scorer.starts_with("oci://") {
+            let reference = Reference::parse(scorer).map_err(|e| ScorerLoadError::Registry {
+                scorer: scorer.to_owned(),
+                source: Box::new(e),
+            })?;
+            return Ok(Self::Oci {
+                reference,
+                lock: base_dir.join(LOCK_FILE),
+            });
         }
         if let Some(name) = scorer.strip_prefix("builtin:") {
             return builtin(name)
@@ -125,12 +226,40 @@ impl ScorerSource {
         match self {
             Self::Builtin(name) => format!("builtin:{name}"),
             Self::File(path) => path.display().to_string(),
+            Self::Oci { reference, .. } => reference.to_string(),
         }
     }
 
-    /// The component's bytes.
+    /// The component's bytes; an `oci://` scorer pulls with the Docker
+    /// config's credentials or none (see [`Self::read_with`]).
     pub fn read(&self) -> Result<Cow<'static, [u8]>, ScorerLoadError> {
+        self.read_with(&BTreeMap::new())
+    }
+
+    /// The component's bytes, pulling an `oci://` scorer that is not in
+    /// the store with `registries`' credentials.
+    pub fn read_with(
+        &self,
+        registries: &BTreeMap<String, RegistryAuthConfig>,
+    ) -> Result<Cow<'static, [u8]>, ScorerLoadError> {
         match self {
+            Self::Oci { reference, lock } => {
+                let fail = |e| ScorerLoadError::Registry {
+                    scorer: reference.to_string(),
+                    source: Box::new(e),
+                };
+                let resolved = resolver(lock, registries)
+                    .and_then(|r| r.resolve(reference))
+                    .map_err(fail)?;
+                if resolved.pulled {
+                    tracing::info!(
+                        "scorer {reference}: pulled {} ({})",
+                        resolved.reference,
+                        resolved.component_digest
+                    );
+                }
+                Ok(Cow::Owned(resolved.bytes))
+            }
             Self::Builtin(name) => builtin_bytes(name).map(Cow::Borrowed).ok_or_else(|| {
                 ScorerLoadError::UnknownBuiltin {
                     name: (*name).to_owned(),
@@ -181,8 +310,19 @@ pub fn load_scorer(
     base_dir: &Path,
     runtime: &Runtime,
 ) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
+    load_scorer_with(config, base_dir, &BTreeMap::new(), runtime)
+}
+
+/// [`load_scorer`], pulling an `oci://` scorer with `registries`'
+/// credentials when the store does not hold it.
+pub fn load_scorer_with(
+    config: &SchedulerConfig,
+    base_dir: &Path,
+    registries: &BTreeMap<String, RegistryAuthConfig>,
+    runtime: &Runtime,
+) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
     let source = ScorerSource::resolve(&config.scorer, base_dir)?;
-    let bytes = source.read()?;
+    let bytes = source.read_with(registries)?;
     let scorer = accept(runtime, &source.name(), &bytes, config.limits.limits())?;
     Ok(Arc::new(scorer))
 }
@@ -190,7 +330,12 @@ pub fn load_scorer(
 /// The scheduler `config` describes: its scorer, loaded and checked by
 /// [`load_scorer`], with its sampling.
 pub fn load_scheduler(config: &Config, runtime: &Runtime) -> Result<Scheduler, ScorerLoadError> {
-    let scorer = load_scorer(&config.scheduler, &config.base_dir, runtime)?;
+    let scorer = load_scorer_with(
+        &config.scheduler,
+        &config.base_dir,
+        &config.registry,
+        runtime,
+    )?;
     let scheduler = Scheduler::new(scorer, config.scheduler.sampling.sampling());
     match &config.scheduler.fallback {
         None => Ok(scheduler),
