@@ -126,7 +126,8 @@ impl Agent {
             ..RuntimeConfig::default()
         })
         .map_err(|e| AgentError::Other(e.to_string()))?;
-        let (drivers, driver_infos) = load_drivers(&runtime, &config.drivers, &host)?;
+        let (drivers, driver_infos) =
+            load_drivers(&runtime, &config.drivers, &host, &config.containers)?;
 
         let records = Records::open(data_dir).map_err(io)?;
         let reporter = Arc::new(Reporter::default());
@@ -237,6 +238,7 @@ fn load_drivers(
     runtime: &Runtime,
     configs: &[DriverConfig],
     host: &Arc<NodeHost>,
+    containers: &crate::host::ContainerSettings,
 ) -> Result<LoadedDrivers, AgentError> {
     let mut drivers = BTreeMap::new();
     let mut infos = BTreeMap::new();
@@ -278,11 +280,25 @@ fn load_drivers(
                 let store = orch_registry::default_store_dir().ok_or_else(|| {
                     fail("no plugin store: set $ORCH_PLUGIN_STORE or $HOME".to_owned())
                 })?;
-                // Registry credentials: the Docker config file's, else none.
-                let resolver = orch_registry::Resolver::new(
+                // Registry credentials: agent.toml's [containers.auth] (the
+                // node's registry credentials, for images and plugins alike),
+                // else the Docker config file's, else none.
+                let mut resolver = orch_registry::Resolver::new(
                     orch_registry::Store::new(store),
                     std::path::PathBuf::new(),
                 );
+                if let Some(auth) = containers.auth.get(reference.registry()) {
+                    let source = format!(
+                        "[containers.auth.\"{}\"] in agent.toml",
+                        reference.registry()
+                    );
+                    let password = auth.password(&source).map_err(fail)?;
+                    resolver = resolver.with_credentials(
+                        reference.registry(),
+                        orch_registry::Credentials::new(auth.username.clone(), password),
+                        orch_registry::CredentialSource::Config(source),
+                    );
+                }
                 let resolved = resolver
                     .resolve(&reference)
                     .map_err(|e| fail(e.to_string()))?;

@@ -23,6 +23,8 @@ use crate::host::HostError;
 
 /// The directory for the allocation's log files.
 const LOGS: &str = "logs";
+/// The allocation's shared directory, the one containers see at `/alloc`.
+const SHARED: &str = "alloc";
 /// The directory for the shims' private files, hidden from a casual `ls`.
 const SHIM_ROOT: &str = ".orch";
 
@@ -47,6 +49,9 @@ impl LogStream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDirs {
     pub alloc: PathBuf,
+    /// `<alloc>/alloc`: shared by the allocation's tasks (`/alloc` in a
+    /// container).
+    pub shared: PathBuf,
     pub task: PathBuf,
     pub local: PathBuf,
     pub secrets: PathBuf,
@@ -70,6 +75,8 @@ pub fn check_name(what: &'static str, value: &str) -> Result<(), HostError> {
         Some("names starting with '.' are reserved for the agent's own files")
     } else if value == LOGS {
         Some("\"logs\" is reserved for the allocation's log directory")
+    } else if value == SHARED {
+        Some("\"alloc\" is reserved for the allocation's shared directory")
     } else if value.len() > 200 {
         Some("it is longer than 200 bytes")
     } else {
@@ -149,13 +156,20 @@ pub fn create_task_dirs(
 ) -> Result<TaskDirs, HostError> {
     let dirs = TaskDirs {
         alloc: alloc_dir(data_dir, alloc_id)?,
+        shared: alloc_dir(data_dir, alloc_id)?.join(SHARED),
         task: task_dir(data_dir, alloc_id, task)?,
         local: local_dir(data_dir, alloc_id, task)?,
         secrets: secrets_dir(data_dir, alloc_id, task)?,
         logs: logs_dir(data_dir, alloc_id)?,
         shim: shim_dir(data_dir, alloc_id, task)?,
     };
-    for dir in [&dirs.alloc, &dirs.task, &dirs.local, &dirs.logs] {
+    for dir in [
+        &dirs.alloc,
+        &dirs.shared,
+        &dirs.task,
+        &dirs.local,
+        &dirs.logs,
+    ] {
         create_dir(dir, None)?;
     }
     create_dir(&dirs.secrets, Some(0o700))?;
@@ -178,7 +192,7 @@ mod tests {
 
     #[test]
     fn names_that_would_escape_or_collide_are_refused() {
-        for bad in ["", "a/b", "..", ".", ".orch", "logs", "x\0y"] {
+        for bad in ["", "a/b", "..", ".", ".orch", "logs", "alloc", "x\0y"] {
             assert!(check_name("task name", bad).is_err(), "{bad:?} accepted");
         }
         for good in ["web", "9f1c-22", "redis.cache", "a..b"] {

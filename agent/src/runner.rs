@@ -515,7 +515,7 @@ fn environment(spec: &TaskSpec, name: &str, dirs: &TaskDirs) -> Vec<(String, Str
     set("ORCH_GROUP_NAME", alloc.group.clone());
     set("ORCH_TASK_NAME", name.to_owned());
     set("ORCH_NODE_ID", alloc.node_id.clone());
-    set("ORCH_ALLOC_DIR", dirs.alloc.display().to_string());
+    set("ORCH_ALLOC_DIR", dirs.shared.display().to_string());
     set("ORCH_TASK_DIR", dirs.task.display().to_string());
     set("ORCH_SECRETS_DIR", dirs.secrets.display().to_string());
     set("ORCH_CPU_LIMIT", spec.task.resources.cpu.to_string());

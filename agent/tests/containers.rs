@@ -183,8 +183,9 @@ fn a_container_runs_with_the_task_layout_and_its_output_lands_in_the_logs() {
         "hi\n"
     );
     assert_eq!(
-        std::fs::read_to_string(alloc.join("shared")).unwrap(),
-        "shared\n"
+        std::fs::read_to_string(alloc.join("alloc/shared")).unwrap(),
+        "shared\n",
+        "/alloc is the allocation's shared directory"
     );
 
     assert_eq!(host.inspect_container(&id).unwrap(), Some(false));
@@ -253,9 +254,10 @@ fn each_policy_refusal_names_its_setting_and_nothing_reaches_the_engine() {
     std::fs::write(shared.path().join("file"), "from-host\n").unwrap();
     let t = task("policy");
     let alloc = data.path().join("allocs").join(&t.alloc_id);
-    std::fs::create_dir_all(alloc.join("data")).unwrap();
-    std::fs::write(alloc.join("data/in"), "inside\n").unwrap();
-    std::os::unix::fs::symlink("/etc", alloc.join("escape")).unwrap();
+    let local = alloc.join(&t.task).join("local");
+    std::fs::create_dir_all(local.join("data")).unwrap();
+    std::fs::write(local.join("data/in"), "inside\n").unwrap();
+    std::os::unix::fs::symlink("/etc", local.join("escape")).unwrap();
 
     let mount = |source: &str, target: &str| Mount {
         source: source.into(),
@@ -308,7 +310,20 @@ fn each_policy_refusal_names_its_setting_and_nothing_reaches_the_engine() {
             other => panic!("{setting}: {other:?}"),
         }
     }
-    for escape in ["escape", "../.."] {
+    // Only `alloc` and `local/…` name directories of the task: the
+    // allocation's root holds every task's logs, secrets and the agent's
+    // own files.
+    for escape in [
+        "local/escape",
+        "../..",
+        "local/../..",
+        "logs",
+        ".orch",
+        "main",
+        "main/secrets",
+        "alloc/sub",
+        "data",
+    ] {
         let spec = ContainerSpec {
             mounts: vec![mount(escape, "/m")],
             ..sh(cat)
@@ -326,9 +341,9 @@ fn each_policy_refusal_names_its_setting_and_nothing_reaches_the_engine() {
         "a refused request reached the engine"
     );
 
-    // Inside the allocation directory needs no permission.
+    // The task's own directories need no permission.
     let inside = ContainerSpec {
-        mounts: vec![mount("data", "/m")],
+        mounts: vec![mount("local/data", "/m")],
         ..sh(cat)
     };
     let id = run(&closed, &t, inside);
@@ -651,7 +666,7 @@ fn pull_from_a_registry_then_the_present_image_needs_no_registry() {
     let node = Node::new();
     let host = node.host(data.path(), settings(data.path()));
     let t = task("pull");
-    let registry = Registry::start();
+    let mut registry = Registry::start();
     let reference = push(&registry, &format!("{}:1", repo("app")), None);
     let _cleanup = PulledImage(reference.clone());
     let id = host.pull_image(&t, &reference).unwrap();
@@ -670,7 +685,7 @@ fn pull_from_a_registry_then_the_present_image_needs_no_registry() {
         matches!(no_repo, ContainerError::NotFound(_)),
         "{no_repo:?}"
     );
-    drop(registry);
+    registry.stop();
     // Present: no pull, so the registry being gone does not matter.
     assert_eq!(host.pull_image(&t, &reference).unwrap(), id);
     let created = run(

@@ -258,6 +258,16 @@ fn check_task(out: &mut Problems, path: &str, task: &Task) {
             )
             .hint("leave out `/`, `\\` and NUL, and do not use `.` or `..`"),
         );
+    } else if task.name.starts_with('.') || task.name == "logs" || task.name == "alloc" {
+        // Beside the task directories the agent keeps the allocation's
+        // logs, its shared `alloc` directory and its own `.`-files.
+        out.push(
+            Problem::new(
+                join(path, "name"),
+                format!("task name `{}` is reserved", task.name),
+            )
+            .hint("`logs`, `alloc` and names starting with `.` name the agent's own directories; pick another name"),
+        );
     }
     if task.driver.trim().is_empty() {
         out.push(

@@ -21,7 +21,7 @@ pub enum RegistryError {
     #[error("{reference}: {what}")]
     NotFound { reference: String, what: String },
     #[error(
-        "registry {registry} wants credentials and none were found; set [registry.\"{registry}\"] username and password (or password_env) in the config, or run `docker login {registry}`"
+        "registry {registry} wants credentials and none were found; set [registry.\"{registry}\"] username and password (or password_env) in the server config ([containers.auth.\"{registry}\"] in an agent.toml), or run `docker login {registry}`"
     )]
     CredentialsNeeded { registry: String },
     #[error(

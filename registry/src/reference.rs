@@ -126,7 +126,12 @@ impl Reference {
             Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
             _ => &self.registry,
         };
-        host == "localhost" || host == "[::1]" || host.starts_with("127.")
+        // An address, not a prefix: `127.example.com` is a name anywhere.
+        host == "localhost"
+            || host == "[::1]"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     pub(crate) fn oci(&self) -> oci_client::Reference {

@@ -53,7 +53,11 @@ const HOST_ALLOWANCE: Duration = Duration::from_secs(5);
 /// The same for `destroy`, which may kill a task and then free what it
 /// held (removing a container's filesystem takes seconds on some storage
 /// drivers).
-const DESTROY_ALLOWANCE: Duration = Duration::from_secs(30);
+const DESTROY_ALLOWANCE: Duration = Duration::from_secs(60);
+/// What a `stop` may take past its own timeout: after the timeout the host
+/// kills the task and waits for the end (a container's teardown can take
+/// seconds on a loaded engine).
+const KILL_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// The world a task driver targets, as `orch plugin inspect` prints it.
 pub const DRIVER_WORLD: &str = "orch:driver/driver-plugin@0.1.0";
@@ -473,7 +477,7 @@ impl DriverPlugin {
     ) -> Result<(), DriverCallError> {
         let (ms, timeout) = millis(timeout);
         let h = wit_handle(handle);
-        self.call(timeout, |p, s| {
+        self.call(timeout + KILL_ALLOWANCE, |p, s| {
             p.orch_driver_driver().call_stop(s, &h, signal, ms)
         })?
         .map_err(|e| self.driver_error("stop", e))

@@ -55,6 +55,13 @@ impl Registry {
             .map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
+    /// Stops the registry process (its port stops answering); the local
+    /// tags of its images go when it is dropped.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Where the registry keeps blobs, to look at or corrupt in a test.
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -186,6 +193,27 @@ impl Drop for Registry {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Local tags of this registry's images (pushed or pulled by the
+        // test) would pile up on the engine run after run.
+        let prefix = format!("{}/", self.addr);
+        if let Ok(out) = Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+        {
+            let tags: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|t| t.starts_with(&prefix))
+                .map(str::to_owned)
+                .collect();
+            if !tags.is_empty() {
+                let _ = Command::new("docker")
+                    .arg("rmi")
+                    .args(&tags)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
     }
 }
 

@@ -49,6 +49,8 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stop` waits for the engine to kill a container after SIGKILL.
 const KILL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A pull that makes no progress this long fails.
+const PULL_STALL_LIMIT: Duration = Duration::from_secs(120);
 /// Pull progress reaches the agent's log at most this often.
 const PULL_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -289,7 +291,20 @@ impl Engine {
                 None,
                 credentials.as_ref().map(|c| c.docker.clone()),
             );
-            while let Some(item) = stream.next().await {
+            // A registry that stops sending mid-pull would hold the task's
+            // start forever: give up after a stretch with no progress.
+            loop {
+                let item = match tokio::time::timeout(PULL_STALL_LIMIT, stream.next()).await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(_) => {
+                        return Err(failed(format!(
+                            "pulling {full}: no progress for {} s; is the registry {} reachable and answering?",
+                            PULL_STALL_LIMIT.as_secs(),
+                            reference.registry
+                        )));
+                    }
+                };
                 match item {
                     Ok(info) => {
                         if last_note.elapsed() >= PULL_PROGRESS_EVERY {
@@ -345,7 +360,7 @@ impl Engine {
         let task_dirs = dirs::create_task_dirs(&self.layout.data_dir, &task.alloc_id, &task.task)
             .map_err(host_error)?;
         // The policy first: nothing reaches the engine that it refuses.
-        let mounts = policy::check(&self.settings, &task_dirs.alloc, &spec)?;
+        let mounts = policy::check(&self.settings, &task_dirs, &spec)?;
         let name = container_name(task);
         let body = self.create_body(task, &spec, &task_dirs, mounts)?;
         self.block_on(async {
@@ -353,6 +368,14 @@ impl Engine {
             // A container of this task left over from an agent that died
             // between create and recording the handle.
             match self.owned(&docker, &name).await {
+                Ok(Some(leftover))
+                    if leftover.alloc_id != task.alloc_id || leftover.task != task.task =>
+                {
+                    return Err(failed(format!(
+                        "a container named {name} belongs to task {}/{} of this agent; rename one of the tasks",
+                        leftover.alloc_id, leftover.task
+                    )));
+                }
                 Ok(Some(leftover)) => {
                     tracing::info!(container = %leftover.id, name = %name, "removing a leftover container of this task");
                     self.remove_owned(&docker, &leftover).await?;
@@ -449,9 +472,12 @@ impl Engine {
             read_only: Some(read_only),
             ..Default::default()
         };
-        // Nomad's layout inside the container.
+        // Nomad's layout inside the container: the allocation's shared
+        // directory (not the allocation's root, which holds every task's
+        // logs, secrets and supervisor files), the task's own local and
+        // secrets directories.
         let mut all_mounts = vec![
-            bind(&task_dirs.alloc, "/alloc", false),
+            bind(&task_dirs.shared, "/alloc", false),
             bind(&task_dirs.local, "/local", false),
             bind(&task_dirs.secrets, "/secrets", false),
         ];
@@ -822,18 +848,29 @@ impl Engine {
 }
 
 /// `orch-<task>-<alloc>`, with what the engine does not accept in a name
-/// replaced.
+/// replaced; a task name that needed replacing also gets a short hash of
+/// itself, so that `web api` and `web_api` never share a name.
 fn container_name(task: &TaskRef) -> String {
-    format!("orch-{}-{}", task.task, task.alloc_id)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let clean = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let name = clean(&task.task);
+    let name = if name == task.task {
+        name
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(task.task.as_bytes());
+        format!("{name}-{}", &hex::encode(digest)[..8])
+    };
+    format!("orch-{name}-{}", clean(&task.alloc_id))
 }
 
 /// A signal name such as `SIGHUP` or `HUP`, or a number.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use orch_plugin_runtime::{ContainerError, ContainerSpec};
 
 use super::settings::ContainerSettings;
+use crate::dirs::TaskDirs;
 
 /// A bind mount that passed the policy: its source resolved on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,11 +32,18 @@ fn denied(what: &str, setting: &str) -> ContainerError {
     ))
 }
 
-/// Checks `spec` against `settings`; `alloc_dir` is the allocation's
-/// directory, which relative mount sources are resolved in.
+/// Checks `spec` against `settings`. A relative mount source names a
+/// directory as the task sees it: `alloc` (the allocation's shared
+/// directory, as a whole) or `local/…` (the task's own directory, or a
+/// directory under it). Nothing else of the allocation is mountable: its
+/// root holds every task's logs, secrets and supervisor files, which the
+/// agent writes. Only the task's own directory may be named below its top
+/// because only this task's container writes there, and it is not running
+/// while its next container is created; a directory a running sibling can
+/// write could be swapped for a symlink between this check and the mount.
 pub(crate) fn check(
     settings: &ContainerSettings,
-    alloc_dir: &Path,
+    dirs: &TaskDirs,
     spec: &ContainerSpec,
 ) -> Result<Vec<CheckedMount>, ContainerError> {
     if spec.privileged && !settings.allow_privileged {
@@ -57,12 +65,12 @@ pub(crate) fn check(
     if spec.host_ipc && !settings.allow_host_ipc {
         return Err(denied("the host's IPC namespace", "allow_host_ipc"));
     }
-    let alloc = alloc_dir.canonicalize().map_err(|e| {
-        ContainerError::Failed(format!(
-            "cannot resolve the allocation directory {}: {e}",
-            alloc_dir.display()
-        ))
-    })?;
+    let canonical = |dir: &Path| {
+        dir.canonicalize()
+            .map_err(|e| ContainerError::Failed(format!("cannot resolve {}: {e}", dir.display())))
+    };
+    let shared = canonical(&dirs.shared)?;
+    let local = canonical(&dirs.local)?;
     spec.mounts
         .iter()
         .map(|mount| {
@@ -91,18 +99,30 @@ pub(crate) fn check(
                     .any(|allowed| resolved.starts_with(allowed));
                 if !allowed {
                     return Err(ContainerError::Denied(format!(
-                        "mount source {:?} is a host path outside the allocation directory; an operator can allow \
-                         host directories with allowed_host_paths in the [containers] section of agent.toml",
+                        "mount source {:?} is a host path; name a directory of the task instead (\"alloc\" or \"local/…\"), \
+                         or an operator can allow host directories with allowed_host_paths in the [containers] section of agent.toml",
                         mount.source
                     )));
                 }
                 resolved
             } else {
-                let resolved = resolve(&alloc.join(source))?;
-                if !resolved.starts_with(&alloc) {
+                let mut parts = source.components();
+                let first = parts.next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+                let rest = parts.as_path();
+                let resolved = match first.as_deref() {
+                    Some("alloc") if rest.as_os_str().is_empty() => shared.clone(),
+                    Some("local") => resolve(&local.join(rest))?,
+                    _ => {
+                        return Err(ContainerError::Denied(format!(
+                            "mount source {:?} is not a directory a task may mount; use \"alloc\" (the allocation's \
+                             shared directory) or \"local\" or a directory under \"local/\" (the task's own)",
+                            mount.source
+                        )));
+                    }
+                };
+                if !resolved.starts_with(&local) && resolved != shared {
                     return Err(ContainerError::Denied(format!(
-                        "mount source {:?} resolves to {}, outside the allocation directory; give a path inside it, \
-                         or an absolute host path under allowed_host_paths in the [containers] section of agent.toml",
+                        "mount source {:?} resolves to {}, outside the task's directory; give a directory under \"local/\"",
                         mount.source,
                         resolved.display()
                     )));
@@ -134,9 +154,10 @@ mod tests {
     #[test]
     fn refusals_name_the_setting_and_allowed_counterparts_pass() {
         let dir = tempfile::tempdir().unwrap();
-        let alloc = dir.path().join("alloc");
-        std::fs::create_dir_all(alloc.join("data")).unwrap();
-        std::os::unix::fs::symlink("/etc", alloc.join("sneaky")).unwrap();
+        let alloc = crate::dirs::create_task_dirs(dir.path(), "a1", "web").unwrap();
+        std::fs::create_dir_all(alloc.local.join("data")).unwrap();
+        std::fs::create_dir_all(alloc.shared.join("data")).unwrap();
+        std::os::unix::fs::symlink("/etc", alloc.local.join("sneaky")).unwrap();
         let host = dir.path().join("shared");
         std::fs::create_dir_all(&host).unwrap();
         let closed = ContainerSettings::default();
@@ -193,15 +214,28 @@ mod tests {
             check(&open, &alloc, &spec).unwrap();
         }
         let inside = ContainerSpec {
-            mounts: vec![mount("data", "/data")],
+            mounts: vec![mount("local/data", "/data"), mount("alloc", "/shared")],
             ..Default::default()
         };
         let checked = check(&closed, &alloc, &inside).unwrap();
         assert_eq!(
             checked[0].source,
-            alloc.canonicalize().unwrap().join("data")
+            alloc.local.canonicalize().unwrap().join("data")
         );
-        for escape in ["sneaky", "../shared", "data/../.."] {
+        assert_eq!(checked[1].source, alloc.shared.canonicalize().unwrap());
+        for escape in [
+            "local/sneaky",
+            "local/../secrets",
+            "local/data/../../..",
+            "alloc/data",
+            "alloc/..",
+            "logs",
+            ".orch",
+            "web",
+            "secrets",
+            "../shared",
+            "data",
+        ] {
             let spec = ContainerSpec {
                 mounts: vec![mount(escape, "/x")],
                 ..Default::default()
@@ -212,7 +246,7 @@ mod tests {
             );
         }
         let relative_target = ContainerSpec {
-            mounts: vec![mount("data", "data")],
+            mounts: vec![mount("local/data", "data")],
             ..Default::default()
         };
         assert!(matches!(

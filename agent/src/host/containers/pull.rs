@@ -96,19 +96,7 @@ pub(crate) fn credentials(
 ) -> Result<Option<Credentials>, ContainerError> {
     if let Some(auth) = settings.auth.get(registry) {
         let source = format!("[containers.auth.\"{registry}\"] in agent.toml");
-        let password = match (&auth.password, &auth.password_env) {
-            (Some(password), _) => password.clone(),
-            (None, Some(var)) => std::env::var(var).map_err(|_| {
-                ContainerError::Failed(format!(
-                    "{source} takes the password from the environment variable {var}, which is not set"
-                ))
-            })?,
-            (None, None) => {
-                return Err(ContainerError::Failed(format!(
-                    "{source} has no password or password_env"
-                )));
-            }
-        };
+        let password = auth.password(&source).map_err(ContainerError::Failed)?;
         return Ok(Some(Credentials {
             docker: docker_credentials(registry, &auth.username, &password),
             source,

@@ -73,6 +73,22 @@ pub struct RegistryAuth {
     pub password_env: Option<String>,
 }
 
+impl RegistryAuth {
+    /// The password, from the file or the environment variable it names;
+    /// the error names `source` (where these credentials were written).
+    pub fn password(&self, source: &str) -> Result<String, String> {
+        match (&self.password, &self.password_env) {
+            (Some(password), _) => Ok(password.clone()),
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                format!(
+                    "{source} takes the password from the environment variable {var}, which is not set"
+                )
+            }),
+            (None, None) => Err(format!("{source} has no password or password_env")),
+        }
+    }
+}
+
 impl fmt::Debug for RegistryAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryAuth")
