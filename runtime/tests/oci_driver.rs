@@ -354,7 +354,7 @@ fn every_config_problem_is_reported_at_its_field_and_nothing_runs() {
         "args": ["-f", 8080], "ports": ["8080", "99999", "1.2.3.4:80:80"],
         "privileged": "yes", "network_mode": "overlay", "pid_mode": "private",
         "ipc_mode": "container:x",
-        "mounts": [{"source": "data", "target": "data"}, {"src": "x", "target": "/x"}],
+        "mounts": [{"source": "local/data", "target": "data"}, {"src": "x", "target": "/x"}],
         "user": "", "work_dir": "www", "volumes": ["a:/a"], "imag": "x"
     }"#;
     let problems = oci.validate_config(bad).unwrap();
@@ -423,7 +423,7 @@ fn start_pulls_creates_and_starts_the_spec_the_config_asks_for() {
             "command": "/bin/httpd",
             "args": ["-f", "-p", "8080"],
             "ports": ["8080", "18081:81", "53/udp"],
-            "mounts": [{"source": "www", "target": "/www", "readonly": true},
+            "mounts": [{"source": "local/www", "target": "/www", "readonly": true},
                        {"source": "/srv/cache", "target": "/cache"}],
             "work_dir": "/www"
         }"#,
@@ -458,7 +458,7 @@ fn start_pulls_creates_and_starts_the_spec_the_config_asks_for() {
         ],
         mounts: vec![
             Mount {
-                source: "www".into(),
+                source: "local/www".into(),
                 target: "/www".into(),
                 read_only: true,
             },

@@ -28,7 +28,7 @@ const KNOWN: &[&str] = &[
 const ELSEWHERE: &[(&str, &str)] = &[
     (
         "volumes",
-        "use `mounts = [{ source = \"data\", target = \"/data\" }]`",
+        "use `mounts = [{ source = \"local/data\", target = \"/data\" }]`",
     ),
     ("cmd", "use `args` (replaces the image's CMD)"),
     ("working_dir", "did you mean `work_dir`?"),
@@ -499,10 +499,11 @@ fn port(spec: &str) -> Result<(u16, u16, &'static str), String> {
     }
 }
 
-/// `mounts`: `[{ source = "data", target = "/data", readonly = true }]`.
+/// `mounts`: `[{ source = "local/data", target = "/data", readonly = true }]`.
 fn mounts(table: &Map<String, Value>, p: &mut Problems) -> Vec<Mount> {
     const KEYS: &[&str] = &["source", "target", "readonly"];
-    const EXAMPLE: &str = "mounts = [{ source = \"data\", target = \"/data\", readonly = true }]";
+    const EXAMPLE: &str =
+        "mounts = [{ source = \"local/data\", target = \"/data\", readonly = true }]";
     let items = match table.get("mounts") {
         None => return Vec::new(),
         Some(Value::Array(items)) => items,
@@ -531,7 +532,7 @@ fn mounts(table: &Map<String, Value>, p: &mut Problems) -> Vec<Mount> {
             p.add(
                 at,
                 format!(
-                    "must be a table, e.g. {{ source = \"data\", target = \"/data\" }}; got {}",
+                    "must be a table, e.g. {{ source = \"local/data\", target = \"/data\" }}; got {}",
                     kind(item)
                 ),
             );
@@ -571,9 +572,29 @@ fn mounts(table: &Map<String, Value>, p: &mut Problems) -> Vec<Mount> {
         };
         let source = text(
             "source",
-            "\"data\" (relative to the allocation directory)",
+            "\"local/data\" (the task's own directory) or \"alloc\" (the allocation's shared one)",
             p,
         );
+        // The host decides, but a source it can never accept is a config
+        // error found before any image is pulled.
+        if let Some(source) = &source
+            && !source.starts_with('/')
+        {
+            let mut parts = source.split('/').filter(|c| !c.is_empty() && *c != ".");
+            let ok = match parts.next() {
+                Some("alloc") => parts.next().is_none(),
+                Some("local") => parts.all(|c| c != ".."),
+                _ => false,
+            };
+            if !ok {
+                p.add(
+                    format!("{at}.source"),
+                    format!(
+                        "{source:?} is not a directory a task may mount; use \"local\" or \"local/…\" (the task's own directory), \"alloc\" (the allocation's shared directory), or an absolute host path the node's operator allows"
+                    ),
+                );
+            }
+        }
         let target = text("target", "\"/data\"", p);
         if let Some(target) = &target {
             let normal = target.trim_end_matches('/');
@@ -728,7 +749,7 @@ mod tests {
             r#"{"image": "127.0.0.1:5000/web:1", "entrypoint": ["/bin/httpd", "-f"],
                 "args": ["-p", "8080"], "ports": ["8080", "18081:81", "53/udp", 9090],
                 "privileged": true, "network_mode": "bridge", "pid_mode": "host", "ipc_mode": "",
-                "mounts": [{"source": "data", "target": "/data", "readonly": true},
+                "mounts": [{"source": "local/data", "target": "/data", "readonly": true},
                            {"source": "/srv/x", "target": "/x"}],
                 "user": "1000:1000", "work_dir": "/www"}"#,
         )
@@ -793,7 +814,7 @@ mod tests {
                     "privileged": "true", "network_mode": "overlay", "pid_mode": "private",
                     "ipc_mode": "shareable",
                     "mounts": [{"source": "", "target": "data", "ro": true}, 3,
-                               {"source": "a", "target": "/alloc"}],
+                               {"source": "local/a", "target": "/alloc"}, {"source": "logs", "target": "/l"}],
                     "user": "", "work_dir": "app", "volumes": [], "imagee": "x"}"#
             ),
             [
@@ -816,6 +837,7 @@ mod tests {
                 "config.mounts[0].ro",
                 "config.mounts[1]",
                 "config.mounts[2].target",
+                "config.mounts[3].source",
                 "config.user",
                 "config.work_dir",
                 "config.imagee",
@@ -843,7 +865,7 @@ mod tests {
         assert!(message(j, "config.mounts[0].src").contains("did you mean `source`?"));
         assert!(message(j, "config.mounts[0].read_only").contains("did you mean `readonly`?"));
         assert!(message(j, "config.mounts[0].source").starts_with("is required"));
-        let j = r#"{"image": "a", "mounts": [{"source": "d", "target": "/d"}, {"source": "e", "target": "/d/"}]}"#;
+        let j = r#"{"image": "a", "mounts": [{"source": "local/d", "target": "/d"}, {"source": "alloc", "target": "/d/"}]}"#;
         assert!(
             message(j, "config.mounts[1].target")
                 .contains("already the target of config.mounts[0]")
