@@ -55,7 +55,7 @@ mod scorer;
 
 pub use driver::{
     ConfigError, Driver, DriverError, DriverInfo, ExitResult, Fingerprint, TaskConfig, TaskHandle,
-    TaskId, TaskState, TaskStats,
+    TaskId, TaskState, TaskStats, closest_key,
 };
 pub use logging::{LogLevel, log};
 pub use scorer::{ABSENT, Info, Node, NodeColumns, Resources, ScoreRequest, Scorer, Scores};
