@@ -25,6 +25,12 @@ impl Credentials {
     pub fn username(&self) -> &str {
         &self.username
     }
+
+    /// The secret itself, for the one place that presents it (a request's
+    /// authorization, or the container engine's pull).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -112,13 +118,37 @@ impl Auth {
                 format!("not valid JSON (line {}); fix or remove it", e.line()),
             )
         })?;
-        let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
-            return Ok(Self::anonymous());
+        // Docker Hub is filed under its old index address.
+        let hosts: &[&str] = if registry == "docker.io" {
+            &["docker.io", "index.docker.io", "registry-1.docker.io"]
+        } else {
+            &[registry]
         };
-        let entry = auths
-            .iter()
-            .find_map(|(key, value)| (docker_key_host(key) == registry).then_some(value));
+        let entry = config
+            .get("auths")
+            .and_then(|a| a.as_object())
+            .and_then(|auths| {
+                auths
+                    .iter()
+                    .find_map(|(key, value)| hosts.contains(&docker_key_host(key)).then_some(value))
+            });
         let Some(entry) = entry else {
+            // `docker login` on a desktop keeps the secret in a helper
+            // program, which orch does not run: say so rather than pull
+            // anonymously in silence.
+            let helper = config
+                .get("credHelpers")
+                .and_then(|h| h.get(registry))
+                .or_else(|| config.get("credsStore"))
+                .and_then(|h| h.as_str());
+            if let Some(helper) = helper {
+                tracing::warn!(
+                    registry,
+                    file = %path.display(),
+                    "the Docker config keeps credentials in the helper docker-credential-{helper}, which orch does not run; \
+                     give this registry's username and password_env in orch's config instead"
+                );
+            }
             return Ok(Self::anonymous());
         };
         let bad = |what: &str| {
@@ -233,5 +263,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn docker_hub_is_found_under_its_index_address_and_helpers_mean_anonymous() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("hub:pw");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}}}},"credsStore":"desktop"}}"#
+            ),
+        )
+        .unwrap();
+        let hub = Auth::from_docker_config(&path, "docker.io").unwrap();
+        assert_eq!(hub.credentials(), Some(&Credentials::new("hub", "pw")));
+        // Kept by the helper: orch cannot read it (and says so in its log).
+        let other = Auth::from_docker_config(&path, "ghcr.io").unwrap();
+        assert_eq!(other, Auth::anonymous());
     }
 }

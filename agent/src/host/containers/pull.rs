@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use bollard::auth::DockerCredentials;
 use orch_plugin_runtime::ContainerError;
 
@@ -117,65 +116,18 @@ fn docker_credentials(registry: &str, username: &str, password: &str) -> DockerC
     }
 }
 
-/// `auths.HOST.auth` (base64 `user:password`) of a Docker CLI config file.
+/// `auths.HOST` of a Docker CLI config file, read the way orch reads it for
+/// plugins (orch_registry).
 fn docker_config_credentials(
     path: &Path,
     registry: &str,
 ) -> Result<Option<Credentials>, ContainerError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(ContainerError::Failed(format!(
-                "cannot read the Docker config file {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    let bad = |why: &str| {
-        ContainerError::Failed(format!("the Docker config file {}: {why}", path.display()))
-    };
-    let config: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(&format!("not JSON: {e}")))?;
-    let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
-        return Ok(None);
-    };
-    let wanted: Vec<&str> = if registry == "docker.io" {
-        vec!["docker.io", "index.docker.io", "registry-1.docker.io"]
-    } else {
-        vec![registry]
-    };
-    let entry = auths.iter().find(|(key, _)| {
-        let host = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let host = host.split('/').next().unwrap_or(host);
-        wanted.contains(&host)
-    });
-    let Some((key, entry)) = entry else {
-        return Ok(None);
-    };
-    let Some(encoded) = entry.get("auth").and_then(|a| a.as_str()) else {
-        return Ok(None);
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            bad(&format!(
-                "auths.{key:?}.auth is not base64 of user:password"
-            ))
-        })?;
-    let (user, password) = decoded.split_once(':').ok_or_else(|| {
-        bad(&format!(
-            "auths.{key:?}.auth is not base64 of user:password"
-        ))
-    })?;
-    Ok(Some(Credentials {
-        docker: docker_credentials(registry, user, password),
+    let auth = orch_registry::Auth::from_docker_config(path, registry)
+        .map_err(|e| ContainerError::Failed(e.to_string()))?;
+    Ok(auth.credentials().map(|c| Credentials {
+        docker: docker_credentials(registry, c.username(), c.password()),
         source: format!(
-            "auths.\"{key}\" in the Docker config file {}",
+            "auths.\"{registry}\" in the Docker config file {}",
             path.display()
         ),
     }))
@@ -268,6 +220,7 @@ mod tests {
     fn docker_config_credentials_by_host() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
+        use base64::Engine as _;
         let auth = base64::engine::general_purpose::STANDARD.encode("ann:s3cret");
         std::fs::write(
             &path,
