@@ -13,6 +13,11 @@
 //! plugin = "builtin:exec"
 //! grants = ["process", "artifacts", "log"]
 //!
+//! [driver.oci]                     # the built-in oci driver (on by default)
+//! plugin = "builtin:oci"
+//! grants = ["containers", "log"]
+//! start_timeout = "5m"             # a start may pull an image
+//!
 //! [logs]
 //! max_bytes = 10485760
 //! max_files = 5
@@ -21,6 +26,10 @@
 //! allow_privileged = false
 //! allowed_host_paths = []
 //! port_bind_address = "0.0.0.0"
+//!
+//! [containers.auth."registry.example:5000"]   # images and registry plugins
+//! username = "ci"
+//! password_env = "REGISTRY_PASSWORD"
 //! ```
 
 use crate::host::ContainerSettings;

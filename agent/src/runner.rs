@@ -520,9 +520,8 @@ fn environment(spec: &TaskSpec, name: &str, dirs: &TaskDirs) -> Vec<(String, Str
     set("ORCH_SECRETS_DIR", dirs.secrets.display().to_string());
     set("ORCH_CPU_LIMIT", spec.task.resources.cpu.to_string());
     set("ORCH_MEMORY_LIMIT", spec.task.resources.memory.to_string());
-    env.entry("PATH".to_owned()).or_insert_with(|| {
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()
-    });
+    // No PATH unless the job sets one: a process gets the agent's from the
+    // host, a container its image's.
     env.into_iter().collect()
 }
 

@@ -229,7 +229,11 @@ fn a_batch_container_completes_with_its_exit_code() {
         job(
             "ok",
             "batch",
-            oci("t", &image, "echo done from $ORCH_TASK_NAME"),
+            oci(
+                "t",
+                &image,
+                "echo done from $ORCH_TASK_NAME in $ORCH_ALLOC_DIR with PATH=$PATH",
+            ),
             0,
         ),
     );
@@ -237,7 +241,11 @@ fn a_batch_container_completes_with_its_exit_code() {
         a.len() == 1 && status(&a[0]) == "complete"
     });
     let alloc = allocs[0]["id"].as_str().unwrap();
-    assert_eq!(logs(&server, alloc, "t", false), "done from t\n");
+    assert_eq!(
+        logs(&server, alloc, "t", false),
+        "done from t in /alloc with PATH=/bin\n",
+        "the container's own paths and the image's PATH"
+    );
 
     submit(&server, job("bad", "batch", oci("t", &image, "exit 3"), 0));
     let allocs = allocs_until(&server, "bad", "the batch to fail", |a| {

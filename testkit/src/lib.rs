@@ -268,7 +268,7 @@ pub fn docker_available() -> bool {
 /// Builds an image tagged `tag`, `FROM scratch`: busybox with its applets
 /// linked in `/bin`, `/tmp`, and, when `payload_mib` > 0, a layer holding
 /// that many MiB of random bytes at `/payload` (for pull throughput).
-/// The default command is `/bin/sh`.
+/// `PATH` is `/bin`; the default command is `/bin/sh`.
 pub fn build_image(tag: &str, payload_mib: usize) {
     static BUILDS: Mutex<()> = Mutex::new(());
     let _one_at_a_time = BUILDS.lock().unwrap_or_else(|p| p.into_inner());
@@ -295,7 +295,9 @@ pub fn build_image(tag: &str, payload_mib: usize) {
         std::fs::write(dir.path().join("payload"), bytes).unwrap();
         dockerfile.push_str("COPY payload /payload\n");
     }
-    dockerfile.push_str("CMD [\"/bin/sh\"]\n");
+    // An image PATH of its own, so tests can tell it from the engine's or
+    // the agent's default.
+    dockerfile.push_str("ENV PATH=/bin\nCMD [\"/bin/sh\"]\n");
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
     docker(&[
         "build",

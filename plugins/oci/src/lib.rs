@@ -116,7 +116,7 @@ impl Driver for Oci {
             image: image.clone(),
             command: config.entrypoint,
             args: config.args,
-            env: task.env.clone(),
+            env: container_env(&task.env),
             ports: config.ports,
             mounts: config.mounts,
             limits: task.resources,
@@ -339,6 +339,22 @@ fn decode(handle: &TaskHandle) -> Result<State, DriverError> {
         ));
     }
     Ok(state)
+}
+
+/// The task's environment as the container sees it: the directories the
+/// agent names by their host paths are at Nomad's places inside.
+fn container_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(key, value)| {
+            let inside = match key.as_str() {
+                "ORCH_ALLOC_DIR" => "/alloc",
+                "ORCH_TASK_DIR" => "/local",
+                "ORCH_SECRETS_DIR" => "/secrets",
+                _ => value,
+            };
+            (key.clone(), inside.to_owned())
+        })
+        .collect()
 }
 
 #[cfg(test)]
