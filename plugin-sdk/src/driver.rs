@@ -404,32 +404,3 @@ pub(crate) mod wasm {
         D::default().recover(&handle(h)).map_err(error)
     }
 }
-
-/// The known config key `key` is most likely a misspelling of, if one is
-/// close (case aside, within a third of its length in edits): the
-/// "did you mean" of a driver's config errors.
-pub fn closest_key(key: &str, known: &[&'static str]) -> Option<&'static str> {
-    let key = key.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&key, k), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}

@@ -46,6 +46,7 @@
 //! drivers.
 
 pub mod artifacts;
+pub mod config;
 pub mod containers;
 mod driver;
 mod logging;
@@ -55,7 +56,7 @@ mod scorer;
 
 pub use driver::{
     ConfigError, Driver, DriverError, DriverInfo, ExitResult, Fingerprint, TaskConfig, TaskHandle,
-    TaskId, TaskState, TaskStats, closest_key,
+    TaskId, TaskState, TaskStats,
 };
 pub use logging::{LogLevel, log};
 pub use scorer::{ABSENT, Info, Node, NodeColumns, Resources, ScoreRequest, Scorer, Scores};

@@ -2,6 +2,7 @@
 //! so that every problem is reported at once, each at its field with a fix.
 
 use orch_plugin_sdk::ConfigError;
+use orch_plugin_sdk::config::{kind, unquoted};
 use serde_json::Value;
 
 /// The settings the exec driver knows, for "did you mean" suggestions.
@@ -27,21 +28,7 @@ impl ExecConfig {
 
 /// Parses the task's `config` table (JSON text), or lists every problem.
 pub fn parse(json: &str) -> Result<ExecConfig, Vec<ConfigError>> {
-    let value: Value = serde_json::from_str(json).map_err(|e| {
-        vec![ConfigError::new(
-            "config",
-            format!("is not valid JSON ({e}); the agent should have sent the job's config table"),
-        )]
-    })?;
-    let Value::Object(table) = value else {
-        return Err(vec![ConfigError::new(
-            "config",
-            format!(
-                "must be a table, e.g. config {{ command = \"/bin/echo\" }}; got {}",
-                kind(&value)
-            ),
-        )]);
-    };
+    let table = orch_plugin_sdk::config::table(json, "command = \"/bin/echo\"")?;
     let mut problems = Vec::new();
     let command = match table.get("command") {
         None => {
@@ -135,30 +122,9 @@ pub fn parse(json: &str) -> Result<ExecConfig, Vec<ConfigError>> {
     }
 }
 
-/// How a JSON value reads in a message.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "a table",
-    }
-}
-
-/// A scalar as the user would quote it.
-fn unquoted(value: &Value) -> String {
-    match value {
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        _ => "…".to_owned(),
-    }
-}
-
 /// The known setting `key` is most likely a misspelling of, if any is close.
 fn closest(key: &str) -> Option<&'static str> {
-    orch_plugin_sdk::closest_key(key, KNOWN)
+    orch_plugin_sdk::config::closest(key, KNOWN)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use crate::reference;
 use orch_plugin_sdk::ConfigError;
-use orch_plugin_sdk::closest_key as closest;
+use orch_plugin_sdk::config::{closest, kind, unquoted};
 use orch_plugin_sdk::containers::{Mount, PortMapping};
 use serde_json::{Map, Value};
 
@@ -78,21 +78,7 @@ pub struct OciConfig {
 
 /// Parses the task's `config` table (JSON text), or lists every problem.
 pub fn parse(json: &str) -> Result<OciConfig, Vec<ConfigError>> {
-    let value: Value = serde_json::from_str(json).map_err(|e| {
-        vec![ConfigError::new(
-            "config",
-            format!("is not valid JSON ({e}); the agent should have sent the job's config table"),
-        )]
-    })?;
-    let Value::Object(table) = value else {
-        return Err(vec![ConfigError::new(
-            "config",
-            format!(
-                "must be a table, e.g. config {{ image = \"127.0.0.1:5000/app:1.2\" }}; got {}",
-                kind(&value)
-            ),
-        )]);
-    };
+    let table = orch_plugin_sdk::config::table(json, "image = \"127.0.0.1:5000/app:1.2\"")?;
     let mut p = Problems::default();
     let mut config = OciConfig {
         network_mode: "bridge".to_owned(),
@@ -670,27 +656,6 @@ fn mounts(table: &Map<String, Value>, p: &mut Problems) -> Vec<Mount> {
         }
     }
     out.into_iter().map(|(_, m)| m).collect()
-}
-
-/// How a JSON value reads in a message.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "a table",
-    }
-}
-
-/// A scalar as the user would quote it.
-fn unquoted(value: &Value) -> String {
-    match value {
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        _ => "…".to_owned(),
-    }
 }
 
 #[cfg(test)]
