@@ -184,7 +184,12 @@ impl Agent {
             create_index: 0,
             modify_index: 0,
         };
-        let client = ServerClient::new(&config.server);
+        let client = ServerClient::new(&config.server).map_err(|e| {
+            AgentError::Other(format!(
+                "the server address {:?}: {e}; give --server http://HOST:PORT",
+                config.server
+            ))
+        })?;
         reporter
             .spawn(client.clone())
             .map_err(|e| AgentError::Other(format!("starting the reporter: {e}")))?;

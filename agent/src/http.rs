@@ -13,7 +13,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use orch_model::ErrorBody;
+use orch_wire::ErrorBody;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub fn serve(listen: SocketAddr, data_dir: PathBuf) -> std::io::Result<SocketAdd
         .spawn(move || {
             runtime.block_on(async move {
                 let app = Router::new()
-                    .route("/v1/agent/logs/{alloc}/{task}", get(logs))
+                    .route(orch_wire::routes::AGENT_LOGS.path, get(logs))
                     .with_state(data_dir);
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => {
@@ -94,8 +94,8 @@ async fn logs(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            headers.insert("x-orch-log-file", HeaderValue::from(chunk.next.file));
-            headers.insert("x-orch-log-offset", HeaderValue::from(chunk.next.offset));
+            headers.insert(orch_wire::LOG_FILE_HEADER, HeaderValue::from(chunk.next.file));
+            headers.insert(orch_wire::LOG_OFFSET_HEADER, HeaderValue::from(chunk.next.offset));
             res
         }
         Ok(Err(e)) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),

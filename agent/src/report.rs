@@ -3,7 +3,8 @@
 //! burst of task events costs one request, and a server that is away gets
 //! the newest status of each allocation once it is back.
 
-use crate::client::{ServerClient, StatusUpdate};
+use crate::client::ServerClient;
+use orch_wire::StatusUpdate;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

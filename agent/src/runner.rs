@@ -22,7 +22,7 @@ use orch_plugin_runtime::{
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What every allocation runner of one agent shares.
 pub struct RunContext {
@@ -152,11 +152,11 @@ impl Shared {
             .map(|(k, t)| (k.clone(), t.state.clone()))
             .collect();
         let (status, description) = client_status(&states);
-        self.ctx.reporter.report(crate::client::StatusUpdate {
+        self.ctx.reporter.report(orch_wire::StatusUpdate {
             alloc_id: record.alloc.id.clone(),
             client_status: status,
             description: description.to_owned(),
-            task_states: states,
+            task_states: Some(states),
         });
     }
 
@@ -682,8 +682,4 @@ impl Stop {
     }
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use orch_model::now_ms;

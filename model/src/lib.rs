@@ -1,15 +1,17 @@
-//! The job model of `orch` and the wire types its server, CLI and agent
-//! share: jobs, nodes, allocations, evaluations, decision records, and the
-//! bodies of the HTTP API.
+//! The job model of `orch` and the types its server, CLI and agent share:
+//! jobs, nodes, allocations, evaluations, decision records, the sha256
+//! [`Digest`] plugins and artifacts are named by, and the one wall clock
+//! ([`now_ms`]).
 //!
 //! Everything here is plain data with serde; the server's state store keeps
-//! it, the scheduler reads it, and the API speaks it as snake_case JSON. The
-//! job file parser (TOML with line and column in every error) lives here too,
-//! so the CLI can check a file before sending it.
+//! it, the scheduler reads it, and the API (orch-wire) speaks it as
+//! snake_case JSON. The job file parser (TOML with line and column in every
+//! error) lives here too, so the CLI can check a file before sending it.
 
 mod alloc;
-mod api;
+mod clock;
 mod decision;
+mod digest;
 mod duration;
 mod eval;
 mod job;
@@ -17,6 +19,7 @@ mod jobspec;
 mod node;
 mod problem;
 mod resources;
+mod sampling;
 mod validate;
 mod version;
 
@@ -24,11 +27,9 @@ pub use alloc::{
     AllocMetric, Allocation, ClientStatus, DesiredStatus, TaskEvent, TaskEventKind, TaskState,
     TaskStatus,
 };
-pub use api::{
-    AllocationDetail, ErrorBody, EvaluationDetail, FieldDiff, GroupPlan, JobPlanResponse,
-    JobRegisterRequest, JobRegisterResponse, JobStopResponse, JobSummary, PlannedPlacement,
-};
+pub use clock::now_ms;
 pub use decision::{CandidateInputs, Decision};
+pub use digest::Digest;
 pub use duration::{Dur, DurationError};
 pub use eval::{EvalStatus, Evaluation, TriggeredBy};
 pub use job::{
@@ -39,5 +40,6 @@ pub use jobspec::{JobFileError, closest, parse_job_file, place_problems};
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::Problem;
 pub use resources::{Dimension, Resources};
+pub use sampling::Sampling;
 pub use validate::{job_warnings, validate_job};
 pub use version::VersionRange;

@@ -218,7 +218,7 @@ impl Client {
                 }
             }
         }
-        let actual = Digest::from_bytes(hasher.finalize().into());
+        let actual = Digest::from_sha256(hasher.finalize().into());
         if actual != expected && (transfer_error.is_none() || bytes.len() as u64 == declared) {
             return Err(RegistryError::WrongDigest {
                 reference: reference.to_string(),

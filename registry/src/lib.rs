@@ -24,7 +24,6 @@
 
 mod auth;
 mod client;
-mod digest;
 mod error;
 mod lock;
 mod reference;
@@ -33,7 +32,7 @@ mod store;
 
 pub use auth::{Auth, CredentialSource, Credentials, docker_config_path};
 pub use client::{Artifact, Client, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER, Progress, Pushed};
-pub use digest::Digest;
+pub use orch_model::Digest;
 pub use error::RegistryError;
 pub use lock::{LockEntry, LockFile};
 pub use reference::Reference;

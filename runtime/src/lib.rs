@@ -25,7 +25,6 @@
 
 mod breaker;
 mod cache;
-mod digest;
 mod driver;
 mod driver_host;
 mod error;
@@ -35,7 +34,7 @@ mod runtime;
 mod sandbox;
 mod scheduler;
 
-pub use digest::Digest;
+pub use orch_model::Digest;
 pub use driver::{
     ConfigProblem, DRIVER_WORLD, DriverCallError, DriverFingerprint, DriverInfo, DriverPlugin,
     TaskHandle, TaskRunState, TaskStart, TaskStats,

@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use orch_plugin_runtime::{ExitStatus, ProcessHandle};
 use rustix::process::{Pid, Signal};
@@ -86,12 +86,8 @@ pub(crate) fn is_same_process(pid: u32, start_token: u64) -> bool {
     proc_stat(pid).is_some_and(|s| s.start_token == start_token && s.is_running())
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use orch_model::now_ms;
+
 
 /// The signals a driver may send, with or without the `SIG` prefix.
 pub(crate) fn parse_signal(name: &str) -> Result<Signal, String> {

@@ -15,7 +15,7 @@ mod settings;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
@@ -116,11 +116,8 @@ fn not_ours(id: &str) -> ContainerError {
     ContainerError::NotFound(format!("no container {id} of this agent"))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use orch_model::now_ms;
+
 
 impl Engine {
     pub(crate) fn new(

@@ -1,0 +1,306 @@
+//! `orch-bench placements`: placements per second end to end — jobs
+//! submitted to the store, evaluations through the broker, scheduler
+//! workers, the plan applier and the SQLite commit — on simulated clusters,
+//! with the binpack component and, in the same run, the same crate built
+//! natively.
+
+use anyhow::{Context, Result};
+use orch_server::{
+    ComponentScorer as Component, ControlPlane, Durability, NativeScorer as Native, Op, Sampling,
+    Scheduler, Scorer, Store, StoreOptions,
+};
+use orch_model::{EvalStatus, Job, Node};
+use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
+use serde::Serialize;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct PlacementArgs {
+    /// Simulated cluster sizes.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 5_000, 10_000])]
+    nodes: Vec<usize>,
+    /// Jobs submitted per run.
+    #[arg(long, default_value_t = 400)]
+    jobs: usize,
+    /// Allocations per job (the group's count).
+    #[arg(long, default_value_t = 25)]
+    count: u32,
+    /// Scheduler worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Candidates scored per placement.
+    #[arg(long, default_value_t = 64)]
+    candidates: usize,
+    /// `full` (fsync every commit, the server's default) or `normal`.
+    #[arg(long, default_value = "full")]
+    durability: String,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    nodes: usize,
+    scorer: String,
+    placements: usize,
+    evaluations: usize,
+    seconds: f64,
+    placements_per_sec: f64,
+    /// Mean time of one placement decision inside the worker (filter,
+    /// sample, score, pick), from the decision records.
+    decision_us: f64,
+    /// Mean time inside the scorer call.
+    scorer_us: f64,
+}
+
+pub fn run(args: PlacementArgs) -> Result<ExitCode> {
+    let durability = match args.durability.as_str() {
+        "full" => Durability::Full,
+        "normal" => Durability::Normal,
+        other => anyhow::bail!("--durability {other:?}: write full or normal"),
+    };
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let limits = Limits::default();
+    let wasm = orch_builtins::get("binpack")
+        .context("binpack is built in")?
+        .wasm;
+    let loaded = runtime.load("builtin:binpack", wasm, &limits)?;
+    let component: Arc<dyn Scorer> =
+        Arc::new(Component::new(runtime.scorer(&loaded, limits)?).map_err(|e| anyhow::anyhow!(e))?);
+    let native: Arc<dyn Scorer> = Arc::new(Native::new(orch_scorer_binpack::Binpack));
+    let sampling = Sampling {
+        candidates: args.candidates,
+        percent: 0,
+    };
+    let mut rows = Vec::new();
+    for &n in &args.nodes {
+        for (name, scorer) in [("component", &component), ("native", &native)] {
+            eprint!("{n} nodes, binpack {name}: ");
+            let row = one_run(&args, n, scorer.clone(), sampling, durability, name)?;
+            eprintln!(" {:.0} placements/s", row.placements_per_sec);
+            rows.push(row);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "placements end to end: {} jobs × {} allocations, {} workers, {} candidates, durability {}",
+        args.jobs, args.count, args.workers, args.candidates, args.durability
+    );
+    println!(
+        "{:>7}  {:<10}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>16}",
+        "NODES",
+        "SCORER",
+        "PLACEMENTS",
+        "SECONDS",
+        "PLACEMENTS/S",
+        "DECISION µs",
+        "SCORER µs",
+        "COMPONENT/NATIVE"
+    );
+    for pair in rows.chunks(2) {
+        let ratio = match pair {
+            [c, n] => c.placements_per_sec / n.placements_per_sec.max(1e-9),
+            _ => f64::NAN,
+        };
+        for (i, r) in pair.iter().enumerate() {
+            let ratio = if i == 0 {
+                format!("{ratio:.2}x")
+            } else {
+                String::new()
+            };
+            println!(
+                "{:>7}  {:<10}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>16}",
+                r.nodes,
+                r.scorer,
+                r.placements,
+                r.seconds,
+                r.placements_per_sec,
+                r.decision_us,
+                r.scorer_us,
+                ratio
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn one_run(
+    args: &PlacementArgs,
+    nodes: usize,
+    scorer: Arc<dyn Scorer>,
+    sampling: Sampling,
+    durability: Durability,
+    name: &str,
+) -> Result<Row> {
+    let dir = std::env::temp_dir().join(format!(
+        "orch-bench-placements-{}-{nodes}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let store = Store::open(
+        &dir.join("state.db"),
+        StoreOptions {
+            sync: durability,
+            ..StoreOptions::default()
+        },
+    )?;
+    store.apply(Op::UpsertNodes((0..nodes).map(node).collect()))?;
+    let plane = ControlPlane::start(
+        store.clone(),
+        Scheduler::new(scorer, sampling),
+        args.workers,
+        None,
+    )?;
+    let total = args.jobs * args.count as usize;
+    let started = Instant::now();
+    let replies: Vec<_> = (0..args.jobs)
+        .map(|i| {
+            store.submit(Op::RegisterJob {
+                job: job(i, args.count),
+                enforce_index: None,
+                now_ms: 0,
+            })
+        })
+        .collect();
+    for reply in replies {
+        reply
+            .blocking_recv()
+            .map_err(|_| anyhow::anyhow!("the store stopped"))??;
+    }
+    let mut shown = 0;
+    let elapsed = loop {
+        let state = store.snapshot();
+        let placed = state.alloc_count();
+        let open = state
+            .evals()
+            .filter(|e| e.status == EvalStatus::Pending)
+            .count();
+        if placed >= total && open == 0 {
+            break started.elapsed();
+        }
+        // A progress bar of twenty steps on stderr.
+        let step = placed * 20 / total.max(1);
+        while shown < step {
+            eprint!("#");
+            let _ = std::io::stderr().flush();
+            shown += 1;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("{placed} of {total} placed after 10 minutes; giving up");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    while shown < 20 {
+        eprint!("#");
+        shown += 1;
+    }
+    plane.shutdown();
+    let state = store.snapshot();
+    let evaluations = state.evals().count();
+    let (mut decision, mut scorer_us, mut sampled) = (0u64, 0u64, 0u64);
+    for alloc in state.allocs().take(500) {
+        if let Some(d) = store.decision(&alloc.id)? {
+            decision += d.total_micros;
+            scorer_us += d.scorer_micros;
+            sampled += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let placements = state.alloc_count();
+    Ok(Row {
+        nodes,
+        scorer: name.to_owned(),
+        placements,
+        evaluations,
+        seconds: elapsed.as_secs_f64(),
+        placements_per_sec: placements as f64 / elapsed.as_secs_f64().max(1e-9),
+        decision_us: decision as f64 / sampled.max(1) as f64,
+        scorer_us: scorer_us as f64 / sampled.max(1) as f64,
+    })
+}
+
+/// A simulated node: 8 to 16 cores and 32 to 64 GiB (spread over the
+/// cluster so scores and decision records vary as on a real one), the exec
+/// driver, one of four racks.
+fn node(i: usize) -> Node {
+    let pairs = |kv: &[(&str, String)]| {
+        kv.iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    };
+    Node {
+        id: format!("{i:08x}-0000-4000-8000-{i:012x}"),
+        name: format!("node-{i}"),
+        datacenter: "dc1".into(),
+        node_class: String::new(),
+        attributes: pairs(&[("os.name", "linux".into()), ("cpu.arch", "x86_64".into())]),
+        meta: pairs(&[("rack", format!("r{}", i % 4))]),
+        resources: orch_model::Resources::new(
+            8_000 + (i * 7_919 % 17) as u32 * 500,
+            32_768 + (i * 104_729 % 17) as u64 * 2_048,
+            100_000,
+        ),
+        reserved: orch_model::Resources::ZERO,
+        drivers: [("exec".to_owned(), orch_model::DriverInfo::default())].into(),
+        http_addr: String::new(),
+        status: orch_model::NodeStatus::Ready,
+        status_description: String::new(),
+        eligibility: orch_model::Eligibility::Eligible,
+        drain: false,
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn job(i: usize, count: u32) -> Job {
+    Job {
+        id: format!("bench-{i}"),
+        name: String::new(),
+        job_type: orch_model::JobType::Service,
+        priority: 50,
+        datacenters: Vec::new(),
+        meta: Default::default(),
+        constraints: vec![orch_model::Constraint {
+            attribute: "${attr.os.name}".into(),
+            operator: orch_model::Operator::Equal,
+            value: "linux".into(),
+        }],
+        affinities: Vec::new(),
+        spreads: Vec::new(),
+        groups: vec![orch_model::TaskGroup {
+            name: "g".into(),
+            count,
+            constraints: Vec::new(),
+            affinities: Vec::new(),
+            spreads: Vec::new(),
+            restart: Default::default(),
+            reschedule: Default::default(),
+            meta: Default::default(),
+            tasks: vec![orch_model::Task {
+                name: "t".into(),
+                driver: "exec".into(),
+                config: Default::default(),
+                resources: orch_model::Resources::new(100, 128, 0),
+                env: Default::default(),
+                artifacts: Vec::new(),
+                constraints: Vec::new(),
+                affinities: Vec::new(),
+                kill_timeout: orch_model::Dur::secs(5),
+                meta: Default::default(),
+            }],
+        }],
+        stop: false,
+        version: 0,
+        create_index: 0,
+        modify_index: 0,
+        submit_time_ms: 0,
+    }
+}

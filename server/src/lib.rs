@@ -1,0 +1,54 @@
+//! The orch control plane as a library: what `orch server` runs.
+//!
+//! ```text
+//! job ──► api ──► store (job version + evaluation) ──► broker
+//! broker ──► scheduler worker: snapshot → reconcile → feasibility → sample
+//!        → one scorer call → host adjustments → select ──► plan
+//! plan ──► plan applier (on the store's single writer): re-check each node
+//!          against the latest state, commit what fits, hand back the rest
+//! ```
+//!
+//! - [`Store`] (`state/`): SQLite with an immutable in-memory snapshot and one
+//!   writer thread, so every write — a job, a node, a plan — passes the same
+//!   checks and the same group commit.
+//! - `plan/`: what a worker proposes ([`Plan`]) and the applier that turns it
+//!   into state.
+//! - [`Broker`]: evaluations waiting, leased to workers, blocked on capacity.
+//! - [`Scheduler`] (`scheduler/`): the pipeline from one evaluation and one
+//!   snapshot to a plan; it never writes.
+//! - `api/`: the HTTP API ([`router`]) over the store and the broker.
+//! - [`Config`] (`config/`): `orch.toml`, the scorer it names and its reload.
+//! - [`Heartbeats`]: node TTLs and the reaper that marks nodes down.
+//! - [`run`] (`serve.rs`): all of it wired together in one process.
+//!
+//! It knows no command line and no agent: `orch-cli` parses flags and
+//! `orch-agent` runs on the nodes.
+
+mod api;
+mod broker;
+mod config;
+mod heartbeat;
+mod plan;
+mod scheduler;
+mod serve;
+mod state;
+
+pub use api::{ApiContext, ApiError, DEFAULT_WAIT, MAX_WAIT, router, routes};
+pub use broker::{Broker, BrokerError, BrokerOptions, BrokerStats, Lease};
+pub use config::{
+    ApiConfig, Config, ConfigError, HeartbeatConfig, LimitsConfig, RegistryAuthConfig, Reloaded,
+    Reloader, SamplingConfig, SchedulerConfig, ScorerLoadError, ScorerSource, StateConfig,
+    load_scheduler, load_scorer, load_scorer_with,
+};
+pub use heartbeat::Heartbeats;
+pub use plan::{AllocStop, Plan, PlanResult};
+pub use scheduler::{
+    Component as ComponentScorer, Computed, Current, DistinctHosts, DryRun, Feasibility,
+    Native as NativeScorer, ProcessError, Sampling, SchedError, Scheduler, Scorer, Worker,
+    WorkerOptions, inputs_of, now_ms, process_eval, request_of, to_sdk,
+};
+pub use serve::{ControlPlane, OnListening, ServerOptions, run};
+pub use state::{
+    AllocUpdate, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome, Refusal, State,
+    Store, StoreError, StoreOptions, Usage,
+};

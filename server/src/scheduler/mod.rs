@@ -1,0 +1,250 @@
+//! The scheduler, read like Nomad's: reconcile → feasibility → sample →
+//! one scorer call → pick → plan.
+//!
+//! A [`Scheduler`] is a scorer and a sampling setting; it turns one
+//! evaluation and one snapshot into a [`Plan`] (what to place, stop and
+//! update) and the evaluation's outcome. It never writes: the plan goes to
+//! the store's writer, which re-checks it against the latest state.
+
+pub(crate) mod feasible;
+mod place;
+mod reconcile;
+pub(crate) mod sample;
+pub(crate) mod score;
+mod worker;
+
+pub use feasible::{DistinctHosts, Feasibility};
+pub use sample::Sampling;
+pub use score::{Component, Native, Scorer, inputs_of, request_of, to_sdk};
+pub use worker::{ProcessError, Worker, WorkerOptions, now_ms, process_eval};
+
+use crate::{Plan, State};
+use orch_model::{AllocMetric, Evaluation, Job, TriggeredBy};
+use orch_wire::{GroupPlan, PlannedPlacement};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchedError {
+    /// The job cannot be scheduled as written (a constraint that does not
+    /// compile); retrying will not help.
+    #[error("job {job}: {detail}")]
+    Job { job: String, detail: String },
+    /// The scorer failed; the evaluation is retried.
+    #[error("scorer {scorer}: {detail}")]
+    Scorer { scorer: String, detail: String },
+}
+
+/// What one evaluation came to.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub plan: Plan,
+    /// Per group: placed, stopped, replaced, updated in place, left alone.
+    pub groups: Vec<GroupPlan>,
+    /// Per group, why some allocations could not be placed.
+    pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
+    /// Per group, allocations that could not be placed now.
+    pub queued: BTreeMap<String, u64>,
+    /// When a failed allocation waiting out its reschedule delay may be
+    /// replaced (ms since the epoch): the job needs an evaluation then.
+    pub followup_at: Option<u64>,
+}
+
+/// The scorer and sampling every worker uses.
+pub struct Scheduler {
+    scorer: Arc<dyn Scorer>,
+    /// Scores a placement the scorer failed on (the failure policy
+    /// `fallback`); without one the placement fails (`fail_closed`).
+    fallback: Option<Arc<dyn Scorer>>,
+    sampling: Sampling,
+    /// Placements made so far: each placement's number (see
+    /// [`orch_model::Decision::placement`]).
+    placements: AtomicU64,
+}
+
+impl Scheduler {
+    pub fn new(scorer: Arc<dyn Scorer>, sampling: Sampling) -> Self {
+        Self {
+            scorer,
+            fallback: None,
+            sampling,
+            placements: AtomicU64::new(0),
+        }
+    }
+
+    /// Scores with `fallback` whatever the scorer fails on.
+    #[must_use]
+    pub fn with_fallback(mut self, fallback: Arc<dyn Scorer>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    pub fn fallback(&self) -> Option<&Arc<dyn Scorer>> {
+        self.fallback.as_ref()
+    }
+
+    pub fn scorer(&self) -> &Arc<dyn Scorer> {
+        &self.scorer
+    }
+
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
+    /// Reconciles `eval`'s job in `state` and places what is missing.
+    pub fn compute(
+        &self,
+        state: &State,
+        eval: &Evaluation,
+        now_ms: u64,
+    ) -> Result<Computed, SchedError> {
+        let job = state.job(&eval.job_id).map(Arc::as_ref);
+        let nodes = state.schedulable_nodes();
+        let node_of = |id: &str| state.node(id).cloned();
+        let reconciled = reconcile::reconcile(
+            job,
+            state.allocs_of_job(&eval.job_id),
+            nodes,
+            &node_of,
+            now_ms,
+        )
+        .map_err(|detail| SchedError::Job {
+            job: eval.job_id.clone(),
+            detail,
+        })?;
+        let mut plan = Plan {
+            eval_id: eval.id.clone(),
+            job_id: eval.job_id.clone(),
+            priority: job.map_or(eval.priority, |j| j.priority),
+            snapshot_index: state.index(),
+            ..Plan::default()
+        };
+        for alloc in reconciled.update {
+            plan.placements
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .push(alloc);
+        }
+        let mut computed = Computed {
+            plan,
+            groups: Vec::new(),
+            failed_tg_allocs: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            followup_at: reconciled.followup_at,
+        };
+        if let Some(job) = job.filter(|j| !j.stop) {
+            let placer = place::Placer {
+                state,
+                job,
+                eval,
+                scorer: self.scorer.as_ref(),
+                fallback: self.fallback.as_deref(),
+                sampling: self.sampling,
+                counter: &self.placements,
+                now_ms,
+            };
+            let placed = placer.place(reconciled.place, &reconciled.stop)?;
+            for alloc in placed.allocs {
+                computed
+                    .plan
+                    .placements
+                    .entry(alloc.node_id.clone())
+                    .or_default()
+                    .push(alloc);
+            }
+            computed.plan.decisions = placed.decisions;
+            computed.plan.stops.extend(placed.stops);
+            computed.failed_tg_allocs = placed.failed;
+            computed.queued = placed.queued;
+        }
+        computed.plan.stops.splice(0..0, reconciled.stop);
+        computed.groups = reconciled.groups.into_values().collect();
+        // In the job's order; groups it no longer has last.
+        let position = |name: &str| {
+            job.and_then(|j| j.groups.iter().position(|g| g.name == name))
+                .unwrap_or(usize::MAX)
+        };
+        computed.groups.sort_by_key(|g| position(&g.name));
+        Ok(computed)
+    }
+
+    /// What registering `job` would do in `state`, without writing anything
+    /// (`orch job plan`).
+    pub fn dry_run(&self, state: &State, job: &Job, now_ms: u64) -> Result<DryRun, SchedError> {
+        let mut job = job.clone();
+        if let Some(current) = state.job(&job.id) {
+            job.version = if current.same_spec(&job) && !current.stop {
+                current.version
+            } else {
+                current.version + 1
+            };
+        }
+        let eval = Evaluation::pending("dry-run".into(), &job, TriggeredBy::JobRegister, now_ms);
+        let hypothetical = state.with_job(job);
+        let computed = self.compute(&hypothetical, &eval, now_ms)?;
+        let decisions: BTreeMap<&str, &orch_model::Decision> = computed
+            .plan
+            .decisions
+            .iter()
+            .map(|d| (d.alloc_id.as_str(), d))
+            .collect();
+        let placements = computed
+            .plan
+            .placements
+            .values()
+            .flatten()
+            .filter_map(|alloc| {
+                let decision = decisions.get(alloc.id.as_str())?;
+                Some(PlannedPlacement {
+                    name: alloc.name.clone(),
+                    node_id: alloc.node_id.clone(),
+                    node_name: state
+                        .node(&alloc.node_id)
+                        .map_or_else(String::new, |n| n.name.clone()),
+                    score: decision.final_score(decision.pick as usize).unwrap_or(0.0),
+                })
+            })
+            .collect();
+        Ok(DryRun {
+            groups: computed.groups,
+            placements,
+            failed_tg_allocs: computed.failed_tg_allocs,
+        })
+    }
+}
+
+/// `orch job plan`'s scheduler part.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub groups: Vec<GroupPlan>,
+    pub placements: Vec<PlannedPlacement>,
+    pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
+}
+
+/// The scheduler in use, shared by the workers and the API; replaced whole
+/// when the config is reloaded, so a worker finishes an evaluation with the
+/// scheduler it started it with.
+#[derive(Clone)]
+pub struct Current(Arc<RwLock<Arc<Scheduler>>>);
+
+impl Current {
+    pub fn new(scheduler: Scheduler) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(scheduler))))
+    }
+
+    pub fn get(&self) -> Arc<Scheduler> {
+        match self.0.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set(&self, scheduler: Scheduler) {
+        let scheduler = Arc::new(scheduler);
+        match self.0.write() {
+            Ok(mut s) => *s = scheduler,
+            Err(p) => *p.into_inner() = scheduler,
+        }
+    }
+}

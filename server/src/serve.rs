@@ -1,0 +1,323 @@
+//! The control plane in one process, as `orch server` runs it: the store
+//! (SQLite and its single writer), the plan applier, the evaluation broker
+//! fed by the store's commits, scheduler workers on their own threads, the
+//! config reloader, and the HTTP API.
+//!
+//! [`ControlPlane`] is everything but the API and the config; the
+//! placement benchmark drives it directly.
+
+use crate::api::{ApiContext, router};
+use crate::broker::{Broker, BrokerOptions};
+use crate::config::{Config, Reloaded, Reloader, load_scheduler};
+use crate::heartbeat::Heartbeats;
+use crate::scheduler::{Current, Scheduler, Worker, WorkerOptions};
+use crate::{Store, StoreOptions};
+use anyhow::{Context, Result};
+use orch_model::EvalStatus;
+use orch_plugin_runtime::Runtime;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+/// How `orch server` was asked to run: a config file and what overrides it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The config file (`orch.toml`); without one, every default applies.
+    /// Reloaded when it changes and on SIGHUP.
+    pub config: Option<PathBuf>,
+    /// Where the state database lives (overrides the config's `data_dir`).
+    pub data_dir: Option<PathBuf>,
+    /// Address the HTTP API listens on (overrides the config's `listen`).
+    pub listen: Option<SocketAddr>,
+}
+
+/// The store, the broker and the workers, wired together, and the
+/// heartbeat reaper when nodes are held to a TTL.
+pub struct ControlPlane {
+    pub store: Store,
+    pub broker: Arc<Broker>,
+    pub scheduler: Current,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Feeds the broker from the store's commits, hands it the evaluations
+    /// a previous run left pending or blocked, and starts `workers` worker
+    /// threads.
+    pub fn start(
+        store: Store,
+        scheduler: Scheduler,
+        workers: usize,
+        heartbeats: Option<&Arc<Heartbeats>>,
+    ) -> Result<Self> {
+        let broker = Arc::new(Broker::new(BrokerOptions::default()));
+        let feed = broker.clone();
+        store.set_listener(Box::new(move |events| {
+            for eval in &events.evals {
+                enqueue(&feed, eval.clone());
+            }
+            if events.capacity_freed {
+                feed.unblock(events.index);
+            }
+        }));
+        let state = store.snapshot();
+        let mut resumed: Vec<&Arc<orch_model::Evaluation>> = state
+            .evals()
+            .filter(|e| matches!(e.status, EvalStatus::Pending | EvalStatus::Blocked))
+            .collect();
+        // Oldest first, as the broker would have had them.
+        resumed.sort_by_key(|e| e.create_index);
+        for eval in &resumed {
+            enqueue(&broker, (*eval).clone());
+        }
+        if !resumed.is_empty() {
+            tracing::info!("resuming {} pending or blocked evaluations", resumed.len());
+            // What freed capacity before the restart is not known: blocked
+            // evaluations look once more at the state as it is.
+            broker.unblock(state.index());
+        }
+        let scheduler = Current::new(scheduler);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers.max(1) {
+            let worker = Worker {
+                store: store.clone(),
+                broker: broker.clone(),
+                scheduler: scheduler.clone(),
+                options: WorkerOptions::default(),
+            };
+            handles.push(
+                worker
+                    .spawn(format!("orch-worker-{i}"), stop.clone())
+                    .context("cannot start a scheduler worker thread")?,
+            );
+        }
+        if let Some(heartbeats) = heartbeats {
+            // No agent has checked in with this process yet.
+            heartbeats.start_grace(
+                state
+                    .nodes()
+                    .filter(|n| n.status != orch_model::NodeStatus::Down)
+                    .map(|n| n.id.clone()),
+                std::time::Instant::now(),
+            );
+            handles.push(
+                heartbeats
+                    .spawn_reaper(store.clone(), stop.clone())
+                    .context("cannot start the heartbeat thread")?,
+            );
+        }
+        Ok(Self {
+            store,
+            broker,
+            scheduler,
+            stop,
+            workers: handles,
+        })
+    }
+
+    /// Stops the workers once they finish the evaluation in hand.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.workers.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Hands `eval` to the broker, holding back one whose `wait_until_ms` is
+/// still ahead (a delayed reschedule) until then.
+fn enqueue(broker: &Broker, eval: Arc<orch_model::Evaluation>) {
+    let now = crate::scheduler::now_ms();
+    match eval.wait_until_ms {
+        Some(at) if at > now => {
+            let wait = std::time::Duration::from_millis(at - now);
+            broker.enqueue_at(eval, std::time::Instant::now() + wait);
+        }
+        _ => broker.enqueue(eval),
+    }
+}
+
+/// Called once the API listens, with its address; `orch dev` starts its
+/// agent here. An error stops the server.
+pub type OnListening = Box<dyn FnOnce(SocketAddr) -> Result<()> + Send>;
+
+/// Runs the control plane until SIGTERM or SIGINT; `on_listening` is called
+/// once the API listens.
+pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}; set data_dir in the config or --data-dir",
+            config.data_dir.display()
+        )
+    })?;
+    let runtime =
+        Runtime::new(config.runtime_config()).context("cannot start the plugin runtime")?;
+    let scheduler = load_scheduler(&config, &runtime).map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(
+        "scheduler: scoring with {} ({}); {}",
+        scheduler.scorer().label(),
+        scheduler.scorer().digest(),
+        match scheduler.fallback() {
+            Some(f) => format!("falls back to {} if it fails", f.label()),
+            None => "fails closed if it fails".to_owned(),
+        }
+    );
+    let db = config.data_dir.join("state.db");
+    let store = Store::open(
+        &db,
+        StoreOptions {
+            sync: config.state.durability,
+            ..StoreOptions::default()
+        },
+    )?;
+    tracing::info!("state: {} at index {}", db.display(), store.index());
+    let heartbeats = Arc::new(Heartbeats::new(
+        config.heartbeat.ttl(),
+        config.heartbeat.grace(),
+    ));
+    let plane = ControlPlane::start(store, scheduler, config.workers, Some(&heartbeats))?;
+    let reloader = args.config.as_ref().map(|path| {
+        let current = plane.scheduler.clone();
+        Arc::new(Reloader::new(
+            path,
+            config.clone(),
+            runtime.clone(),
+            &plane.scheduler.get(),
+            move |s| current.set(s),
+        ))
+    });
+    if let Some(reloader) = &reloader {
+        reloader
+            .spawn_watch()
+            .context("cannot start watching the config file")?;
+    }
+    let ctx = ApiContext {
+        store: plane.store.clone(),
+        broker: plane.broker.clone(),
+        scheduler: plane.scheduler.clone(),
+        max_body_bytes: config.api.max_body_bytes,
+        dry_runs: Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS)),
+        heartbeats,
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = tokio.block_on(serve(config.listen, ctx, reloader, on_listening));
+    // Blocking queries were answered at shutdown; a stuck connection is
+    // not waited for.
+    tokio.shutdown_timeout(std::time::Duration::from_secs(2));
+    plane.shutdown();
+    served
+}
+
+async fn serve(
+    listen: SocketAddr,
+    ctx: ApiContext,
+    reloader: Option<Arc<Reloader>>,
+    on_listening: OnListening,
+) -> Result<()> {
+    // Signals are taken over before the API is announced: one arriving
+    // between the two would otherwise meet the default action and kill
+    // the server without a word.
+    let stops = stop_signals().context("cannot listen for SIGTERM and SIGINT")?;
+    let hangups = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; is another orch server running there? set listen in the config or --listen"))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the API.
+    println!("orch server: API listening on http://{addr}");
+    tracing::info!("API listening on http://{addr}");
+    tokio::task::spawn_blocking(move || on_listening(addr))
+        .await
+        .context("starting what runs beside the API")??;
+    // Always handled: without it a SIGHUP (systemd's reload, a logrotate
+    // hook) would kill the server.
+    tokio::spawn(reload_on_sighup(hangups, reloader));
+    let store = ctx.store.clone();
+    let mut first = stops.clone();
+    let graceful = async move {
+        let _ = first.wait_for(|&n| n >= 1).await;
+        tracing::info!("shutting down");
+        // Open blocking queries answer now instead of after their wait.
+        store.release_waiters();
+    };
+    let server = axum::serve(listener, router(ctx)).with_graceful_shutdown(graceful);
+    let mut started = stops.clone();
+    let mut again = stops;
+    tokio::select! {
+        served = server => served.context("the API server failed"),
+        () = async {
+            let _ = started.wait_for(|&n| n >= 1).await;
+            tokio::select! {
+                // Requests still in flight get a few seconds…
+                () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+                    tracing::warn!("requests still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
+                }
+                // …unless the operator asks again.
+                _ = again.wait_for(|&n| n >= 2) => tracing::warn!("second signal: stopping now"),
+            }
+        } => Ok(()),
+    }
+}
+
+/// How long requests in flight get to finish once shutdown starts.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Counts SIGTERM and SIGINT: the first starts a graceful shutdown, the
+/// second cuts it short.
+fn stop_signals() -> std::io::Result<tokio::sync::watch::Receiver<u32>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (count, counted) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            count.send_modify(|n| *n += 1);
+        }
+    });
+    Ok(counted)
+}
+
+async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    reloader: Option<Arc<Reloader>>,
+) {
+    while hangups.recv().await.is_some() {
+        let Some(reloader) = &reloader else {
+            tracing::info!("SIGHUP: no config file to reload (started without --config)");
+            continue;
+        };
+        tracing::info!("SIGHUP: reloading the config");
+        let reloader = reloader.clone();
+        // A new scorer compiles: off the async threads.
+        match tokio::task::spawn_blocking(move || reloader.reload_now()).await {
+            Ok(Reloaded::Unchanged) => tracing::info!("config reload: the scheduler is unchanged"),
+            Ok(_) => {}
+            Err(e) => tracing::error!("config reload failed: {e}"),
+        }
+    }
+}

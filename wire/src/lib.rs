@@ -1,0 +1,33 @@
+//! What crosses the network between orch's processes, declared once:
+//!
+//! - the route table ([`ROUTES`] of the server, [`AGENT_ROUTES`] of an
+//!   agent): the server builds its router from it, clients build their
+//!   paths from it;
+//! - the request and response bodies that are not model objects themselves
+//!   (`bodies.rs`), serialized by the sender and deserialized by the
+//!   receiver as the same type;
+//! - the one HTTP [`Client`], used by the CLI and the agent to reach the
+//!   server and by the server to reach agents;
+//! - the OpenAPI document ([`OPENAPI_JSON`]), which this crate's tests hold
+//!   to the route table and to the bodies' serialized form.
+//!
+//! Model objects (jobs, nodes, allocations, evaluations) travel as
+//! orch-model declares them.
+
+mod bodies;
+mod client;
+mod openapi;
+pub mod routes;
+
+pub use bodies::{
+    Alive, AllocationDetail, BrokerInfo, DrainRequest, EligibilityRequest, ErrorBody,
+    EvaluationDetail, FieldDiff, GroupPlan, JobPlanResponse, JobRegisterRequest,
+    JobRegisterResponse, JobStopResponse, JobSummary, NodeUpdated, PlannedPlacement, ScorerInfo,
+    ServerStatus, StatusUpdate, StatusUpdated, StatusUpdates,
+};
+pub use client::{
+    Client, ClientError, ClientOptions, DEFAULT_ADDRESS, INDEX_HEADER, LOG_FILE_HEADER,
+    LOG_OFFSET_HEADER, RawReply, Reply, normalize_address,
+};
+pub use openapi::OPENAPI_JSON;
+pub use routes::{AGENT_ROUTES, Method, ROUTES, Route, path_segment};

@@ -1,0 +1,562 @@
+//! The OpenAPI 3.1 description of the server's API, served at
+//! `/v1/openapi.json`. Written by hand (it is documentation first), and held
+//! by the tests below to the route table and to what the bodies serialize
+//! to, so it cannot drift from either.
+
+/// `openapi.json`, as served.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "tests may"
+    )]
+
+    use super::OPENAPI_JSON;
+    use crate::*;
+    use orch_model::{
+        AllocMetric, Allocation, ClientStatus, Decision, Evaluation, Job, Node, Problem, Sampling,
+        TaskState,
+    };
+    use serde_json::{Value, json};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn spec() -> Value {
+        serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+    }
+
+    /// Every route served is documented, under its operation id, and every
+    /// documented route is served.
+    #[test]
+    fn openapi_matches_the_routes() {
+        let spec = spec();
+        assert_eq!(spec["openapi"].as_str().unwrap(), "3.1.0");
+        let served: BTreeSet<(String, String, String)> = ROUTES
+            .iter()
+            .map(|r| {
+                (
+                    r.method.as_str().to_lowercase(),
+                    r.path.to_owned(),
+                    r.operation.to_owned(),
+                )
+            })
+            .collect();
+        let mut documented = BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if ["get", "post", "put", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+                    documented.insert((method.clone(), path.clone(), id));
+                }
+            }
+        }
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            missing.is_empty(),
+            "served but not in openapi.json (method, path, operationId): {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "in openapi.json but not served: {extra:?}"
+        );
+    }
+
+    /// Each `{param}` of a path is declared, every operation says what it
+    /// answers, and every `$ref` points at a schema that exists.
+    #[test]
+    fn openapi_is_complete_and_consistent() {
+        let spec = spec();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let mut declared: Vec<String> = Vec::new();
+                for list in [&item["parameters"], &op["parameters"]] {
+                    for p in list.as_array().into_iter().flatten() {
+                        let p = resolve(&spec, p);
+                        declared.push(p["name"].as_str().unwrap().to_owned());
+                    }
+                }
+                for segment in path.split('/') {
+                    if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+                    {
+                        assert!(
+                            declared.iter().any(|d| d == name),
+                            "{method} {path}: path parameter {name} not declared"
+                        );
+                    }
+                }
+                if method == "get" {
+                    for name in ["index", "wait"] {
+                        assert!(
+                            declared.iter().any(|d| d == name),
+                            "{method} {path}: blocking parameter {name} not declared"
+                        );
+                    }
+                }
+                assert!(
+                    op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                    "{method} {path}: no responses"
+                );
+            }
+        }
+        let mut refs = Vec::new();
+        collect_refs(&spec, &mut refs);
+        assert!(!refs.is_empty());
+        for r in refs {
+            assert!(!lookup(&spec, &r).is_null(), "$ref {r} points nowhere");
+        }
+    }
+
+    /// The bodies as the Rust types serialize them, each held to the schema
+    /// the document gives it: no field the schema does not know, every
+    /// required field there, values of the documented types and enums. For
+    /// the bodies this crate declares, every documented field must also be
+    /// produced by some sample, so a field added to either side alone fails.
+    #[test]
+    fn bodies_match_their_schemas() {
+        let spec = spec();
+        let mut seen = Seen::default();
+        let job = job();
+        let node = node();
+        let alloc = allocation();
+        let decision = decision();
+        let eval = evaluation(&job);
+        let mut problem = Problem::new("job.group[0].count", "must be at least 0").hint("e.g. 1");
+        problem.line = Some(3);
+        problem.column = Some(9);
+
+        let mut check = |schema: &str, value: &dyn erased::Serialize| {
+            let value = serde_json::to_value(value).unwrap();
+            let target = json!({ "$ref": format!("#/components/schemas/{schema}") });
+            if let Err(e) = validate(&spec, &target, &value, schema, &mut seen) {
+                panic!("{e}\n  value: {value}");
+            }
+        };
+        check(
+            "ErrorBody",
+            &ErrorBody {
+                code: "invalid_job".into(),
+                message: "the job is invalid".into(),
+                details: vec![problem],
+            },
+        );
+        check(
+            "JobRegisterRequest",
+            &JobRegisterRequest {
+                job: job.clone(),
+                enforce_index: Some(7),
+            },
+        );
+        check(
+            "JobRegisterResponse",
+            &JobRegisterResponse {
+                eval_id: Some("e1".into()),
+                job_version: 2,
+                job_modify_index: 9,
+                index: 10,
+                warnings: vec!["a warning".into()],
+            },
+        );
+        check(
+            "JobStopResponse",
+            &JobStopResponse {
+                eval_id: "e1".into(),
+                index: 3,
+            },
+        );
+        check(
+            "JobPlanResponse",
+            &JobPlanResponse {
+                diff_type: "edit".into(),
+                diff: vec![FieldDiff {
+                    kind: "edited".into(),
+                    field: "group[web].count".into(),
+                    old: Some("1".into()),
+                    new: Some("2".into()),
+                }],
+                groups: vec![GroupPlan {
+                    name: "web".into(),
+                    place: 1,
+                    stop: 0,
+                    replace: 0,
+                    in_place: 1,
+                    ignore: 0,
+                }],
+                placements: vec![PlannedPlacement {
+                    name: "hello.web[1]".into(),
+                    node_id: "n1".into(),
+                    node_name: "box".into(),
+                    score: 0.5,
+                }],
+                failed_tg_allocs: BTreeMap::from([("web".into(), metric())]),
+                job_modify_index: 4,
+            },
+        );
+        check(
+            "JobSummary",
+            &JobSummary {
+                id: "hello".into(),
+                name: "hello".into(),
+                job_type: "service".into(),
+                priority: 50,
+                status: "running".into(),
+                version: 0,
+                stop: false,
+                allocs: BTreeMap::from([("running".into(), 3)]),
+                modify_index: 5,
+            },
+        );
+        check("Job", &job);
+        check("Node", &node);
+        check("Allocation", &alloc);
+        check("Decision", &decision);
+        check(
+            "AllocationDetail",
+            &AllocationDetail {
+                allocation: alloc.clone(),
+                decision: Some(decision.clone()),
+            },
+        );
+        check("Evaluation", &eval);
+        check(
+            "EvaluationDetail",
+            &EvaluationDetail {
+                evaluation: eval.clone(),
+                placed: vec!["a1".into()],
+            },
+        );
+        let scorer = ScorerInfo {
+            label: "binpack 0.1.0".into(),
+            digest: orch_model::Digest::of(b"binpack").to_string(),
+        };
+        check(
+            "Status",
+            &ServerStatus {
+                index: 12,
+                version: "0.1.0".into(),
+                scorer: scorer.clone(),
+                fallback: Some(scorer),
+                sampling: Sampling::default(),
+                nodes: 3,
+                jobs: 1,
+                allocations: 3,
+                broker: BrokerInfo::default(),
+            },
+        );
+        check(
+            "NodeAlive",
+            &Alive {
+                index: 1,
+                heartbeat_ttl_ms: 30_000,
+            },
+        );
+        check("DrainRequest", &DrainRequest { enable: true });
+        check("EligibilityRequest", &EligibilityRequest { eligible: false });
+        check(
+            "NodeUpdated",
+            &NodeUpdated {
+                index: 4,
+                eval_ids: vec!["e2".into()],
+            },
+        );
+        check(
+            "AllocStatusUpdates",
+            &StatusUpdates {
+                updates: vec![StatusUpdate {
+                    alloc_id: "a1".into(),
+                    client_status: ClientStatus::Running,
+                    description: "Tasks are running".into(),
+                    task_states: Some(alloc.task_states.clone()),
+                }],
+            },
+        );
+        check(
+            "AllocStatusUpdated",
+            &StatusUpdated {
+                index: 8,
+                unknown: vec!["a9".into()],
+            },
+        );
+
+        // The bodies declared here: every field the document gives them is
+        // one the type produces.
+        for schema in [
+            "ErrorBody",
+            "Problem",
+            "JobRegisterRequest",
+            "JobRegisterResponse",
+            "JobStopResponse",
+            "JobPlanResponse",
+            "FieldDiff",
+            "GroupPlan",
+            "PlannedPlacement",
+            "JobSummary",
+            "AllocationDetail",
+            "EvaluationDetail",
+            "Status",
+            "NodeAlive",
+            "DrainRequest",
+            "EligibilityRequest",
+            "NodeUpdated",
+            "AllocStatusUpdates",
+            "AllocStatusUpdate",
+            "AllocStatusUpdated",
+            "Allocation",
+            "AllocMetric",
+        ] {
+            let documented = properties(&spec, schema);
+            let produced = seen.0.get(schema).cloned().unwrap_or_default();
+            let never: Vec<_> = documented.difference(&produced).collect();
+            assert!(
+                never.is_empty(),
+                "openapi.json's {schema} documents {never:?}, which no sample of its Rust type produces"
+            );
+        }
+    }
+
+    /// Fields produced per schema, across every sample.
+    #[derive(Default)]
+    struct Seen(BTreeMap<String, BTreeSet<String>>);
+
+    /// Checks `value` against `schema` (a subset of JSON Schema: `$ref`,
+    /// `type`, `properties`, `required`, `additionalProperties`, `items`,
+    /// `enum`, `allOf`, `oneOf`/`anyOf`); `at` says where, for the message.
+    fn validate(
+        spec: &Value,
+        schema: &Value,
+        value: &Value,
+        at: &str,
+        seen: &mut Seen,
+    ) -> Result<(), String> {
+        if let Some(r) = schema["$ref"].as_str() {
+            let name = r.rsplit('/').next().unwrap_or(r);
+            return validate(spec, lookup(spec, r), value, name, seen);
+        }
+        if let Some(all) = schema["allOf"].as_array() {
+            for s in all {
+                validate(spec, s, value, at, seen)?;
+            }
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let Some(any) = schema[key].as_array() {
+                let mut errors = Vec::new();
+                for s in any {
+                    let mut scratch = Seen::default();
+                    match validate(spec, s, value, at, &mut scratch) {
+                        Ok(()) => {
+                            validate(spec, s, value, at, seen)?;
+                            errors.clear();
+                            break;
+                        }
+                        Err(e) => errors.push(e),
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(format!("{at}: matches none of {key}: {errors:?}"));
+                }
+            }
+        }
+        if let Some(allowed) = schema["enum"].as_array()
+            && !allowed.contains(value)
+        {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if !types.is_empty() && !types.iter().any(|t| is_type(value, t)) {
+            return Err(format!("{at}: {value} is not of type {types:?}"));
+        }
+        if let Value::Object(fields) = value {
+            let properties = schema["properties"].as_object();
+            if let Some(properties) = properties {
+                let produced = seen.0.entry(at.to_owned()).or_default();
+                produced.extend(fields.keys().cloned());
+                for (name, v) in fields {
+                    match properties.get(name) {
+                        Some(s) => validate(spec, s, v, &format!("{at}.{name}"), seen)?,
+                        None if schema["additionalProperties"] == Value::Bool(false) => {
+                            return Err(format!(
+                                "{at}: the Rust type serializes `{name}`, which openapi.json does not document"
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+            }
+            for name in schema["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap_or_default();
+                if !fields.contains_key(name) {
+                    return Err(format!(
+                        "{at}: openapi.json requires `{name}`, which the Rust type left out"
+                    ));
+                }
+            }
+            if properties.is_none()
+                && let Some(extra) = schema["additionalProperties"].as_object()
+            {
+                let extra = Value::Object(extra.clone());
+                for (name, v) in fields {
+                    validate(spec, &extra, v, &format!("{at}[{name}]"), seen)?;
+                }
+            }
+        }
+        if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
+            for (i, v) in items.iter().enumerate() {
+                validate(spec, item_schema, v, &format!("{at}[{i}]"), seen)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_type(value: &Value, t: &str) -> bool {
+        match t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            _ => false,
+        }
+    }
+
+    fn properties(spec: &Value, schema: &str) -> BTreeSet<String> {
+        spec["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn lookup<'a>(spec: &'a Value, r: &str) -> &'a Value {
+        r.trim_start_matches("#/")
+            .split('/')
+            .fold(spec, |v, k| &v[k])
+    }
+
+    fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
+        match v["$ref"].as_str() {
+            Some(r) => lookup(spec, r),
+            None => v,
+        }
+    }
+
+    fn collect_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "$ref" {
+                        out.push(v.as_str().unwrap().to_owned());
+                    } else {
+                        collect_refs(v, out);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+
+    /// `&dyn Serialize` for the samples of different types.
+    mod erased {
+        pub trait Serialize {
+            fn value(&self) -> serde_json::Value;
+        }
+        impl<T: serde::Serialize> Serialize for T {
+            fn value(&self) -> serde_json::Value {
+                serde_json::to_value(self).unwrap_or_default()
+            }
+        }
+        impl serde::Serialize for dyn Serialize + '_ {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.value().serialize(s)
+            }
+        }
+    }
+
+    /// The example job every new user runs, as the CLI sends it.
+    fn job() -> Job {
+        let text = include_str!("../../examples/jobs/hello.toml");
+        orch_model::parse_job_file("examples/jobs/hello.toml", text).expect("examples/jobs/hello.toml parses")
+    }
+
+    fn node() -> Node {
+        serde_json::from_str(include_str!("../../examples/nodes/node1.json"))
+            .expect("examples/nodes/node1.json is a node")
+    }
+
+    /// An evaluation of `job` that left a blocked one behind, every field
+    /// set (the type refuses unknown ones).
+    fn evaluation(job: &Job) -> Evaluation {
+        serde_json::from_value(json!({
+            "id": "e1", "job_id": job.id, "priority": 50, "triggered_by": "node-update",
+            "status": "complete", "status_description": "placed 2 of 3",
+            "node_id": "n1", "job_version": 1,
+            "failed_tg_allocs": {"web": metric()}, "queued_allocations": {"web": 1},
+            "blocked_eval": "e2", "previous_eval": "e0", "wait_until_ms": 5,
+            "attempts": 1, "snapshot_index": 4, "create_index": 2, "modify_index": 3,
+            "create_time_ms": 1
+        }))
+        .expect("an Evaluation")
+    }
+
+    fn metric() -> AllocMetric {
+        serde_json::from_value(json!({
+            "nodes_evaluated": 3, "nodes_filtered": {"${attr.os} = linux": 1},
+            "nodes_exhausted": 1, "dimension_exhausted": {"memory": 1},
+            "coalesced_failures": 2
+        }))
+        .expect("an AllocMetric")
+    }
+
+    /// Every field set: the type refuses unknown ones, so this is what an
+    /// allocation carries.
+    fn allocation() -> Allocation {
+        let task: TaskState = serde_json::from_value(json!({
+            "state": "running", "failed": false, "restarts": 1,
+            "started_at_ms": 1, "finished_at_ms": 0,
+            "events": [{"type": "terminated", "time_ms": 1, "message": "exited", "exit_code": 0, "signal": 9}]
+        }))
+        .expect("a TaskState");
+        serde_json::from_value(json!({
+            "id": "a1", "name": "hello.web[0]", "job_id": "hello", "job_version": 0,
+            "group": "web", "index": 0, "node_id": "n1", "eval_id": "e1",
+            "resources": {"cpu": 100, "memory": 64, "disk": 0},
+            "spec_hash": "h", "desired_status": "run", "desired_description": "d",
+            "client_status": "running", "client_description": "c",
+            "previous_allocation": "a0", "reschedule_times_ms": [1],
+            "create_index": 1, "modify_index": 2, "create_time_ms": 3, "client_time_ms": 4,
+            "task_states": {"server": task}
+        }))
+        .expect("an Allocation")
+    }
+
+    fn decision() -> Decision {
+        serde_json::from_value(json!({
+            "alloc_id": "a1", "eval_id": "e1", "job_id": "hello", "group": "web",
+            "scorer": "binpack 0.1.0", "scorer_digest": "sha256:00",
+            "placement": 3, "snapshot_index": 9, "job_priority": 50,
+            "ask": {"cpu": 100, "memory": 64, "disk": 0},
+            "inputs": {
+                "cpu_capacity": [4000], "memory_capacity": [8192], "disk_capacity": [0],
+                "cpu_allocated": [0], "memory_allocated": [0], "disk_allocated": [0],
+                "job_allocs": [0], "total_allocs": [0]
+            },
+            "nodes_evaluated": 1, "nodes_skipped": 0, "candidates": ["n1"],
+            "scores": [0.5], "part_names": ["fit"], "parts": [0.5], "pick": 0,
+            "scorer_micros": 10, "total_micros": 20
+        }))
+        .expect("a Decision")
+    }
+}
