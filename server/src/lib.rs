@@ -20,6 +20,8 @@
 //! - [`Config`] (`config/`): `orch.toml`, the scorer it names and its reload.
 //! - [`Heartbeats`]: node TTLs and the reaper that marks nodes down.
 //! - [`run`] (`serve.rs`): all of it wired together in one process.
+//! - [`testing`]: a scheduler harness for tests, like Nomad's
+//!   `scheduler/testing.go`.
 //!
 //! It knows no command line and no agent: `orch-cli` parses flags and
 //! `orch-agent` runs on the nodes.
@@ -32,6 +34,7 @@ mod plan;
 mod scheduler;
 mod serve;
 mod state;
+pub mod testing;
 
 pub use api::{ApiContext, ApiError, DEFAULT_WAIT, MAX_WAIT, router, routes};
 pub use broker::{Broker, BrokerError, BrokerOptions, BrokerStats, Lease};

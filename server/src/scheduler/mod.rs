@@ -1,16 +1,33 @@
-//! The scheduler, read like Nomad's: reconcile → feasibility → sample →
-//! one scorer call → pick → plan.
+//! The scheduler, read like Nomad's, one stage per module:
 //!
-//! A [`Scheduler`] is a scorer and a sampling setting; it turns one
-//! evaluation and one snapshot into a [`Plan`] (what to place, stop and
-//! update) and the evaluation's outcome. It never writes: the plan goes to
-//! the store's writer, which re-checks it against the latest state.
+//! 1. `reconcile`: what the job wants against what exists — slots to place,
+//!    allocations to stop, replace or update in place;
+//! 2. `feasible`: which nodes can take a slot at all, with a reason for
+//!    each one filtered out;
+//! 3. `sample`: the limit — walk the nodes from a rotating start and keep
+//!    enough feasible ones with room (Nomad's limit iterator, Kubernetes'
+//!    percentageOfNodesToScore);
+//! 4. `score`: the one batched call into the scorer component for every
+//!    candidate (better than Nomad's per-node iterators: one host→guest
+//!    call per placement);
+//! 5. `adjust`: the host's affinity and spread preferences on top;
+//! 6. `select`: the best final score wins;
+//!
+//! `place` runs stages 2–6 for each slot and records a decision; `worker`
+//! takes evaluations from the broker and hands plans to the applier.
+//!
+//! A [`Scheduler`] is a scorer and a sampling setting; [`Scheduler::compute`]
+//! turns one evaluation and one snapshot into a [`Plan`] (what to place,
+//! stop and update) and the evaluation's outcome. It never writes: the plan
+//! goes to the plan applier, which re-checks it against the latest state.
 
+mod adjust;
 pub(crate) mod feasible;
 mod place;
 mod reconcile;
 pub(crate) mod sample;
 pub(crate) mod score;
+mod select;
 mod worker;
 
 pub use feasible::{DistinctHosts, Feasibility};

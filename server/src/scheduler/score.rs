@@ -1,7 +1,11 @@
-//! The scorer a scheduler calls: a component loaded by the plugin runtime,
-//! or — for benchmarks and as a baseline — the same crate compiled natively.
-//! Both are called once per placement with every candidate at once.
+//! The one batched scorer call: every candidate of a placement in one
+//! request, to a component loaded by the plugin runtime or — for benchmarks
+//! and as a baseline — the same crate compiled natively. The answer is
+//! checked (one finite score in [-1, 1] per node) before the scheduler uses
+//! it; a scorer that fails hands the request to the fallback, if the
+//! config names one.
 
+use super::SchedError;
 use orch_plugin_runtime::{ScoreRequest, ScoreResponse, ScorerPlugin};
 
 /// Ranks candidates. Answers are validated (one finite score in [-1, 1]
@@ -12,6 +16,61 @@ pub trait Scorer: Send + Sync {
     /// `sha256:HEX` of the component, or `native:NAME` for a native build.
     fn digest(&self) -> &str;
     fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String>;
+}
+
+/// Which scorer answered a request, and why not the configured one.
+pub(super) struct Answered<'s> {
+    pub scorer: &'s dyn Scorer,
+    pub failure: Option<String>,
+}
+
+/// Scores `request` (`nodes` candidates) with `primary`, and with
+/// `fallback` if `primary` fails and there is one.
+pub(super) fn score<'s>(
+    primary: &'s dyn Scorer,
+    fallback: Option<&'s dyn Scorer>,
+    request: &ScoreRequest,
+    nodes: usize,
+) -> Result<(ScoreResponse, Answered<'s>), SchedError> {
+    match ask(primary, request, nodes) {
+        Ok(response) => Ok((
+            response,
+            Answered {
+                scorer: primary,
+                failure: None,
+            },
+        )),
+        Err(e) => {
+            let Some(fallback) = fallback else {
+                return Err(e);
+            };
+            tracing::warn!("{e}; scoring with the fallback {}", fallback.label());
+            let response = ask(fallback, request, nodes)?;
+            Ok((
+                response,
+                Answered {
+                    scorer: fallback,
+                    failure: Some(e.to_string()),
+                },
+            ))
+        }
+    }
+}
+
+/// One scorer's answer, checked.
+fn ask(
+    scorer: &dyn Scorer,
+    request: &ScoreRequest,
+    nodes: usize,
+) -> Result<ScoreResponse, SchedError> {
+    let fault = |detail: String| SchedError::Scorer {
+        scorer: format!("{} ({})", scorer.label(), scorer.digest()),
+        detail,
+    };
+    let response = scorer.score(request).map_err(fault)?;
+    orch_plugin_runtime::validate_response(&response, nodes)
+        .map_err(|problem| fault(problem.to_string()))?;
+    Ok(response)
 }
 
 /// A scorer component behind the plugin runtime's limits and breaker.

@@ -602,87 +602,22 @@ impl Writer<'_, '_> {
         Ok(self.applied(evals))
     }
 
-    /// The plan applier: re-checks each node of the plan against the
-    /// latest state and commits the nodes that fit.
-    ///
-    /// - A plan for an evaluation that is already finished is refused: a
-    ///   worker whose lease ran out may still be planning it.
-    /// - New allocations need a schedulable node, room, and a slot (job,
-    ///   group, index) no other live allocation fills.
-    /// - An existing allocation in a plan is an in-place update: only its
-    ///   job version moves, onto the latest record, so what the agent or the
-    ///   server wrote since the plan's snapshot stays; one that has ended
-    ///   since is left alone.
-    /// - The stop of an allocation whose replacement was refused is not
-    ///   applied: the old one keeps running.
+    /// Commits what the plan applier ([`crate::plan::evaluate`]) accepts
+    /// of `plan` against the latest state: the stops it does not hold back,
+    /// the placements on nodes where they fit, their decision records, and
+    /// the plan's evaluations when all of it was accepted.
     fn apply_plan(&mut self, plan: Plan) -> Result<PlanResult, StoreError> {
-        if let Some(eval) = self.state.eval(&plan.eval_id)
-            && eval.status.is_terminal()
-        {
-            return Err(Refusal::Conflict(format!(
-                "evaluation {} is already {}: its plan is stale",
-                plan.eval_id,
-                eval.status.as_str()
-            ))
-            .into());
-        }
-        let mut result = PlanResult::default();
-        let job = self.state.job(&plan.job_id).cloned();
-        let stop_ids: BTreeSet<&str> = plan.stops.iter().map(|s| s.alloc_id.as_str()).collect();
-        // Stops whose replacement was refused; grows until the checks agree.
-        let mut kept: BTreeSet<String> = BTreeSet::new();
-        let mut accepted: Vec<&Allocation>;
-        loop {
-            // Stops first: they make room that placements on the same node
-            // count on.
-            let mut stopping: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for stop in &plan.stops {
-                if kept.contains(&stop.alloc_id) {
-                    continue;
-                }
-                if let Some(alloc) = self.state.alloc(&stop.alloc_id) {
-                    stopping
-                        .entry(alloc.node_id.clone())
-                        .or_default()
-                        .push(alloc.id.clone());
-                }
-            }
-            let slots = self.slots_taken(&plan.job_id, &stop_ids, &kept);
-            let mut claimed = BTreeSet::new();
-            accepted = Vec::new();
-            result.rejected.clear();
-            for (node_id, allocs) in &plan.placements {
-                let checked = self
-                    .check_slots(allocs, job.as_deref(), &slots, &mut claimed)
-                    .and_then(|()| {
-                        self.check_node(node_id, allocs, stopping.get(node_id), job.as_deref())
-                    });
-                match checked {
-                    Ok(()) => accepted.extend(allocs),
-                    Err(why) => {
-                        result.rejected.insert(node_id.clone(), why);
-                    }
-                }
-            }
-            let refused_replacements: BTreeSet<String> = plan
-                .placements
-                .iter()
-                .filter(|(node, _)| result.rejected.contains_key(*node))
-                .flat_map(|(_, allocs)| allocs)
-                .filter_map(|a| a.previous_allocation.clone())
-                .filter(|prev| stop_ids.contains(prev.as_str()) && !kept.contains(prev))
-                .collect();
-            if refused_replacements.is_empty() {
-                break;
-            }
-            kept.extend(refused_replacements);
-        }
+        let verdict = crate::plan::evaluate(self.state, &plan)?;
+        let mut result = PlanResult {
+            rejected: verdict.rejected,
+            ..PlanResult::default()
+        };
         if plan.all_at_once && result.is_partial() {
             self.state.index -= 1;
             return Ok(result);
         }
         for stop in &plan.stops {
-            if kept.contains(&stop.alloc_id) {
+            if verdict.kept.contains(&stop.alloc_id) {
                 continue;
             }
             let Some(old) = self.state.alloc(&stop.alloc_id).cloned() else {
@@ -712,7 +647,7 @@ impl Writer<'_, '_> {
             .iter()
             .map(|d| (d.alloc_id.as_str(), d))
             .collect();
-        for planned in accepted {
+        for planned in verdict.accepted {
             let alloc = match self.state.alloc(&planned.id) {
                 // The same plan applied again, or an in-place update of an
                 // allocation that has ended or moved on since the snapshot.
@@ -765,124 +700,6 @@ impl Writer<'_, '_> {
         )?;
         result.index = self.index();
         Ok(result)
-    }
-
-    /// The slots (group, index) of the job that live allocations fill,
-    /// not counting those the plan stops (unless their stop is kept back).
-    fn slots_taken(
-        &self,
-        job_id: &str,
-        stopping: &BTreeSet<&str>,
-        kept: &BTreeSet<String>,
-    ) -> BTreeMap<(String, u32), String> {
-        self.state
-            .allocs_of_job(job_id)
-            .filter(|a| a.holds_resources())
-            .filter(|a| !stopping.contains(a.id.as_str()) || kept.contains(&a.id))
-            .map(|a| ((a.group.clone(), a.index), a.id.clone()))
-            .collect()
-    }
-
-    /// New allocations of a service or batch job must fill a free slot;
-    /// system jobs have one slot per node, which [`Self::check_node`]'s
-    /// room check and the scheduler keep.
-    fn check_slots(
-        &self,
-        allocs: &[Allocation],
-        job: Option<&Job>,
-        taken: &BTreeMap<(String, u32), String>,
-        claimed: &mut BTreeSet<(String, u32)>,
-    ) -> Result<(), String> {
-        if job.is_none_or(|j| j.job_type == JobType::System) {
-            return Ok(());
-        }
-        for alloc in allocs {
-            if self.state.alloc(&alloc.id).is_some() {
-                continue;
-            }
-            let slot = (alloc.group.clone(), alloc.index);
-            if let Some(other) = taken.get(&slot) {
-                return Err(format!(
-                    "{} is already filled by allocation {other}",
-                    alloc.name
-                ));
-            }
-            if !claimed.insert(slot) {
-                return Err(format!("{} is placed twice in the plan", alloc.name));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `allocs` fit on `node_id` now, counting the room the plan's
-    /// own stops there make. New allocations need a schedulable node; an
-    /// in-place update of an allocation already there does not, nor room
-    /// when it asks for no more than it holds (a node that shrank keeps
-    /// what runs there).
-    fn check_node(
-        &self,
-        node_id: &str,
-        allocs: &[Allocation],
-        stopping: Option<&Vec<String>>,
-        job: Option<&Job>,
-    ) -> Result<(), String> {
-        let Some(node) = self.state.node(node_id) else {
-            return Err("node no longer exists".into());
-        };
-        let mut used = self.state.usage(node_id).resources;
-        let mut release = |id: &str| {
-            if let Some(a) = self.state.alloc(id)
-                && a.holds_resources()
-                && a.node_id == node_id
-            {
-                used = used.saturating_sub(a.resources);
-            }
-        };
-        for id in stopping.into_iter().flatten() {
-            release(id);
-        }
-        let mut ask = orch_model::Resources::ZERO;
-        let mut new_here = false;
-        let mut grows = false;
-        for alloc in allocs {
-            if alloc.node_id != node_id {
-                return Err(format!("allocation {} names another node", alloc.id));
-            }
-            match self.state.alloc(&alloc.id) {
-                Some(old) if old.node_id == node_id => {
-                    if old.is_terminal() {
-                        continue; // ended since the snapshot: left alone
-                    }
-                    grows |= alloc.resources != old.resources;
-                    release(&old.id);
-                }
-                Some(_) => return Err(format!("allocation {} already exists elsewhere", alloc.id)),
-                None => new_here = true,
-            }
-            if alloc.holds_resources() {
-                ask = ask.saturating_add(alloc.resources);
-            }
-        }
-        if new_here {
-            if !node.schedulable() {
-                return Err(format!(
-                    "node is {}{}",
-                    node.status.as_str(),
-                    if node.drain { " and draining" } else { "" }
-                ));
-            }
-            match job {
-                None => return Err("job no longer exists".into()),
-                Some(job) if job.stop => return Err("job was stopped".into()),
-                Some(_) => {}
-            }
-        } else if !grows {
-            return Ok(());
-        }
-        match node.allocatable().exhausted(used, ask) {
-            None => Ok(()),
-            Some(dim) => Err(format!("{dim} exhausted")),
-        }
     }
 }
 

@@ -4,195 +4,27 @@
 //! landed. Property tests at the end hold the invariants: never over-commit
 //! a node, never place on an infeasible node, never exceed `count`.
 
-use orch_server::{
-    AllocUpdate, Feasibility, NativeScorer as Native, NodeChange, Op, Outcome, Sampling, Scheduler,
-    Scorer, State, Store, StoreOptions, process_eval,
-};
 use orch_model::{
-    Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, Node, NodeStatus,
+    Allocation, ClientStatus, DesiredStatus, EvalStatus, Evaluation, Job, NodeStatus,
+};
+use orch_server::testing::{Harness, count, job, node};
+use orch_server::{
+    Feasibility, NativeScorer as Native, NodeChange, Op, Outcome, Sampling, Scheduler, Scorer,
+    State, process_eval,
 };
 use proptest::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    store: Store,
-    scheduler: Scheduler,
-    now: std::cell::Cell<u64>,
-}
-
-impl Harness {
-    fn new() -> Self {
-        Self::with(Arc::new(Native::new(orch_scorer_binpack::Binpack)))
-    }
-
-    fn with(scorer: Arc<dyn Scorer>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("state.db"),
-            StoreOptions {
-                sync: orch_server::Durability::Normal,
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap();
-        Self {
-            _dir: dir,
-            store,
-            scheduler: Scheduler::new(scorer, Sampling::default()),
-            now: std::cell::Cell::new(1_000_000),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        self.now.get()
-    }
-
-    fn advance(&self, ms: u64) {
-        self.now.set(self.now() + ms);
-    }
-
-    fn state(&self) -> Arc<State> {
-        self.store.snapshot()
-    }
-
-    fn nodes(&self, nodes: Vec<Node>) {
-        self.store.apply(Op::UpsertNodes(nodes)).unwrap();
-    }
-
-    fn register(&self, job: Job) -> Option<String> {
-        match self
-            .store
-            .apply(Op::RegisterJob {
-                job,
-                enforce_index: None,
-                now_ms: self.now(),
-            })
-            .unwrap()
-        {
-            Outcome::JobRegistered { eval_id, .. } => eval_id,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// Runs pending evaluations that are due, oldest first, until none is
-    /// left (the broker holds back the ones waiting out a delay).
-    fn run(&self) -> Vec<Evaluation> {
-        let mut done = Vec::new();
-        for _ in 0..100 {
-            let state = self.state();
-            let mut pending: Vec<Arc<Evaluation>> = state
-                .evals()
-                .filter(|e| e.status == EvalStatus::Pending)
-                .filter(|e| e.wait_until_ms.is_none_or(|t| t <= self.now()))
-                .cloned()
-                .collect();
-            if pending.is_empty() {
-                return done;
-            }
-            pending.sort_by_key(|e| e.create_index);
-            for eval in pending {
-                if let Some(e) =
-                    process_eval(&self.store, &self.scheduler, &eval, &[], 1, self.now(), 5)
-                        .unwrap()
-                {
-                    done.push(e);
-                }
-            }
-        }
-        panic!("evaluations keep coming");
-    }
-
-    /// What the broker does when capacity appears: blocked evaluations run.
-    fn unblock(&self) -> Vec<Evaluation> {
-        let state = self.state();
-        let blocked: Vec<Arc<Evaluation>> = state
-            .evals()
-            .filter(|e| e.status == EvalStatus::Blocked)
-            .cloned()
-            .collect();
-        let mut done = Vec::new();
-        for eval in blocked {
-            done.extend(
-                process_eval(&self.store, &self.scheduler, &eval, &[], 1, self.now(), 5).unwrap(),
-            );
-        }
-        done.extend(self.run());
-        done
-    }
-
-    fn live(&self, job: &str) -> Vec<Arc<Allocation>> {
-        self.state()
-            .allocs_of_job(job)
-            .filter(|a| a.holds_resources())
-            .cloned()
-            .collect()
-    }
-
-    fn report(&self, alloc: &str, status: ClientStatus) {
-        self.store
-            .apply(Op::UpdateAllocs {
-                updates: vec![AllocUpdate {
-                    alloc_id: alloc.into(),
-                    client_status: status,
-                    description: String::new(),
-                    task_states: None,
-                }],
-                now_ms: self.now(),
-            })
-            .unwrap();
-    }
-}
-
-fn node(id: &str, cpu: u32, memory: u64, attrs: &[(&str, &str)]) -> Node {
-    let attrs: BTreeMap<String, String> = attrs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    serde_json::from_value(json!({
-        "id": id, "name": id, "resources": {"cpu": cpu, "memory": memory, "disk": 10000},
-        "attributes": attrs, "drivers": {"exec": {"detected": true, "healthy": true}},
-        "status": "ready",
-    }))
-    .unwrap()
-}
-
-fn job(value: serde_json::Value) -> Job {
-    let mut base = json!({
-        "id": "web",
-        "group": [{"name": "g", "count": 1,
-                   "task": [{"name": "t", "driver": "exec",
-                             "resources": {"cpu": 500, "memory": 256}}]}],
-    });
-    merge(&mut base, value);
-    serde_json::from_value(base).unwrap()
-}
-
-fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-    match (into, from) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (serde_json::Value::Array(a), serde_json::Value::Array(b)) if a.len() == b.len() => {
-            for (x, y) in a.iter_mut().zip(b) {
-                merge(x, y);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-fn count(n: u32) -> serde_json::Value {
-    json!({"group": [{"count": n}]})
+/// The harness every scheduler test here uses: binpack compiled natively.
+fn harness() -> Harness {
+    Harness::new(Arc::new(Native::new(orch_scorer_binpack::Binpack)))
 }
 
 #[test]
 fn binpack_fills_one_node_before_the_next_and_records_decisions() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![
         node("a", 4000, 8192, &[]),
         node("b", 4000, 8192, &[]),
@@ -234,7 +66,7 @@ fn binpack_fills_one_node_before_the_next_and_records_decisions() {
 
 #[test]
 fn a_decision_replays_to_the_same_scores_and_against_another_scorer() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![
         node("a", 4000, 8192, &[("rack", "r1")]),
         node("b", 8000, 8192, &[("rack", "r2")]),
@@ -268,7 +100,7 @@ fn a_decision_replays_to_the_same_scores_and_against_another_scorer() {
 
 #[test]
 fn distinct_hosts_keeps_a_group_apart_or_the_whole_job() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[]), node("b", 8000, 8192, &[])]);
     let group = |name: &str| {
         json!({"name": name, "count": 2,
@@ -335,7 +167,7 @@ impl Scorer for Broken {
 fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
     // Without a fallback the evaluation fails and is retried; nothing is
     // placed by guesswork.
-    let h = Harness::with(Arc::new(Broken));
+    let h = Harness::new(Arc::new(Broken));
     h.nodes(vec![node("a", 4000, 8192, &[])]);
     let eval = h.register(job(count(1))).unwrap();
     let state = h.state();
@@ -354,7 +186,7 @@ fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
     assert!(h.live("web").is_empty());
 
     // With binpack as the fallback, binpack places and the record says why.
-    let mut h = Harness::with(Arc::new(Broken));
+    let mut h = Harness::new(Arc::new(Broken));
     h.scheduler = Scheduler::new(Arc::new(Broken), Sampling::default())
         .with_fallback(Arc::new(Native::new(orch_scorer_binpack::Binpack)));
     h.nodes(vec![node("a", 4000, 8192, &[])]);
@@ -375,7 +207,7 @@ fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
 
 #[test]
 fn scale_down_stops_the_highest_slots_and_scale_up_fills_them_again() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(count(4)));
     h.run();
@@ -408,7 +240,7 @@ fn scale_down_stops_the_highest_slots_and_scale_up_fills_them_again() {
 
 #[test]
 fn a_changed_task_replaces_allocations_a_changed_restart_policy_does_not() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(count(2)));
     h.run();
@@ -438,7 +270,7 @@ fn a_changed_task_replaces_allocations_a_changed_restart_policy_does_not() {
 
 #[test]
 fn placement_failure_names_the_reasons_and_blocks_until_capacity_appears() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![
         node("small", 400, 8192, &[("os.name", "linux")]),
         node("mac", 8000, 8192, &[("os.name", "darwin")]),
@@ -497,7 +329,7 @@ fn placement_failure_names_the_reasons_and_blocks_until_capacity_appears() {
 
 #[test]
 fn lost_allocations_are_replaced_on_another_node() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 4000, 8192, &[]), node("b", 4000, 8192, &[])]);
     h.register(job(count(2)));
     h.run();
@@ -526,7 +358,7 @@ fn lost_allocations_are_replaced_on_another_node() {
 
 #[test]
 fn batch_allocations_that_completed_are_not_run_again_failed_ones_are_within_policy() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(json!({
         "type": "batch",
@@ -550,7 +382,7 @@ fn batch_allocations_that_completed_are_not_run_again_failed_ones_are_within_pol
 
 #[test]
 fn a_failed_allocation_is_replaced_after_its_reschedule_delay_which_doubles() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(json!({
         "group": [{"reschedule": {"attempts": 5, "interval": "1h", "delay": "10s", "max_delay": "15s"}}],
@@ -588,7 +420,7 @@ fn a_failed_allocation_is_replaced_after_its_reschedule_delay_which_doubles() {
 
 #[test]
 fn system_jobs_run_one_allocation_per_eligible_node_including_new_ones() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![
         node("a", 4000, 8192, &[("os.name", "linux")]),
         node("b", 4000, 8192, &[("os.name", "linux")]),
@@ -622,7 +454,7 @@ fn system_jobs_run_one_allocation_per_eligible_node_including_new_ones() {
 
 #[test]
 fn evaluations_folded_into_one_are_canceled_with_its_result() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[]), node("b", 8000, 8192, &[])]);
     h.register(job(json!({
         "constraint": [{"operator": "distinct_hosts"}],
@@ -658,7 +490,7 @@ fn evaluations_folded_into_one_are_canceled_with_its_result() {
 
 #[test]
 fn stopping_a_job_stops_its_allocations() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(count(3)));
     h.run();
@@ -675,7 +507,7 @@ fn stopping_a_job_stops_its_allocations() {
 
 #[test]
 fn affinity_and_spread_move_placements_and_show_in_the_decision() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![
         node("a", 8000, 8192, &[("rack", "r1")]),
         node("b", 8000, 8192, &[("rack", "r2")]),
@@ -706,7 +538,7 @@ fn affinity_and_spread_move_placements_and_show_in_the_decision() {
 
 #[test]
 fn two_plans_racing_for_the_last_capacity_never_both_win() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("only", 1000, 8192, &[])]);
     let e1 = h.register(job(json!({"id": "one"}))).unwrap();
     let e2 = h
@@ -758,7 +590,7 @@ fn two_plans_racing_for_the_last_capacity_never_both_win() {
 
 #[test]
 fn dry_run_says_what_would_happen_and_writes_nothing() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 4000, 8192, &[])]);
     h.register(job(count(1)));
     h.run();
@@ -787,7 +619,7 @@ fn dry_run_says_what_would_happen_and_writes_nothing() {
 
 #[test]
 fn an_in_place_update_does_not_revive_an_allocation_lost_since_the_snapshot() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[]), node("b", 8000, 8192, &[])]);
     h.register(job(count(1)));
     h.run();
@@ -823,7 +655,7 @@ fn an_in_place_update_does_not_revive_an_allocation_lost_since_the_snapshot() {
 
 #[test]
 fn two_plans_for_one_evaluation_never_fill_a_slot_twice() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     let e = h.register(job(count(1))).unwrap();
     let state = h.state();
@@ -838,7 +670,7 @@ fn two_plans_for_one_evaluation_never_fill_a_slot_twice() {
 
 #[test]
 fn a_replacement_that_finds_no_room_leaves_the_old_allocation_running() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 1000, 8192, &[])]);
     h.register(job(count(1)));
     h.run();
@@ -855,7 +687,7 @@ fn a_replacement_that_finds_no_room_leaves_the_old_allocation_running() {
 
 #[test]
 fn a_system_job_places_the_groups_that_fit_a_node_and_reports_the_rest() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 1000, 8192, &[])]);
     let j: Job = serde_json::from_value(json!({
         "id": "sys", "type": "system",
@@ -880,7 +712,7 @@ fn a_system_job_places_the_groups_that_fit_a_node_and_reports_the_rest() {
 
 #[test]
 fn a_changed_job_runs_a_slot_whose_reschedules_were_used_up() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(json!({"group": [{"reschedule": {"attempts": 0}}]})));
     h.run();
@@ -898,7 +730,7 @@ fn a_changed_job_runs_a_slot_whose_reschedules_were_used_up() {
 
 #[test]
 fn an_in_place_update_keeps_a_failure_reported_since_the_snapshot() {
-    let h = Harness::new();
+    let h = harness();
     h.nodes(vec![node("a", 8000, 8192, &[])]);
     h.register(job(json!({"group": [{"reschedule": {"delay": "0s"}}]})));
     h.run();
@@ -1030,7 +862,7 @@ proptest! {
         nodes in prop::collection::vec((500..4000u32, any::<bool>()), 1..6),
         steps in prop::collection::vec(step(), 1..12),
     ) {
-        let h = Harness::new();
+        let h = harness();
         h.nodes(nodes.iter().enumerate().map(|(i, (cpu, linux))| {
             node(&format!("n{i}"), *cpu, 4096, &[("os.name", if *linux { "linux" } else { "darwin" })])
         }).collect());
@@ -1076,7 +908,7 @@ proptest! {
         cpu in 100..2000u32,
         rescale in 0..8u32,
     ) {
-        let h = Harness::new();
+        let h = harness();
         h.nodes(nodes.iter().enumerate().map(|(i, cpu)| node(&format!("n{i}"), *cpu, 4096, &[])).collect());
         h.register(job(json!({"group": [{"count": count, "task": [{"resources": {"cpu": cpu}}]}]})));
         h.run();

@@ -1,7 +1,12 @@
 //! Plans: what a scheduler worker proposes for one evaluation. Only the
-//! plan applier (the store's writer) turns a plan into state, after checking
-//! every node against the latest state (optimistic concurrency, as in Omega
-//! and Nomad).
+//! plan applier turns a plan into state, after checking every node against
+//! the latest state (optimistic concurrency, as in Omega and Nomad): its
+//! judgement is [`evaluate`] (`apply.rs`), run by the store's single writer,
+//! which commits what it accepts.
+
+mod apply;
+
+pub(crate) use apply::evaluate;
 
 use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus, Evaluation};
 use std::collections::BTreeMap;
