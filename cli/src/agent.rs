@@ -111,21 +111,23 @@ fn agent_config(args: AgentArgs) -> Result<AgentConfig> {
     })
 }
 
-pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    crate::init_logging();
-    let config = agent_config(args)?;
-    let server = config.server.clone();
-    let agent = orch_agent::Agent::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Tests and scripts read this line.
-    println!(
-        "orch agent: node {} reports to {server}; task logs served on {}",
-        agent.node_id(),
-        agent.http_addr()
-    );
-    // The agent runs until it is killed; its tasks outlive it and are
-    // re-attached by the next start.
-    loop {
-        std::thread::park();
+impl AgentArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        crate::init_logging();
+        let config = agent_config(self)?;
+        let server = config.server.clone();
+        let agent = orch_agent::Agent::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Tests and scripts read this line.
+        println!(
+            "orch agent: node {} reports to {server}; task logs served on {}",
+            agent.node_id(),
+            agent.http_addr()
+        );
+        // The agent runs until it is killed; its tasks outlive it and are
+        // re-attached by the next start.
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -136,55 +138,58 @@ pub struct DevArgs {
     pub listen: SocketAddr,
 }
 
-pub fn dev(args: DevArgs) -> Result<ExitCode> {
-    let dir = tempfile::Builder::new()
-        .prefix("orch-dev-")
-        .tempdir()
-        .context("cannot make a temporary data dir")?;
-    let server_dir = dir.path().join("server");
-    let agent_dir = dir.path().join("agent");
-    let shim = shim()?;
-    let stopper: std::sync::Arc<std::sync::Mutex<Option<orch_agent::Agent>>> = Default::default();
-    let started = std::sync::Arc::clone(&stopper);
-    let on_listening: orch_server::OnListening = Box::new(move |addr| {
-        let config = AgentConfig {
-            server: format!("http://{addr}"),
-            data_dir: agent_dir,
-            name: None,
-            datacenter: "dc1".into(),
-            node_class: String::new(),
-            meta: BTreeMap::new(),
-            reserved: Resources::ZERO,
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            advertise: None,
-            drivers: DriverConfig::defaults(),
-            shim,
-            logs: LogSettings::default(),
-            // A dev machine publishes container ports on loopback only.
-            containers: orch_agent::ContainerSettings {
-                port_bind_address: "127.0.0.1".into(),
-                ..Default::default()
-            },
+impl DevArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let dir = tempfile::Builder::new()
+            .prefix("orch-dev-")
+            .tempdir()
+            .context("cannot make a temporary data dir")?;
+        let server_dir = dir.path().join("server");
+        let agent_dir = dir.path().join("agent");
+        let shim = shim()?;
+        let stopper: std::sync::Arc<std::sync::Mutex<Option<orch_agent::Agent>>> =
+            Default::default();
+        let started = std::sync::Arc::clone(&stopper);
+        let on_listening: orch_server::OnListening = Box::new(move |addr| {
+            let config = AgentConfig {
+                server: format!("http://{addr}"),
+                data_dir: agent_dir,
+                name: None,
+                datacenter: "dc1".into(),
+                node_class: String::new(),
+                meta: BTreeMap::new(),
+                reserved: Resources::ZERO,
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                advertise: None,
+                drivers: DriverConfig::defaults(),
+                shim,
+                logs: LogSettings::default(),
+                // A dev machine publishes container ports on loopback only.
+                containers: orch_agent::ContainerSettings {
+                    port_bind_address: "127.0.0.1".into(),
+                    ..Default::default()
+                },
+            };
+            let agent = orch_agent::Agent::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "orch dev: agent running as node {}; export ORCH_ADDR=http://{addr}",
+                agent.node_id()
+            );
+            *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(agent);
+            Ok(())
+        });
+        let options = orch_server::ServerOptions {
+            config: None,
+            data_dir: Some(server_dir),
+            listen: Some(self.listen),
         };
-        let agent = orch_agent::Agent::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!(
-            "orch dev: agent running as node {}; export ORCH_ADDR=http://{addr}",
-            agent.node_id()
-        );
-        *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(agent);
-        Ok(())
-    });
-    let options = orch_server::ServerOptions {
-        config: None,
-        data_dir: Some(server_dir),
-        listen: Some(args.listen),
-    };
-    crate::init_logging();
-    let code = orch_server::run(options, on_listening).map(|()| ExitCode::SUCCESS);
-    // A dev agent's tasks go with it: its data dir is about to be removed.
-    if let Some(agent) = stopper.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        eprintln!("orch dev: stopping tasks");
-        agent.stop_all(std::time::Duration::from_secs(10));
+        crate::init_logging();
+        let code = orch_server::run(options, on_listening).map(|()| ExitCode::SUCCESS);
+        // A dev agent's tasks go with it: its data dir is about to be removed.
+        if let Some(agent) = stopper.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            eprintln!("orch dev: stopping tasks");
+            agent.stop_all(std::time::Duration::from_secs(10));
+        }
+        code
     }
-    code
 }

@@ -20,76 +20,87 @@ use std::time::Duration;
 #[derive(clap::Subcommand)]
 pub enum AllocCommand {
     /// Show an allocation; with --verbose, why it was placed where it is.
-    Status {
-        /// An allocation id, or a unique prefix of at least 4 characters.
-        id: String,
-        /// Show the placement decision: the scorer and every candidate's
-        /// score.
-        #[arg(long, short)]
-        verbose: bool,
-        /// Print the server's JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        addr: AddressArgs,
-    },
+    Status(StatusArgs),
     /// Print a task's stdout (or stderr) as it wrote it.
-    Logs {
-        /// An allocation id, or a unique prefix of at least 4 characters.
-        alloc: String,
-        /// The task; may be left out when the allocation's group has one.
-        task: Option<String>,
-        /// Keep printing what the task writes until interrupted, or until
-        /// the allocation has ended and everything it wrote is printed.
-        #[arg(long, short)]
-        follow: bool,
-        /// Print stderr instead of stdout.
-        #[arg(long)]
-        stderr: bool,
-        #[command(flatten)]
-        addr: AddressArgs,
-    },
+    Logs(LogsArgs),
 }
 
-pub fn run(cmd: AllocCommand) -> Result<ExitCode> {
-    match cmd {
-        AllocCommand::Status {
-            id,
-            verbose,
-            json,
-            addr,
-        } => {
-            let client = addr.client()?;
-            let query: &[(&str, &str)] = if verbose { &[("verbose", "true")] } else { &[] };
-            let reply: Reply<AllocationDetail> =
-                client.get(&routes::ALLOCATION, &[&id], query)?;
-            if json {
-                println!("{}", pretty_json(&reply.text));
-                return Ok(ExitCode::SUCCESS);
-            }
-            // For names only: ids still identify every node without them.
-            let nodes = node_names(&client);
-            print!("{}", alloc_detail(&reply.body, &nodes, verbose, now_ms()));
-            Ok(ExitCode::SUCCESS)
+impl AllocCommand {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            Self::Status(args) => args.run(),
+            Self::Logs(args) => args.run(),
         }
-        AllocCommand::Logs {
-            alloc,
-            task,
-            follow,
-            stderr,
-            addr,
-        } => {
-            let client = addr.client()?;
-            let detail: Reply<AllocationDetail> =
-                client.get(&routes::ALLOCATION, &[&alloc], &[])?;
-            let alloc = detail.body.allocation;
-            let task = match task {
-                Some(task) => task,
-                None => only_task(&client, &alloc)?,
-            };
-            let stream = if stderr { "stderr" } else { "stdout" };
-            print_logs(&client, &alloc, &task, stream, follow)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// An allocation id, or a unique prefix of at least 4 characters.
+    pub id: String,
+    /// Show the placement decision: the scorer and every candidate's
+    /// score.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub addr: AddressArgs,
+}
+
+impl StatusArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let client = self.addr.client()?;
+        let query: &[(&str, &str)] = if self.verbose {
+            &[("verbose", "true")]
+        } else {
+            &[]
+        };
+        let reply: Reply<AllocationDetail> = client.get(&routes::ALLOCATION, &[&self.id], query)?;
+        if self.json {
+            println!("{}", pretty_json(&reply.text));
+            return Ok(ExitCode::SUCCESS);
         }
+        // For names only: ids still identify every node without them.
+        let nodes = node_names(&client);
+        print!(
+            "{}",
+            alloc_detail(&reply.body, &nodes, self.verbose, now_ms())
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    /// An allocation id, or a unique prefix of at least 4 characters.
+    pub alloc: String,
+    /// The task; may be left out when the allocation's group has one.
+    pub task: Option<String>,
+    /// Keep printing what the task writes until interrupted, or until
+    /// the allocation has ended and everything it wrote is printed.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Print stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    #[command(flatten)]
+    pub addr: AddressArgs,
+}
+
+impl LogsArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let client = self.addr.client()?;
+        let detail: Reply<AllocationDetail> =
+            client.get(&routes::ALLOCATION, &[&self.alloc], &[])?;
+        let alloc = detail.body.allocation;
+        let task = match self.task {
+            Some(task) => task,
+            None => only_task(&client, &alloc)?,
+        };
+        let stream = if self.stderr { "stderr" } else { "stdout" };
+        print_logs(&client, &alloc, &task, stream, self.follow)
     }
 }
 

@@ -16,46 +16,54 @@ use std::process::ExitCode;
 pub enum EvalCommand {
     /// Show an evaluation: its trigger, what it placed and why it could not
     /// place the rest.
-    Status {
-        /// An evaluation id, or a unique prefix of at least 4 characters.
-        id: String,
-        /// Print the server's JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        addr: AddressArgs,
-    },
+    Status(StatusArgs),
 }
 
-pub fn run(cmd: EvalCommand) -> Result<ExitCode> {
-    match cmd {
-        EvalCommand::Status { id, json, addr } => {
-            let client = addr.client()?;
-            let reply: Reply<EvaluationDetail> =
-                client.get(&routes::EVALUATION, &[&id], &[])?;
-            if json {
-                println!("{}", pretty_json(&reply.text));
-                return Ok(ExitCode::SUCCESS);
-            }
-            let e = &reply.body.evaluation;
-            // Names and nodes of what it placed make the list readable; the
-            // ids alone still answer, so failures here are tolerated.
-            let allocs: Vec<Allocation> = if reply.body.placed.is_empty() {
-                Vec::new()
-            } else {
-                client
-                    .get::<Vec<Allocation>>(&routes::ALLOCATIONS, &[], &[("job", &e.job_id)])
-                    .map(|r| r.body)
-                    .unwrap_or_default()
-            };
-            let nodes = if allocs.is_empty() {
-                BTreeMap::new()
-            } else {
-                node_names(&client)
-            };
-            print!("{}", eval_detail(&reply.body, &allocs, &nodes, now_ms()));
-            Ok(ExitCode::SUCCESS)
+impl EvalCommand {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            Self::Status(args) => args.run(),
         }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// An evaluation id, or a unique prefix of at least 4 characters.
+    pub id: String,
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub addr: AddressArgs,
+}
+
+impl StatusArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let client = self.addr.client()?;
+        let reply: Reply<EvaluationDetail> = client.get(&routes::EVALUATION, &[&self.id], &[])?;
+        if self.json {
+            println!("{}", pretty_json(&reply.text));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let e = &reply.body.evaluation;
+        // Names and nodes of what it placed make the list readable; the ids
+        // alone still answer, so failures here are tolerated.
+        let allocs: Vec<Allocation> = if reply.body.placed.is_empty() {
+            Vec::new()
+        } else {
+            client
+                .get::<Vec<Allocation>>(&routes::ALLOCATIONS, &[], &[("job", &e.job_id)])
+                .map(|r| r.body)
+                .unwrap_or_default()
+        };
+        let nodes = if allocs.is_empty() {
+            BTreeMap::new()
+        } else {
+            node_names(&client)
+        };
+        print!("{}", eval_detail(&reply.body, &allocs, &nodes, now_ms()));
+        Ok(ExitCode::SUCCESS)
     }
 }
 

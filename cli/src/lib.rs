@@ -2,11 +2,14 @@
 //! runs, and the views it prints.
 //!
 //! One module per command group (`job`, `node`, `eval`, `alloc`, `plugin`,
-//! and `server`, `agent`, `dev`, which start long-running processes). The
+//! and `server`, `agent`, `dev`, which start long-running processes). As in
+//! wasmtime's `src/commands`, each subcommand is an `Args` struct named after
+//! it (`job::RunArgs`, `node::StatusArgs`) with its own `run`, so its flags
+//! and what it does read together; a group's enum only dispatches. The
 //! client commands talk to `orch server` over HTTP through [`client`]; their
 //! views are pure functions (model values and "now" in, text out) pinned by
 //! snapshot tests under `cli/tests/snapshots/`. The `orch` binary parses
-//! [`Cli`] and hands each [`Command`] to its group's `run`.
+//! [`Cli`] and calls `run` on what each [`Command`] holds.
 
 pub mod agent;
 pub mod alloc;

@@ -14,36 +14,116 @@ use std::process::ExitCode;
 pub enum NodeCommand {
     /// List nodes, or show one node's attributes, resources, drivers and
     /// allocations.
-    Status {
-        /// A node id, or a unique prefix of at least 4 characters; without
-        /// it, every node.
-        id: Option<String>,
-        /// Print the server's JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        addr: AddressArgs,
-    },
+    Status(StatusArgs),
     /// Start or end a node's drain: a draining node takes no new
     /// allocations, and what runs there is moved to other nodes.
-    Drain {
-        /// A node id, or a unique prefix of at least 4 characters.
-        id: String,
-        #[command(flatten)]
-        switch: Switch,
-        #[command(flatten)]
-        addr: AddressArgs,
-    },
+    Drain(DrainArgs),
     /// Mark a node eligible or ineligible for new allocations; what runs
     /// there stays.
-    Eligibility {
-        /// A node id, or a unique prefix of at least 4 characters.
-        id: String,
-        #[command(flatten)]
-        switch: Switch,
-        #[command(flatten)]
-        addr: AddressArgs,
-    },
+    Eligibility(EligibilityArgs),
+}
+
+impl NodeCommand {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            Self::Status(args) => args.run(),
+            Self::Drain(args) => args.run(),
+            Self::Eligibility(args) => args.run(),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// A node id, or a unique prefix of at least 4 characters; without
+    /// it, every node.
+    pub id: Option<String>,
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub addr: AddressArgs,
+}
+
+impl StatusArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let client = self.addr.client()?;
+        let Some(id) = self.id else {
+            let nodes: Reply<Vec<Node>> = client.get(&routes::NODES, &[], &[])?;
+            if self.json {
+                println!("{}", pretty_json(&nodes.text));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let allocs: Reply<Vec<Allocation>> = client.get(&routes::ALLOCATIONS, &[], &[])?;
+            print!("{}", node_list(&nodes.body, &allocs.body));
+            return Ok(ExitCode::SUCCESS);
+        };
+        let node: Reply<Node> = client.get(&routes::NODE, &[&id], &[])?;
+        if self.json {
+            println!("{}", pretty_json(&node.text));
+            return Ok(ExitCode::SUCCESS);
+        }
+        // The full id: the one given may be a prefix.
+        let allocs: Reply<Vec<Allocation>> =
+            client.get(&routes::NODE_ALLOCATIONS, &[&node.body.id], &[])?;
+        print!("{}", node_detail(&node.body, &allocs.body, now_ms()));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct DrainArgs {
+    /// A node id, or a unique prefix of at least 4 characters.
+    pub id: String,
+    #[command(flatten)]
+    pub switch: Switch,
+    #[command(flatten)]
+    pub addr: AddressArgs,
+}
+
+impl DrainArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let client = self.addr.client()?;
+        // The full id and the name, for what is printed: the one given may
+        // be a prefix.
+        let node: Reply<Node> = client.get(&routes::NODE, &[&self.id], &[])?;
+        let enable = self.switch.enable;
+        let updated: Reply<NodeUpdated> = client.post(
+            &routes::NODE_DRAIN,
+            &[&node.body.id],
+            &DrainRequest { enable },
+        )?;
+        print!("{}", drain_done(&node.body, enable, &updated.body.eval_ids));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct EligibilityArgs {
+    /// A node id, or a unique prefix of at least 4 characters.
+    pub id: String,
+    #[command(flatten)]
+    pub switch: Switch,
+    #[command(flatten)]
+    pub addr: AddressArgs,
+}
+
+impl EligibilityArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let client = self.addr.client()?;
+        let node: Reply<Node> = client.get(&routes::NODE, &[&self.id], &[])?;
+        let eligible = self.switch.enable;
+        let updated: Reply<NodeUpdated> = client.post(
+            &routes::NODE_ELIGIBILITY,
+            &[&node.body.id],
+            &EligibilityRequest { eligible },
+        )?;
+        print!(
+            "{}",
+            eligibility_done(&node.body, eligible, &updated.body.eval_ids)
+        );
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// `--enable` or `--disable`, exactly one.
@@ -56,72 +136,6 @@ pub struct Switch {
     /// Turn it off.
     #[arg(long)]
     disable: bool,
-}
-
-pub fn run(cmd: NodeCommand) -> Result<ExitCode> {
-    match cmd {
-        NodeCommand::Status {
-            id: None,
-            json,
-            addr,
-        } => {
-            let client = addr.client()?;
-            let nodes: Reply<Vec<Node>> = client.get(&routes::NODES, &[], &[])?;
-            if json {
-                println!("{}", pretty_json(&nodes.text));
-                return Ok(ExitCode::SUCCESS);
-            }
-            let allocs: Reply<Vec<Allocation>> = client.get(&routes::ALLOCATIONS, &[], &[])?;
-            print!("{}", node_list(&nodes.body, &allocs.body));
-            Ok(ExitCode::SUCCESS)
-        }
-        NodeCommand::Status {
-            id: Some(id),
-            json,
-            addr,
-        } => {
-            let client = addr.client()?;
-            let node: Reply<Node> = client.get(&routes::NODE, &[&id], &[])?;
-            if json {
-                println!("{}", pretty_json(&node.text));
-                return Ok(ExitCode::SUCCESS);
-            }
-            // The full id: the one given may be a prefix.
-            let allocs: Reply<Vec<Allocation>> =
-                client.get(&routes::NODE_ALLOCATIONS, &[&node.body.id], &[])?;
-            print!("{}", node_detail(&node.body, &allocs.body, now_ms()));
-            Ok(ExitCode::SUCCESS)
-        }
-        NodeCommand::Drain { id, switch, addr } => {
-            let client = addr.client()?;
-            // The full id and the name, for what is printed: the one given
-            // may be a prefix.
-            let node: Reply<Node> = client.get(&routes::NODE, &[&id], &[])?;
-            let enable = switch.enable;
-            let updated: Reply<NodeUpdated> = client.post(
-                &routes::NODE_DRAIN,
-                &[&node.body.id],
-                &DrainRequest { enable },
-            )?;
-            print!("{}", drain_done(&node.body, enable, &updated.body.eval_ids));
-            Ok(ExitCode::SUCCESS)
-        }
-        NodeCommand::Eligibility { id, switch, addr } => {
-            let client = addr.client()?;
-            let node: Reply<Node> = client.get(&routes::NODE, &[&id], &[])?;
-            let eligible = switch.enable;
-            let updated: Reply<NodeUpdated> = client.post(
-                &routes::NODE_ELIGIBILITY,
-                &[&node.body.id],
-                &EligibilityRequest { eligible },
-            )?;
-            print!(
-                "{}",
-                eligibility_done(&node.body, eligible, &updated.body.eval_ids)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }
 
 /// `Node "a1b2c3d4" (box-1)`.

@@ -12,17 +12,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Server(args) => args.run(),
-        Command::Agent(args) => orch_cli::agent::run(args),
-        Command::Dev(args) => orch_cli::agent::dev(args),
+        Command::Agent(args) => args.run(),
+        Command::Dev(args) => args.run(),
         Command::Shim { args } => {
             let code = orch_agent::shim_main(args);
             return ExitCode::from(u8::try_from(code).unwrap_or(1));
         }
-        Command::Job(cmd) => orch_cli::job::run(cmd),
-        Command::Node(cmd) => orch_cli::node::run(cmd),
-        Command::Eval(cmd) => orch_cli::eval::run(cmd),
-        Command::Alloc(cmd) => orch_cli::alloc::run(cmd),
-        Command::Plugin(cmd) => orch_cli::plugin::run(cmd),
+        Command::Job(cmd) => cmd.run(),
+        Command::Node(cmd) => cmd.run(),
+        Command::Eval(cmd) => cmd.run(),
+        Command::Alloc(cmd) => cmd.run(),
+        Command::Plugin(cmd) => cmd.run(),
     };
     match result {
         Ok(code) => code,

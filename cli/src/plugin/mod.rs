@@ -22,60 +22,288 @@ use std::time::Duration;
 pub enum PluginCommand {
     /// Run the conformance suite of the plugin's world; exit 0 only if every
     /// check passes, 1 if any fails, 2 if the plugin could not be read.
-    Test {
-        /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
-        plugin: String,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        limits: LimitArgs,
-        /// How many generated edge-case requests to send.
-        #[arg(long, default_value_t = 48)]
-        cases: u32,
-    },
+    Test(TestArgs),
     /// Show a plugin's world, version, imports, exports, size and digest.
-    Inspect {
-        /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
-        plugin: String,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(InspectArgs),
     /// Measure a scorer against the built-in binpack (or `--against`) and
     /// against its native build where orch has one, on the same requests.
     Bench(bench::BenchArgs),
     /// List the built-in plugins.
-    List {
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Pull a plugin from an OCI registry, verify its digests, check it is a
     /// component of a world orch speaks, keep it in the plugin store and pin
     /// its digest in the lock file.
-    Add {
-        /// `oci://HOST[:PORT]/NAME[:TAG][@sha256:HEX]`.
-        reference: String,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Add(AddArgs),
     /// Publish a component to an OCI registry as a Wasm OCI artifact
     /// (config application/vnd.wasm.config.v0+json, layer application/wasm).
-    Push {
-        /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
-        plugin: String,
-        /// `oci://HOST[:PORT]/NAME:TAG`.
-        reference: String,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Push(PushArgs),
+}
+
+impl PluginCommand {
+    pub fn run(self) -> Result<ExitCode> {
+        match self {
+            Self::Test(args) => args.run(),
+            Self::Inspect(args) => args.run(),
+            Self::Bench(args) => args.run(),
+            Self::List(args) => args.run(),
+            Self::Add(args) => args.run(),
+            Self::Push(args) => args.run(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
+    pub plugin: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// How many generated edge-case requests to send.
+    #[arg(long, default_value_t = 48)]
+    pub cases: u32,
+}
+
+impl TestArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let (name, bytes) = read_plugin(&self.plugin)?;
+        let runtime = runtime()?;
+        if std::io::stderr().is_terminal() {
+            // Compiling a large component (a Python one is ~18 MB) takes
+            // seconds the first time; say what is happening.
+            eprintln!("testing {name} ({} KiB)…", bytes.len() >> 10);
+        }
+        let options = Options {
+            limits: self.limits.limits(),
+            generated_cases: self.cases,
+        };
+        let report = test_component(&runtime, &name, &bytes, &options);
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.table());
+        }
+        Ok(if report.passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
+    pub plugin: String,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl InspectArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let (name, bytes) = read_plugin(&self.plugin)?;
+        let runtime = runtime()?;
+        let component = runtime.load(&name, &bytes, &Limits::default())?;
+        let i = runtime.inspect(&component);
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&i)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("plugin   {}", i.name);
+        println!("digest   {}", i.digest);
+        println!("size     {} bytes", i.size);
+        match (&i.world, &i.world_export) {
+            (Some(w), Some(e)) => println!(
+                "world    {} (exports {e}{})",
+                w.world(),
+                if i.version_supported {
+                    ""
+                } else {
+                    "; a version this orch does not speak"
+                }
+            ),
+            _ => println!("world    none of orch's (not a plugin orch can load)"),
+        }
+        println!("imports  {}", list(&i.imports));
+        println!("exports  {}", list(&i.exports));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ListArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let builtins: Vec<_> = orch_builtins::BUILTINS
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name,
+                    "kind": b.kind,
+                    "size": b.wasm.len(),
+                    "digest": orch_plugin_runtime::Digest::of(b.wasm).to_string(),
+                })
+            })
+            .collect();
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&builtins)?);
+        } else {
+            println!("{:<12}  {:<6}  {:>8}  DIGEST", "NAME", "KIND", "SIZE");
+            for b in orch_builtins::BUILTINS {
+                println!(
+                    "{:<12}  {:<6}  {:>8}  {}",
+                    b.name,
+                    b.kind,
+                    b.wasm.len(),
+                    orch_plugin_runtime::Digest::of(b.wasm)
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// `oci://HOST[:PORT]/NAME[:TAG][@sha256:HEX]`.
+    pub reference: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl AddArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let reference = Reference::parse(&self.reference)?;
+        let auth = self.registry.auth(reference.registry())?;
+        let store = self.registry.store()?;
+        let bar = progress_bar(&format!("pulling {reference}"));
+        let artifact = Client::new()?.pull(&reference, &auth, &mut |p| advance(&bar, p))?;
+        finish(bar);
+        // Refuse what no orch world would load before it reaches the store
+        // or the lock file.
+        let runtime = runtime()?;
+        let name = reference.to_string();
+        let component = runtime
+            .load(&name, &artifact.bytes, &Limits::default())
+            .with_context(|| {
+                format!("{reference} is not a component orch can load; nothing was added")
+            })?;
+        let inspection = runtime.inspect(&component);
+        let world = match (&inspection.world_export, inspection.version_supported) {
+            (Some(w), true) => w.clone(),
+            (Some(w), false) => anyhow::bail!(
+                "{reference} exports {w}, a version this orch does not speak; nothing was added"
+            ),
+            (None, _) => anyhow::bail!(
+                "{reference} is a component of none of orch's worlds (exports: {}); nothing was added",
+                inspection.exports.join(", ")
+            ),
+        };
+        let path = store.put(&artifact)?;
+        let pinned = reference.with_digest(artifact.manifest_digest);
+        // A reference that names only a digest is pinned by itself; the
+        // lock file is for tags.
+        let locked = match reference.tag() {
+            Some(_) => {
+                let mut lock = LockFile::load(&self.registry.lock)?;
+                lock.insert(
+                    &reference,
+                    LockEntry::new(
+                        artifact.manifest_digest,
+                        artifact.component_digest,
+                        Some(world.clone()),
+                    ),
+                );
+                lock.save()?;
+                Some(self.registry.lock.clone())
+            }
+            None => None,
+        };
+        if self.json {
+            let out = serde_json::json!({
+                "reference": reference.to_string(),
+                "pinned": pinned.to_string(),
+                "digest": artifact.manifest_digest.to_string(),
+                "component": artifact.component_digest.to_string(),
+                "world": world,
+                "size": artifact.bytes.len(),
+                "path": path,
+                "lock": locked,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("added      {reference}");
+        println!("digest     {}", artifact.manifest_digest);
+        println!("component  {}", artifact.component_digest);
+        println!("world      {world}");
+        println!("stored     {}", path.display());
+        match locked {
+            Some(lock) => println!("locked in  {}", lock.display()),
+            None => println!("locked in  (not needed: the reference pins its digest)"),
+        }
+        println!("config     \"{pinned}\"");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// A `.wasm` component, or `builtin:NAME` for a built-in plugin.
+    pub plugin: String,
+    /// `oci://HOST[:PORT]/NAME:TAG`.
+    pub reference: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PushArgs {
+    pub fn run(self) -> Result<ExitCode> {
+        let reference = Reference::parse(&self.reference)?;
+        let (name, bytes) = read_plugin(&self.plugin)?;
+        let runtime = runtime()?;
+        let component = runtime
+            .load(&name, &bytes, &Limits::default())
+            .with_context(|| format!("{} is not a component; nothing was pushed", self.plugin))?;
+        let world = runtime.inspect(&component).world_export;
+        let auth = self.registry.auth(reference.registry())?;
+        let bar = progress_bar(&format!("pushing {reference}"));
+        let pushed = Client::new()?.push(&reference, &auth, &bytes, &mut |p| advance(&bar, p))?;
+        finish(bar);
+        if self.json {
+            let out = serde_json::json!({
+                "reference": reference.to_string(),
+                "pinned": pushed.reference.to_string(),
+                "digest": pushed.manifest_digest.to_string(),
+                "component": pushed.component_digest.to_string(),
+                "world": world,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("pushed     {reference}");
+        println!("digest     {}", pushed.manifest_digest);
+        println!("component  {}", pushed.component_digest);
+        if let Some(world) = world {
+            println!("world      {world}");
+        }
+        println!("pinned     {}", pushed.reference);
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Where `add` keeps what it pulls, and how `add` and `push` log in.
@@ -144,215 +372,6 @@ impl LimitArgs {
             ..Limits::default()
         }
     }
-}
-
-pub fn run(cmd: PluginCommand) -> Result<ExitCode> {
-    match cmd {
-        PluginCommand::Test {
-            plugin,
-            json,
-            limits,
-            cases,
-        } => {
-            let (name, bytes) = read_plugin(&plugin)?;
-            let runtime = runtime()?;
-            if std::io::stderr().is_terminal() {
-                // Compiling a large component (a Python one is ~18 MB) takes
-                // seconds the first time; say what is happening.
-                eprintln!("testing {name} ({} KiB)…", bytes.len() >> 10);
-            }
-            let options = Options {
-                limits: limits.limits(),
-                generated_cases: cases,
-            };
-            let report = test_component(&runtime, &name, &bytes, &options);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
-            Ok(if report.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        PluginCommand::Inspect { plugin, json } => {
-            let (name, bytes) = read_plugin(&plugin)?;
-            let runtime = runtime()?;
-            let component = runtime.load(&name, &bytes, &Limits::default())?;
-            let i = runtime.inspect(&component);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&i)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!("plugin   {}", i.name);
-            println!("digest   {}", i.digest);
-            println!("size     {} bytes", i.size);
-            match (&i.world, &i.world_export) {
-                (Some(w), Some(e)) => println!(
-                    "world    {} (exports {e}{})",
-                    w.world(),
-                    if i.version_supported {
-                        ""
-                    } else {
-                        "; a version this orch does not speak"
-                    }
-                ),
-                _ => println!("world    none of orch's (not a plugin orch can load)"),
-            }
-            println!("imports  {}", list(&i.imports));
-            println!("exports  {}", list(&i.exports));
-            Ok(ExitCode::SUCCESS)
-        }
-        PluginCommand::Add {
-            reference,
-            registry,
-            json,
-        } => add(&reference, &registry, json),
-        PluginCommand::Push {
-            plugin,
-            reference,
-            registry,
-            json,
-        } => push(&plugin, &reference, &registry, json),
-        PluginCommand::Bench(args) => args.run(),
-        PluginCommand::List { json } => {
-            let builtins: Vec<_> = orch_builtins::BUILTINS
-                .iter()
-                .map(|b| {
-                    serde_json::json!({
-                        "name": b.name,
-                        "kind": b.kind,
-                        "size": b.wasm.len(),
-                        "digest": orch_plugin_runtime::Digest::of(b.wasm).to_string(),
-                    })
-                })
-                .collect();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&builtins)?);
-            } else {
-                println!("{:<12}  {:<6}  {:>8}  DIGEST", "NAME", "KIND", "SIZE");
-                for b in orch_builtins::BUILTINS {
-                    println!(
-                        "{:<12}  {:<6}  {:>8}  {}",
-                        b.name,
-                        b.kind,
-                        b.wasm.len(),
-                        orch_plugin_runtime::Digest::of(b.wasm)
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn add(reference: &str, args: &RegistryArgs, json: bool) -> Result<ExitCode> {
-    let reference = Reference::parse(reference)?;
-    let auth = args.auth(reference.registry())?;
-    let store = args.store()?;
-    let bar = progress_bar(&format!("pulling {reference}"));
-    let artifact = Client::new()?.pull(&reference, &auth, &mut |p| advance(&bar, p))?;
-    finish(bar);
-    // Refuse what no orch world would load before it reaches the store or
-    // the lock file.
-    let runtime = runtime()?;
-    let name = reference.to_string();
-    let component = runtime
-        .load(&name, &artifact.bytes, &Limits::default())
-        .with_context(|| {
-            format!("{reference} is not a component orch can load; nothing was added")
-        })?;
-    let inspection = runtime.inspect(&component);
-    let world = match (&inspection.world_export, inspection.version_supported) {
-        (Some(w), true) => w.clone(),
-        (Some(w), false) => anyhow::bail!(
-            "{reference} exports {w}, a version this orch does not speak; nothing was added"
-        ),
-        (None, _) => anyhow::bail!(
-            "{reference} is a component of none of orch's worlds (exports: {}); nothing was added",
-            inspection.exports.join(", ")
-        ),
-    };
-    let path = store.put(&artifact)?;
-    let pinned = reference.with_digest(artifact.manifest_digest);
-    // A reference that names only a digest is pinned by itself; the lock
-    // file is for tags.
-    let locked = match reference.tag() {
-        Some(_) => {
-            let mut lock = LockFile::load(&args.lock)?;
-            lock.insert(
-                &reference,
-                LockEntry::new(
-                    artifact.manifest_digest,
-                    artifact.component_digest,
-                    Some(world.clone()),
-                ),
-            );
-            lock.save()?;
-            Some(args.lock.clone())
-        }
-        None => None,
-    };
-    if json {
-        let out = serde_json::json!({
-            "reference": reference.to_string(),
-            "pinned": pinned.to_string(),
-            "digest": artifact.manifest_digest.to_string(),
-            "component": artifact.component_digest.to_string(),
-            "world": world,
-            "size": artifact.bytes.len(),
-            "path": path,
-            "lock": locked,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("added      {reference}");
-    println!("digest     {}", artifact.manifest_digest);
-    println!("component  {}", artifact.component_digest);
-    println!("world      {world}");
-    println!("stored     {}", path.display());
-    match locked {
-        Some(lock) => println!("locked in  {}", lock.display()),
-        None => println!("locked in  (not needed: the reference pins its digest)"),
-    }
-    println!("config     \"{pinned}\"");
-    Ok(ExitCode::SUCCESS)
-}
-
-fn push(plugin: &str, reference: &str, args: &RegistryArgs, json: bool) -> Result<ExitCode> {
-    let reference = Reference::parse(reference)?;
-    let (name, bytes) = read_plugin(plugin)?;
-    let runtime = runtime()?;
-    let component = runtime
-        .load(&name, &bytes, &Limits::default())
-        .with_context(|| format!("{plugin} is not a component; nothing was pushed"))?;
-    let world = runtime.inspect(&component).world_export;
-    let auth = args.auth(reference.registry())?;
-    let bar = progress_bar(&format!("pushing {reference}"));
-    let pushed = Client::new()?.push(&reference, &auth, &bytes, &mut |p| advance(&bar, p))?;
-    finish(bar);
-    if json {
-        let out = serde_json::json!({
-            "reference": reference.to_string(),
-            "pinned": pushed.reference.to_string(),
-            "digest": pushed.manifest_digest.to_string(),
-            "component": pushed.component_digest.to_string(),
-            "world": world,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("pushed     {reference}");
-    println!("digest     {}", pushed.manifest_digest);
-    println!("component  {}", pushed.component_digest);
-    if let Some(world) = world {
-        println!("world      {world}");
-    }
-    println!("pinned     {}", pushed.reference);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A byte progress bar on stderr, only when stderr is a terminal (scripts

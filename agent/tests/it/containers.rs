@@ -5,7 +5,6 @@
 //! Every container here is labelled with a node id starting `testB-` and
 //! removed by a guard when the test ends, however it ends; images pulled
 //! here are removed the same way.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

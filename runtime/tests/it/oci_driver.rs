@@ -4,7 +4,6 @@
 //! checks, the container spec it asks for, how it maps the host's errors
 //! and cleans up after a failed start. The agent's tests run the same
 //! component against a real Docker engine.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use orch_plugin_runtime::{
     Component, ContainerError, ContainerSpec, DriverCallError, DriverHost, DriverPlugin,

@@ -1,5 +1,4 @@
 //! The runtime against real components (the embedded built-ins).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use orch_plugin_runtime::{Limits, PluginError, Runtime, RuntimeConfig, WorldKind};
 

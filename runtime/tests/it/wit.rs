@@ -1,7 +1,6 @@
 //! Every WIT package parses and resolves with its dependencies, including
 //! the worlds no code implements yet (`driver`, `secrets`), and declares the
 //! version this host speaks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use std::path::Path;
 use wit_parser::Resolve;

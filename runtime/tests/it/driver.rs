@@ -1,7 +1,6 @@
 //! The built-in exec driver, running in the real runtime, starting real
 //! processes through a small `DriverHost` built on `std::process` (standing
 //! in for the agent, which implements the same trait).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use orch_plugin_runtime::{
     Component, DriverCallError, DriverHost, DriverPlugin, ExitStatus, FetchSpec, Grants, Limits,

@@ -1,7 +1,6 @@
 //! The host capabilities against the real thing: the real shim binary, real
 //! processes and signals, real files, cgroups where the machine has them,
 //! and a real HTTP server on 127.0.0.1 for artifacts.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -444,7 +443,7 @@ fn the_task_survives_the_death_of_its_spawner() {
     let mut spawner = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "spawner_helper",
+            "host::spawner_helper",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
