@@ -75,19 +75,29 @@ pub trait ProcessHandle: Send {
     /// With the pid, identifies the process across pid reuse.
     fn start_token(&self) -> u64;
     /// Sends a signal by name, e.g. `SIGTERM`, to the process and its group.
-    fn signal(&mut self, signal: &str) -> Result<(), String>;
+    fn signal(&mut self, signal: &str) -> Result<(), CapabilityError>;
     /// Waits up to `timeout` for the process to end; `None` if it still runs.
-    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, String>;
+    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, CapabilityError>;
 }
 
-/// Why a container call failed, as the `containers` capability reports it.
+/// Why a host capability call failed. Every variant carries a message a
+/// person can act on; the kind is what the host and its callers branch on
+/// (a denied call fails the task without a restart, a `not-found` handle is
+/// stale rather than broken). The `containers` interface carries the kind
+/// to the driver; `process` and `artifacts` carry the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContainerError {
+pub enum CapabilityError {
     /// The operator's policy forbids it; the message names the setting that
     /// would allow it.
     #[error("{0}")]
     Denied(String),
-    /// The image, tag or container does not exist.
+    /// The request itself cannot be carried out as written: a path that
+    /// leaves the task directory, a name that cannot be a directory, an
+    /// unknown signal, an artifact without its sha256.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the call names is not there (any more): an image, a tag, a
+    /// container, a process that ended without a recorded exit.
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -159,16 +169,20 @@ pub struct UsageStats {
 }
 
 /// What a host without a container engine answers.
-fn no_engine() -> ContainerError {
-    ContainerError::Failed("this node has no container engine".to_owned())
+fn no_engine() -> CapabilityError {
+    CapabilityError::Failed("this node has no container engine".to_owned())
 }
 
 /// The node's side of the driver capabilities. Every method may block (a
 /// spawn, a download); the runtime calls them from the driver call's thread.
-/// Errors are messages a person can act on; they reach the driver, which
-/// usually passes them on in a task event.
+/// Errors say what went wrong in words a person can act on; they reach the
+/// driver, which usually passes them on in a task event.
 pub trait DriverHost: Send + Sync + 'static {
-    fn spawn(&self, task: &TaskRef, spec: SpawnSpec) -> Result<Box<dyn ProcessHandle>, String>;
+    fn spawn(
+        &self,
+        task: &TaskRef,
+        spec: SpawnSpec,
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError>;
     /// Fails when the pid is gone without a recorded exit, or belongs to
     /// another process now.
     fn attach(
@@ -176,9 +190,9 @@ pub trait DriverHost: Send + Sync + 'static {
         task: &TaskRef,
         pid: u32,
         start_token: u64,
-    ) -> Result<Box<dyn ProcessHandle>, String>;
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError>;
     /// Returns the absolute path the artifact was written to.
-    fn fetch(&self, task: &TaskRef, artifact: FetchSpec) -> Result<String, String>;
+    fn fetch(&self, task: &TaskRef, artifact: FetchSpec) -> Result<String, CapabilityError>;
     /// A line from the driver called `driver` for the agent's log.
     fn log(&self, driver: &str, level: LogLevel, message: &str);
 
@@ -188,12 +202,12 @@ pub trait DriverHost: Send + Sync + 'static {
     // the defaults.
 
     /// Whether the engine answers, and what it is.
-    fn engine_info(&self) -> Result<EngineInfo, ContainerError> {
+    fn engine_info(&self) -> Result<EngineInfo, CapabilityError> {
         Err(no_engine())
     }
     /// Pulls `image` unless present (with the operator's registry
     /// credentials); returns the image id. May take minutes.
-    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, ContainerError> {
+    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, CapabilityError> {
         let _ = (task, image);
         Err(no_engine())
     }
@@ -203,12 +217,12 @@ pub trait DriverHost: Send + Sync + 'static {
         &self,
         task: &TaskRef,
         spec: ContainerSpec,
-    ) -> Result<String, ContainerError> {
+    ) -> Result<String, CapabilityError> {
         let _ = (task, spec);
         Err(no_engine())
     }
     /// Starts it and begins copying its output into the task's log files.
-    fn start_container(&self, id: &str) -> Result<(), ContainerError> {
+    fn start_container(&self, id: &str) -> Result<(), CapabilityError> {
         let _ = id;
         Err(no_engine())
     }
@@ -217,12 +231,12 @@ pub trait DriverHost: Send + Sync + 'static {
         &self,
         id: &str,
         timeout: Duration,
-    ) -> Result<Option<ExitStatus>, ContainerError> {
+    ) -> Result<Option<ExitStatus>, CapabilityError> {
         let _ = (id, timeout);
         Err(no_engine())
     }
     /// Sends `signal`, e.g. `SIGHUP`, to the container's main process.
-    fn kill_container(&self, id: &str, signal: &str) -> Result<(), ContainerError> {
+    fn kill_container(&self, id: &str, signal: &str) -> Result<(), CapabilityError> {
         let _ = (id, signal);
         Err(no_engine())
     }
@@ -232,26 +246,26 @@ pub trait DriverHost: Send + Sync + 'static {
         id: &str,
         signal: &str,
         timeout: Duration,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<(), CapabilityError> {
         let _ = (id, signal, timeout);
         Err(no_engine())
     }
-    fn remove_container(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+    fn remove_container(&self, id: &str, force: bool) -> Result<(), CapabilityError> {
         let _ = (id, force);
         Err(no_engine())
     }
     /// `Some(running)`, or `None` when the container is gone. Picks the log
     /// copy up again after an agent restart.
-    fn inspect_container(&self, id: &str) -> Result<Option<bool>, ContainerError> {
+    fn inspect_container(&self, id: &str) -> Result<Option<bool>, CapabilityError> {
         let _ = id;
         Err(no_engine())
     }
-    fn container_stats(&self, id: &str) -> Result<UsageStats, ContainerError> {
+    fn container_stats(&self, id: &str) -> Result<UsageStats, CapabilityError> {
         let _ = id;
         Err(no_engine())
     }
     /// The host ports the engine bound.
-    fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, ContainerError> {
+    fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, CapabilityError> {
         let _ = id;
         Err(no_engine())
     }

@@ -199,6 +199,8 @@ impl OutputProblem {
     }
 }
 
+impl std::error::Error for OutputProblem {}
+
 impl fmt::Display for OutputProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -40,7 +40,7 @@ pub use driver::{
     TaskHandle, TaskRunState, TaskStart, TaskStats,
 };
 pub use driver_host::{
-    ContainerError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, Grants, LogLevel,
+    CapabilityError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, Grants, LogLevel,
     Mount, PortMapping, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef, UsageStats,
 };
 pub use error::{OutputProblem, PluginError};

@@ -26,11 +26,33 @@ pub enum HostError {
     Spawn(String),
     #[error("{0}")]
     Process(String),
+    /// The process a handle names has ended without a recorded exit, or its
+    /// pid belongs to another process now.
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     Artifact(String),
     /// A [`crate::HostConfig`] value that cannot work.
     #[error("agent host config: {0}")]
     Config(String),
+}
+
+/// What a driver learns of a failed call: the message, and whether the
+/// request was at fault or what it names is gone.
+impl From<HostError> for orch_plugin_runtime::CapabilityError {
+    fn from(e: HostError) -> Self {
+        use orch_plugin_runtime::CapabilityError as E;
+        let message = e.to_string();
+        match e {
+            HostError::BadName { .. } | HostError::Escapes { .. } => E::Invalid(message),
+            HostError::Gone(_) => E::NotFound(message),
+            HostError::Io { .. }
+            | HostError::Spawn(_)
+            | HostError::Process(_)
+            | HostError::Artifact(_)
+            | HostError::Config(_) => E::Failed(message),
+        }
+    }
 }
 
 impl HostError {

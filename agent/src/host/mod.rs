@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use orch_plugin_runtime::{
-    ContainerError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, LogLevel,
+    CapabilityError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, LogLevel,
     PortMapping, ProcessHandle, SpawnSpec, TaskRef, UsageStats,
 };
 
@@ -154,9 +154,9 @@ impl NodeHost {
         &self.inner.config.data_dir
     }
 
-    fn engine(&self) -> Result<&containers::Engine, ContainerError> {
+    fn engine(&self) -> Result<&containers::Engine, CapabilityError> {
         self.inner.containers.as_ref().ok_or_else(|| {
-            ContainerError::Failed("this node has no container engine configured".to_owned())
+            CapabilityError::Failed("this node has no container engine configured".to_owned())
         })
     }
 
@@ -312,7 +312,7 @@ impl NodeHost {
         match process::proc_stat(pid) {
             Some(stat) if stat.start_token == start_token => {}
             Some(stat) => {
-                return Err(HostError::Process(format!(
+                return Err(HostError::Gone(format!(
                     "task {label}: pid {pid} now belongs to another process (started at {}, not {start_token}) \
                      and no exit was recorded; the task is gone",
                     stat.start_token
@@ -328,7 +328,7 @@ impl NodeHost {
                 {
                     return Ok(Box::new(TaskProcess::running(label, shim_dir, started)));
                 }
-                return Err(HostError::Process(format!(
+                return Err(HostError::Gone(format!(
                     "task {label}: pid {pid} is gone and no exit was recorded in {}",
                     shim_dir.join(EXIT_FILE).display()
                 )));
@@ -361,8 +361,12 @@ impl NodeHost {
 }
 
 impl DriverHost for NodeHost {
-    fn spawn(&self, task: &TaskRef, spec: SpawnSpec) -> Result<Box<dyn ProcessHandle>, String> {
-        self.spawn_task(task, spec).map_err(|e| e.to_string())
+    fn spawn(
+        &self,
+        task: &TaskRef,
+        spec: SpawnSpec,
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
+        Ok(self.spawn_task(task, spec)?)
     }
 
     fn attach(
@@ -370,15 +374,14 @@ impl DriverHost for NodeHost {
         task: &TaskRef,
         pid: u32,
         start_token: u64,
-    ) -> Result<Box<dyn ProcessHandle>, String> {
-        self.attach_task(task, pid, start_token)
-            .map_err(|e| e.to_string())
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
+        Ok(self.attach_task(task, pid, start_token)?)
     }
 
-    fn fetch(&self, task: &TaskRef, artifact: FetchSpec) -> Result<String, String> {
-        self.fetch_artifact(task, &artifact)
-            .map(|path| path.display().to_string())
-            .map_err(|e| e.to_string())
+    fn fetch(&self, task: &TaskRef, artifact: FetchSpec) -> Result<String, CapabilityError> {
+        Ok(self
+            .fetch_artifact(task, &artifact)
+            .map(|path| path.display().to_string())?)
     }
 
     fn log(&self, driver: &str, level: LogLevel, message: &str) {
@@ -391,11 +394,11 @@ impl DriverHost for NodeHost {
         }
     }
 
-    fn engine_info(&self) -> Result<EngineInfo, ContainerError> {
+    fn engine_info(&self) -> Result<EngineInfo, CapabilityError> {
         self.engine()?.engine_info()
     }
 
-    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, ContainerError> {
+    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, CapabilityError> {
         self.engine()?.pull_image(task, image)
     }
 
@@ -403,11 +406,11 @@ impl DriverHost for NodeHost {
         &self,
         task: &TaskRef,
         spec: ContainerSpec,
-    ) -> Result<String, ContainerError> {
+    ) -> Result<String, CapabilityError> {
         self.engine()?.create_container(task, spec)
     }
 
-    fn start_container(&self, id: &str) -> Result<(), ContainerError> {
+    fn start_container(&self, id: &str) -> Result<(), CapabilityError> {
         self.engine()?.start_container(id)
     }
 
@@ -415,11 +418,11 @@ impl DriverHost for NodeHost {
         &self,
         id: &str,
         timeout: Duration,
-    ) -> Result<Option<ExitStatus>, ContainerError> {
+    ) -> Result<Option<ExitStatus>, CapabilityError> {
         self.engine()?.wait_container(id, timeout)
     }
 
-    fn kill_container(&self, id: &str, signal: &str) -> Result<(), ContainerError> {
+    fn kill_container(&self, id: &str, signal: &str) -> Result<(), CapabilityError> {
         self.engine()?.kill_container(id, signal)
     }
 
@@ -428,23 +431,23 @@ impl DriverHost for NodeHost {
         id: &str,
         signal: &str,
         timeout: Duration,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<(), CapabilityError> {
         self.engine()?.stop_container(id, signal, timeout)
     }
 
-    fn remove_container(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+    fn remove_container(&self, id: &str, force: bool) -> Result<(), CapabilityError> {
         self.engine()?.remove_container(id, force)
     }
 
-    fn inspect_container(&self, id: &str) -> Result<Option<bool>, ContainerError> {
+    fn inspect_container(&self, id: &str) -> Result<Option<bool>, CapabilityError> {
         self.engine()?.inspect_container(id)
     }
 
-    fn container_stats(&self, id: &str) -> Result<UsageStats, ContainerError> {
+    fn container_stats(&self, id: &str) -> Result<UsageStats, CapabilityError> {
         self.engine()?.container_stats(id)
     }
 
-    fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, ContainerError> {
+    fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, CapabilityError> {
         self.engine()?.container_ports(id)
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use orch_plugin_runtime::{ExitStatus, ProcessHandle};
+use orch_plugin_runtime::{CapabilityError, ExitStatus, ProcessHandle};
 use rustix::process::{Pid, Signal};
 use serde::{Deserialize, Serialize};
 
@@ -198,16 +198,18 @@ impl ProcessHandle for TaskProcess {
 
     /// Signalling a task that has already ended does nothing: a stop that
     /// races the task's own exit is not an error.
-    fn signal(&mut self, signal: &str) -> Result<(), String> {
-        let sig = parse_signal(signal)?;
-        if self.check_exit()?.is_some() || !is_same_process(self.pid, self.start_token) {
+    fn signal(&mut self, signal: &str) -> Result<(), CapabilityError> {
+        let sig = parse_signal(signal).map_err(CapabilityError::Invalid)?;
+        if self.check_exit().map_err(CapabilityError::Failed)?.is_some()
+            || !is_same_process(self.pid, self.start_token)
+        {
             return Ok(());
         }
         let Some(pid) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
-            return Err(format!(
+            return Err(CapabilityError::Invalid(format!(
                 "task {}: pid {} is not a valid pid",
                 self.label, self.pid
-            ));
+            )));
         };
         // The task leads its own process group, so its children get it too;
         // if it left that group, it still gets the signal itself.
@@ -215,38 +217,38 @@ impl ProcessHandle for TaskProcess {
             Ok(()) => Ok(()),
             Err(rustix::io::Errno::SRCH) => match rustix::process::kill_process(pid, sig) {
                 Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-                Err(e) => Err(format!(
+                Err(e) => Err(CapabilityError::Failed(format!(
                     "task {}: cannot send {signal} to pid {}: {e}",
                     self.label, self.pid
-                )),
+                ))),
             },
-            Err(e) => Err(format!(
+            Err(e) => Err(CapabilityError::Failed(format!(
                 "task {}: cannot send {signal} to process group {}: {e}",
                 self.label, self.pid
-            )),
+            ))),
         }
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, String> {
+    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, CapabilityError> {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(2);
         loop {
-            if let Some(exit) = self.check_exit()? {
+            if let Some(exit) = self.check_exit().map_err(CapabilityError::Failed)? {
                 return Ok(Some(exit));
             }
             if !is_same_process(self.shim_pid, self.shim_start_token) {
                 // The shim records the exit before it ends: look once more.
-                if let Some(exit) = self.check_exit()? {
+                if let Some(exit) = self.check_exit().map_err(CapabilityError::Failed)? {
                     return Ok(Some(exit));
                 }
-                return Err(format!(
+                return Err(CapabilityError::NotFound(format!(
                     "task {}: its supervisor (shim pid {}) died without recording how pid {} ended; \
                      see {}",
                     self.label,
                     self.shim_pid,
                     self.pid,
                     self.shim_dir.join(SHIM_LOG).display()
-                ));
+                )));
             }
             let now = Instant::now();
             if now >= deadline {

@@ -17,7 +17,7 @@ use orch_agent::{
     ContainerSettings, HostConfig, LogStream, NodeHost, RegistryAuth, ShimCommand, read_log,
 };
 use orch_plugin_runtime::{
-    ContainerError, ContainerSpec, DriverHost, ExitStatus, Mount, PortMapping, ProcessLimits,
+    CapabilityError, ContainerSpec, DriverHost, ExitStatus, Mount, PortMapping, ProcessLimits,
     TaskRef,
 };
 use orch_testkit::{Registry, docker};
@@ -239,7 +239,7 @@ fn engine_info_names_the_engine_and_an_unreachable_one_fails_fast() {
     };
     let started = Instant::now();
     let err = node.host(data.path(), gone).engine_info().unwrap_err();
-    assert!(matches!(err, ContainerError::Failed(_)), "{err:?}");
+    assert!(matches!(err, CapabilityError::Failed(_)), "{err:?}");
     assert!(err.to_string().contains("no.sock"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -303,7 +303,7 @@ fn each_policy_refusal_names_its_setting_and_nothing_reaches_the_engine() {
     ];
     for (setting, spec) in &cases {
         match closed.create_container(&t, spec.clone()) {
-            Err(ContainerError::Denied(m)) => {
+            Err(CapabilityError::Denied(m)) => {
                 assert!(m.contains(setting) && m.contains("agent.toml"), "{m}")
             }
             other => panic!("{setting}: {other:?}"),
@@ -330,7 +330,7 @@ fn each_policy_refusal_names_its_setting_and_nothing_reaches_the_engine() {
         assert!(
             matches!(
                 closed.create_container(&t, spec),
-                Err(ContainerError::Denied(_))
+                Err(CapabilityError::Denied(_))
             ),
             "{escape}"
         );
@@ -405,8 +405,8 @@ fn another_agents_container_is_not_found() {
     let other = theirs.host(data.path(), settings(data.path()));
     let t = task("ownership");
     let id = run(&host, &t, sh("sleep 30"));
-    let refused = |r: Result<(), ContainerError>, what: &str| match r {
-        Err(ContainerError::NotFound(m)) => assert!(m.contains("of this agent"), "{what}: {m}"),
+    let refused = |r: Result<(), CapabilityError>, what: &str| match r {
+        Err(CapabilityError::NotFound(m)) => assert!(m.contains("of this agent"), "{what}: {m}"),
         other => panic!("{what}: {other:?}"),
     };
     refused(other.start_container(&id), "start");
@@ -674,14 +674,14 @@ fn pull_from_a_registry_then_the_present_image_needs_no_registry() {
         .pull_image(&t, &format!("{}/{}:nope", registry.host(), repo("app")))
         .unwrap_err();
     assert!(
-        matches!(missing, ContainerError::NotFound(_)),
+        matches!(missing, CapabilityError::NotFound(_)),
         "{missing:?}"
     );
     let no_repo = host
         .pull_image(&t, &format!("{}/{}:1", registry.host(), repo("nothing")))
         .unwrap_err();
     assert!(
-        matches!(no_repo, ContainerError::NotFound(_)),
+        matches!(no_repo, CapabilityError::NotFound(_)),
         "{no_repo:?}"
     );
     registry.stop();
@@ -714,7 +714,7 @@ fn pull_from_an_unreachable_registry_names_it() {
         )
         .unwrap_err();
     match err {
-        ContainerError::Failed(m) => {
+        CapabilityError::Failed(m) => {
             assert!(
                 m.contains("cannot reach the registry") && m.contains(&address),
                 "{m}"
@@ -773,7 +773,7 @@ fn pull_with_credentials_from_config_and_docker_config_and_wrong_ones_refused() 
         .pull_image(&t, &reference)
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, ContainerError::Failed(_)));
+    assert!(matches!(err, CapabilityError::Failed(_)));
     assert!(
         text.contains("refused the credentials") && text.contains("agent.toml"),
         "{text}"

@@ -17,7 +17,8 @@ use orch_agent::{
     HostConfig, LogCursor, LogStream, NodeHost, ShimCommand, read_log, shim_dir, task_dir,
 };
 use orch_plugin_runtime::{
-    DriverHost, FetchSpec, LogLevel, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef,
+    CapabilityError, DriverHost, FetchSpec, LogLevel, ProcessHandle, ProcessLimits, SpawnSpec,
+    TaskRef,
 };
 use rustix::process::{Pid, Signal};
 use sha2::{Digest, Sha256};
@@ -163,7 +164,8 @@ fn argv0_is_looked_up_in_the_task_dir_then_path_and_cwd_stays_inside() {
         let mut s = spec(&["true"]);
         s.cwd = cwd.into();
         let err = host.spawn(&task("argv0-cwd"), s).err().unwrap();
-        assert!(err.contains("leaves the task directory"), "{err}");
+        assert!(matches!(err, CapabilityError::Invalid(_)), "{err:?}");
+        assert!(err.to_string().contains("leaves the task directory"), "{err}");
     }
 }
 
@@ -174,7 +176,8 @@ fn a_missing_binary_is_a_clear_error() {
     let err = host
         .spawn(&task("missing"), spec(&["/no/such/bin"]))
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("\"/no/such/bin\": no such file or directory"),
         "{err}"
@@ -182,13 +185,14 @@ fn a_missing_binary_is_a_clear_error() {
     let err = host
         .spawn(&task("missing2"), spec(&["no-such-program-x"]))
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("\"no-such-program-x\": no such file or directory"),
         "{err}"
     );
     assert!(err.contains("PATH=/usr/bin:/bin"), "{err}");
-    let err = host.spawn(&task("missing3"), spec(&[])).err().unwrap();
+    let err = host.spawn(&task("missing3"), spec(&[])).err().unwrap().to_string();
     assert!(err.contains("argv is empty"), "{err}");
 }
 
@@ -301,7 +305,8 @@ fn sigterm_ends_a_sleep_and_unknown_signals_are_refused() {
     let (mut handle, _reap) = spawn(&host, &t, spec(&["sleep", "1000"]));
     assert_eq!(handle.wait(Duration::from_millis(20)).unwrap(), None);
     let err = handle.signal("SIGWINCH").unwrap_err();
-    assert!(err.contains("unknown signal"), "{err}");
+    assert!(matches!(err, CapabilityError::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("unknown signal"), "{err}");
     handle.signal("SIGTERM").unwrap();
     let exit = wait_exit(&mut handle);
     assert_eq!(exit.signal, Some(15));
@@ -366,7 +371,7 @@ fn attach_after_the_exit_returns_the_recorded_exit_and_checks_the_token() {
     assert_eq!(handle.pid(), pid);
     let exit = handle.wait(Duration::ZERO).unwrap().unwrap();
     assert_eq!(exit.exit_code, Some(4));
-    let err = host.attach(&t, pid, token + 1).err().unwrap();
+    let err = host.attach(&t, pid, token + 1).err().unwrap().to_string();
     assert!(err.contains(&format!("pid {pid}")), "{err}");
 
     // A running task with the wrong token: the pid is someone else now.
@@ -376,13 +381,14 @@ fn attach_after_the_exit_returns_the_recorded_exit_and_checks_the_token() {
         .attach(&t2, handle.pid(), handle.start_token() + 1)
         .err()
         .unwrap();
-    assert!(err.contains("now belongs to another process"), "{err}");
+    assert!(matches!(err, CapabilityError::NotFound(_)), "{err:?}");
+    assert!(err.to_string().contains("now belongs to another process"), "{err}");
     let mut again = host
         .attach(&t2, handle.pid(), handle.start_token())
         .unwrap();
     assert_eq!(again.wait(Duration::ZERO).unwrap(), None);
     // And a second spawn of a task that runs is refused.
-    let err = host.spawn(&t2, spec(&["true"])).err().unwrap();
+    let err = host.spawn(&t2, spec(&["true"])).err().unwrap().to_string();
     assert!(err.contains("already running"), "{err}");
     again.signal("SIGKILL").unwrap();
     assert_eq!(wait_exit(&mut again).signal, Some(9));
@@ -410,7 +416,8 @@ fn attach_in_the_gap_between_the_tasks_end_and_its_exit_record() {
     assert_eq!(attached.pid(), pid);
     // The supervisor ended too: without the record, wait says so…
     let err = attached.wait(PATIENCE).unwrap_err();
-    assert!(err.contains("supervisor"), "{err}");
+    assert!(matches!(err, CapabilityError::NotFound(_)), "{err:?}");
+    assert!(err.to_string().contains("supervisor"), "{err}");
     // …and with it back, the exit is read.
     fs::write(&exit_file, record).unwrap();
     let mut attached = host.attach(&t, pid, token).unwrap();
@@ -501,7 +508,7 @@ fn a_supervisor_that_dies_is_reported_by_wait() {
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     let shim_pid = state["shim_pid"].as_u64().unwrap() as i32;
     rustix::process::kill_process(Pid::from_raw(shim_pid).unwrap(), Signal::KILL).unwrap();
-    let err = handle.wait(PATIENCE).unwrap_err();
+    let err = handle.wait(PATIENCE).unwrap_err().to_string();
     assert!(err.contains("supervisor") && err.contains("died"), "{err}");
     // Nobody is left to remove the task's cgroups: this test does.
     drop(_reap);
@@ -746,7 +753,8 @@ fn artifacts_are_verified_cached_and_kept_inside_the_task_dir() {
     let t2 = task("artifact-wrong");
     let err = host
         .fetch(&t2, fetch(&url, Some(&wrong), "local/bad.bin"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&format!("expected {wrong}")) && err.contains(&format!("got {digest}")),
         "{err}"
@@ -762,21 +770,23 @@ fn artifacts_are_verified_cached_and_kept_inside_the_task_dir() {
     );
 
     // No digest for http.
-    let err = host.fetch(&t, fetch(&url, None, "local/x")).unwrap_err();
+    let err = host.fetch(&t, fetch(&url, None, "local/x")).unwrap_err().to_string();
     assert!(err.contains("sha256 is required"), "{err}");
 
     // An HTTP error names the URL and the status.
     let missing = server.url("/nope.bin");
     let err = host
         .fetch(&t, fetch(&missing, Some(&wrong), "local/"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&missing) && err.contains("HTTP 404"), "{err}");
 
     // Escapes are refused before anything is fetched.
     for dest in ["../../elsewhere", "/tmp/x", "local/../../x"] {
         let err = host
             .fetch(&t, fetch(&url, Some(&digest), dest))
-            .unwrap_err();
+            .unwrap_err()
+        .to_string();
         assert!(err.contains("leaves the task directory"), "{dest}: {err}");
     }
     // A second fetch of the same digest does not download again...
@@ -811,7 +821,8 @@ fn an_unreachable_artifact_server_is_a_clear_error() {
             &task("unreachable"),
             fetch(&url, Some(&sha256(b"x")), "local/"),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&url) && err.contains("connection refused"),
         "{err}"
@@ -848,7 +859,8 @@ fn local_artifacts_and_the_size_cap() {
     assert_eq!(PathBuf::from(path), tdir.join("local/copied.bin"));
     let err = host
         .fetch(&t, fetch("../../../outside.bin", None, "local/"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("leaves the task directory"), "{err}");
     fs::write(&outside, vec![7u8; 1001]).unwrap();
     let err = host
@@ -860,7 +872,8 @@ fn local_artifacts_and_the_size_cap() {
                 "local/big.bin",
             ),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("larger than the agent's artifact limit of 1000 bytes"),
         "{err}"
@@ -868,7 +881,8 @@ fn local_artifacts_and_the_size_cap() {
     assert!(!tdir.join("local/big.bin").exists());
     let err = host
         .fetch(&t, fetch("ftp://h/x", None, "local/"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unsupported scheme"), "{err}");
 }
 
@@ -885,7 +899,8 @@ fn https_artifacts_go_through_tls() {
     let url = format!("https://127.0.0.1:{port}/app.bin");
     let err = host
         .fetch(&task("https"), fetch(&url, Some(&sha256(b"x")), "local/"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&url) && err.contains("connection refused"),
         "{err}"
@@ -900,6 +915,7 @@ fn https_artifacts_are_refused_without_tls() {
     let url = "https://127.0.0.1:1/app.bin";
     let err = host
         .fetch(&task("https"), fetch(url, Some(&sha256(b"x")), "local/"))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("built without TLS"), "{err}");
 }

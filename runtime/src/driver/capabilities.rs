@@ -182,7 +182,7 @@ impl process::Host for View<'_> {
         };
         match host.spawn(&task_ref(task), spec) {
             Ok(handle) => self.adopt(handle),
-            Err(e) => Ok(Err(e)),
+            Err(e) => Ok(Err(e.to_string())),
         }
     }
 
@@ -201,7 +201,7 @@ impl process::Host for View<'_> {
         };
         match host.attach(&task_ref(task), pid, start_token) {
             Ok(handle) => self.adopt(handle),
-            Err(e) => Ok(Err(e)),
+            Err(e) => Ok(Err(e.to_string())),
         }
     }
 }
@@ -229,7 +229,12 @@ impl process::HostChild for View<'_> {
                 printable(&signal, MAX_SIGNAL_NAME)
             )));
         }
-        Ok(self.table.get_mut(&child)?.0.signal(&signal))
+        Ok(self
+            .table
+            .get_mut(&child)?
+            .0
+            .signal(&signal)
+            .map_err(|e| e.to_string()))
     }
 
     fn wait(
@@ -243,7 +248,8 @@ impl process::HostChild for View<'_> {
         let handle = &mut self.table.get_mut(&child)?.0;
         Ok(handle
             .wait(Duration::from_millis(u64::from(timeout_ms)))
-            .map(|exit| exit.map(exit_result)))
+            .map(|exit| exit.map(exit_result))
+            .map_err(|e| e.to_string()))
     }
 
     fn drop(&mut self, child: Resource<Child>) -> wasmtime::Result<()> {
@@ -271,18 +277,22 @@ impl artifacts::Host for View<'_> {
             destination: artifact.destination,
             mode: artifact.mode,
         };
-        Ok(host.fetch(&task_ref(task), spec))
+        Ok(host.fetch(&task_ref(task), spec).map_err(|e| e.to_string()))
     }
 }
 
 /// Longest container id or image reference accepted from a driver.
 const MAX_CONTAINER_REF: usize = 512;
 
-fn container_error(e: crate::ContainerError) -> containers::ContainerError {
+fn container_error(e: crate::CapabilityError) -> containers::ContainerError {
     match e {
-        crate::ContainerError::Denied(m) => containers::ContainerError::Denied(m),
-        crate::ContainerError::NotFound(m) => containers::ContainerError::NotFound(m),
-        crate::ContainerError::Failed(m) => containers::ContainerError::Failed(m),
+        crate::CapabilityError::Denied(m) => containers::ContainerError::Denied(m),
+        crate::CapabilityError::NotFound(m) => containers::ContainerError::NotFound(m),
+        // The interface has no kind of its own for a request that cannot be
+        // carried out as written; the message says what is wrong with it.
+        crate::CapabilityError::Invalid(m) | crate::CapabilityError::Failed(m) => {
+            containers::ContainerError::Failed(m)
+        }
     }
 }
 
@@ -520,6 +530,7 @@ impl shared::Host for View<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CapabilityError;
     use std::sync::Mutex;
 
     /// Records what reached the host; the grant check in front of it is
@@ -528,20 +539,29 @@ mod tests {
     struct Recorder(Mutex<Vec<String>>);
 
     impl DriverHost for Recorder {
-        fn spawn(&self, _: &TaskRef, spec: SpawnSpec) -> Result<Box<dyn ProcessHandle>, String> {
+        fn spawn(
+            &self,
+            _: &TaskRef,
+            spec: SpawnSpec,
+        ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
             self.0
                 .lock()
                 .unwrap()
                 .push(format!("spawn {:?}", spec.argv));
-            Err("recorded".into())
+            Err(CapabilityError::Failed("recorded".into()))
         }
-        fn attach(&self, _: &TaskRef, pid: u32, _: u64) -> Result<Box<dyn ProcessHandle>, String> {
+        fn attach(
+            &self,
+            _: &TaskRef,
+            pid: u32,
+            _: u64,
+        ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
             self.0.lock().unwrap().push(format!("attach {pid}"));
-            Err("recorded".into())
+            Err(CapabilityError::Failed("recorded".into()))
         }
-        fn fetch(&self, _: &TaskRef, a: FetchSpec) -> Result<String, String> {
+        fn fetch(&self, _: &TaskRef, a: FetchSpec) -> Result<String, CapabilityError> {
             self.0.lock().unwrap().push(format!("fetch {}", a.source));
-            Err("recorded".into())
+            Err(CapabilityError::Failed("recorded".into()))
         }
         fn log(&self, driver: &str, _: LogLevel, message: &str) {
             self.0
@@ -549,9 +569,9 @@ mod tests {
                 .unwrap()
                 .push(format!("log {driver}: {message}"));
         }
-        fn start_container(&self, id: &str) -> Result<(), crate::ContainerError> {
+        fn start_container(&self, id: &str) -> Result<(), crate::CapabilityError> {
             self.0.lock().unwrap().push(format!("start {id}"));
-            Err(crate::ContainerError::Failed(format!(
+            Err(crate::CapabilityError::Failed(format!(
                 "recorded start {id}"
             )))
         }

@@ -3,7 +3,7 @@
 //! in for the agent, which implements the same trait).
 
 use orch_plugin_runtime::{
-    Component, DriverCallError, DriverHost, DriverPlugin, ExitStatus, FetchSpec, Grants, Limits,
+    CapabilityError, Component, DriverCallError, DriverHost, DriverPlugin, ExitStatus, FetchSpec, Grants, Limits,
     LogLevel, PluginError, ProcessHandle, Runtime, RuntimeConfig, SpawnSpec, TaskHandle, TaskRef,
     TaskRunState, TaskStart, WorldKind,
 };
@@ -27,7 +27,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn try_exit(&self) -> Result<Option<ExitStatus>, String> {
+    fn try_exit(&self) -> Result<Option<ExitStatus>, CapabilityError> {
         let mut exit = self.exit.lock().unwrap();
         if exit.is_none() {
             let status = self
@@ -35,7 +35,7 @@ impl Proc {
                 .lock()
                 .unwrap()
                 .try_wait()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CapabilityError::Failed(e.to_string()))?;
             *exit = status.map(|s| ExitStatus {
                 exit_code: s.code(),
                 signal: s.signal().map(|n| n as u32),
@@ -61,23 +61,26 @@ impl ProcessHandle for Handle {
         self.0.token
     }
 
-    fn signal(&mut self, signal: &str) -> Result<(), String> {
+    fn signal(&mut self, signal: &str) -> Result<(), CapabilityError> {
         if self.0.try_exit()?.is_some() {
-            return Err(format!("pid {} has exited", self.0.pid));
+            return Err(CapabilityError::NotFound(format!(
+                "pid {} has exited",
+                self.0.pid
+            )));
         }
         let name = signal.strip_prefix("SIG").unwrap_or(signal);
         // The whole process group, as the agent signals a task.
         let status = Command::new("kill")
             .args(["-s", name, "--", &format!("-{}", self.0.pid)])
             .status()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CapabilityError::Failed(e.to_string()))?;
         status
             .success()
             .then_some(())
-            .ok_or_else(|| format!("kill -s {name} failed"))
+            .ok_or_else(|| CapabilityError::Failed(format!("kill -s {name} failed")))
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, String> {
+    fn wait(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, CapabilityError> {
         let until = Instant::now() + timeout;
         loop {
             if let Some(exit) = self.0.try_exit()? {
@@ -112,8 +115,15 @@ struct TestHost {
 }
 
 impl DriverHost for TestHost {
-    fn spawn(&self, _task: &TaskRef, spec: SpawnSpec) -> Result<Box<dyn ProcessHandle>, String> {
-        let (program, args) = spec.argv.split_first().ok_or("empty argv")?;
+    fn spawn(
+        &self,
+        _task: &TaskRef,
+        spec: SpawnSpec,
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
+        let (program, args) = spec
+            .argv
+            .split_first()
+            .ok_or_else(|| CapabilityError::Invalid("empty argv".into()))?;
         let child = Command::new(program)
             .args(args)
             .envs(spec.env)
@@ -123,7 +133,7 @@ impl DriverHost for TestHost {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot run {program:?}: {e}"))?;
+            .map_err(|e| CapabilityError::Failed(format!("cannot run {program:?}: {e}")))?;
         let pid = child.id();
         let proc = Arc::new(Proc {
             pid,
@@ -140,19 +150,23 @@ impl DriverHost for TestHost {
         _task: &TaskRef,
         pid: u32,
         start_token: u64,
-    ) -> Result<Box<dyn ProcessHandle>, String> {
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
         match self.procs.lock().unwrap().get(&pid) {
             Some(p) if p.token == start_token => Ok(Box::new(Handle(Arc::clone(p)))),
-            Some(_) => Err(format!("pid {pid} is another process now")),
-            None => Err(format!("no process {pid} was spawned by this agent")),
+            Some(_) => Err(CapabilityError::NotFound(format!(
+                "pid {pid} is another process now"
+            ))),
+            None => Err(CapabilityError::NotFound(format!(
+                "no process {pid} was spawned by this agent"
+            ))),
         }
     }
 
-    fn fetch(&self, _task: &TaskRef, artifact: FetchSpec) -> Result<String, String> {
-        Err(format!(
+    fn fetch(&self, _task: &TaskRef, artifact: FetchSpec) -> Result<String, CapabilityError> {
+        Err(CapabilityError::Failed(format!(
             "this test host fetches nothing ({})",
             artifact.source
-        ))
+        )))
     }
 
     fn log(&self, driver: &str, level: LogLevel, message: &str) {

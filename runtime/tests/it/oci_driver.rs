@@ -6,7 +6,7 @@
 //! component against a real Docker engine.
 
 use orch_plugin_runtime::{
-    Component, ContainerError, ContainerSpec, DriverCallError, DriverHost, DriverPlugin,
+    Component, CapabilityError, ContainerSpec, DriverCallError, DriverHost, DriverPlugin,
     EngineInfo, ExitStatus, FetchSpec, Grants, Limits, LogLevel, Mount, PluginError, PortMapping,
     ProcessHandle, ProcessLimits, Runtime, RuntimeConfig, SpawnSpec, TaskHandle, TaskRef,
     TaskRunState, TaskStart, TaskStats, UsageStats, WorldKind,
@@ -33,18 +33,18 @@ enum Call {
 
 /// What the host answers; every call succeeds unless a test says otherwise.
 struct Script {
-    engine: Result<EngineInfo, ContainerError>,
-    pull: Result<String, ContainerError>,
+    engine: Result<EngineInfo, CapabilityError>,
+    pull: Result<String, CapabilityError>,
     /// How long a pull takes.
     pull_takes: Duration,
-    create: Result<String, ContainerError>,
-    start: Result<(), ContainerError>,
-    wait: Result<Option<ExitStatus>, ContainerError>,
-    kill: Result<(), ContainerError>,
-    stop: Result<(), ContainerError>,
-    remove: Result<(), ContainerError>,
-    inspect: Result<Option<bool>, ContainerError>,
-    stats: Result<UsageStats, ContainerError>,
+    create: Result<String, CapabilityError>,
+    start: Result<(), CapabilityError>,
+    wait: Result<Option<ExitStatus>, CapabilityError>,
+    kill: Result<(), CapabilityError>,
+    stop: Result<(), CapabilityError>,
+    remove: Result<(), CapabilityError>,
+    inspect: Result<Option<bool>, CapabilityError>,
+    stats: Result<UsageStats, CapabilityError>,
 }
 
 impl Default for Script {
@@ -105,15 +105,20 @@ impl Recorder {
 }
 
 impl DriverHost for Recorder {
-    fn spawn(&self, _: &TaskRef, _: SpawnSpec) -> Result<Box<dyn ProcessHandle>, String> {
+    fn spawn(&self, _: &TaskRef, _: SpawnSpec) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
         panic!("the oci driver spawns no process")
     }
 
-    fn attach(&self, _: &TaskRef, _: u32, _: u64) -> Result<Box<dyn ProcessHandle>, String> {
+    fn attach(
+        &self,
+        _: &TaskRef,
+        _: u32,
+        _: u64,
+    ) -> Result<Box<dyn ProcessHandle>, CapabilityError> {
         panic!("the oci driver attaches no process")
     }
 
-    fn fetch(&self, _: &TaskRef, _: FetchSpec) -> Result<String, String> {
+    fn fetch(&self, _: &TaskRef, _: FetchSpec) -> Result<String, CapabilityError> {
         panic!("the oci driver fetches no artifact")
     }
 
@@ -122,11 +127,11 @@ impl DriverHost for Recorder {
         self.logs.lock().unwrap().push((level, message.to_owned()));
     }
 
-    fn engine_info(&self) -> Result<EngineInfo, ContainerError> {
+    fn engine_info(&self) -> Result<EngineInfo, CapabilityError> {
         self.record(Call::EngineInfo, |s| s.engine.clone())
     }
 
-    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, ContainerError> {
+    fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, CapabilityError> {
         let (answer, takes) = self.record(Call::Pull(task.clone(), image.to_owned()), |s| {
             (s.pull.clone(), s.pull_takes)
         });
@@ -138,13 +143,13 @@ impl DriverHost for Recorder {
         &self,
         task: &TaskRef,
         spec: ContainerSpec,
-    ) -> Result<String, ContainerError> {
+    ) -> Result<String, CapabilityError> {
         self.record(Call::Create(task.clone(), Box::new(spec)), |s| {
             s.create.clone()
         })
     }
 
-    fn start_container(&self, id: &str) -> Result<(), ContainerError> {
+    fn start_container(&self, id: &str) -> Result<(), CapabilityError> {
         self.record(Call::Start(id.to_owned()), |s| s.start.clone())
     }
 
@@ -152,11 +157,11 @@ impl DriverHost for Recorder {
         &self,
         id: &str,
         timeout: Duration,
-    ) -> Result<Option<ExitStatus>, ContainerError> {
+    ) -> Result<Option<ExitStatus>, CapabilityError> {
         self.record(Call::Wait(id.to_owned(), timeout), |s| s.wait.clone())
     }
 
-    fn kill_container(&self, id: &str, signal: &str) -> Result<(), ContainerError> {
+    fn kill_container(&self, id: &str, signal: &str) -> Result<(), CapabilityError> {
         self.record(Call::Kill(id.to_owned(), signal.to_owned()), |s| {
             s.kill.clone()
         })
@@ -167,21 +172,21 @@ impl DriverHost for Recorder {
         id: &str,
         signal: &str,
         timeout: Duration,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<(), CapabilityError> {
         self.record(Call::Stop(id.to_owned(), signal.to_owned(), timeout), |s| {
             s.stop.clone()
         })
     }
 
-    fn remove_container(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+    fn remove_container(&self, id: &str, force: bool) -> Result<(), CapabilityError> {
         self.record(Call::Remove(id.to_owned(), force), |s| s.remove.clone())
     }
 
-    fn inspect_container(&self, id: &str) -> Result<Option<bool>, ContainerError> {
+    fn inspect_container(&self, id: &str) -> Result<Option<bool>, CapabilityError> {
         self.record(Call::Inspect(id.to_owned()), |s| s.inspect.clone())
     }
 
-    fn container_stats(&self, id: &str) -> Result<UsageStats, ContainerError> {
+    fn container_stats(&self, id: &str) -> Result<UsageStats, CapabilityError> {
         self.record(Call::Stats(id.to_owned()), |s| s.stats.clone())
     }
 }
@@ -331,7 +336,7 @@ fn fingerprint_reports_the_engine_or_why_it_is_unusable() {
     assert_eq!(host.calls(), [Call::EngineInfo]);
 
     host.script(|s| {
-        s.engine = Err(ContainerError::Failed(
+        s.engine = Err(CapabilityError::Failed(
             "cannot reach the engine at unix:///var/run/docker.sock: connection refused".into(),
         ));
     });
@@ -532,7 +537,7 @@ fn a_bare_image_gets_latest_and_the_entrypoint_list_is_passed_as_is() {
 fn privileged_and_host_namespaces_go_to_the_host_to_judge_and_its_refusal_is_denied() {
     let (host, oci) = oci();
     host.script(|s| {
-        s.create = Err(ContainerError::Denied(
+        s.create = Err(CapabilityError::Denied(
             "privileged containers are not allowed on this node; set allow_privileged = true in agent.toml's [containers] to allow them".into(),
         ));
     });
@@ -567,7 +572,7 @@ fn privileged_and_host_namespaces_go_to_the_host_to_judge_and_its_refusal_is_den
     // A refused pull (e.g. a registry the operator does not allow) is
     // denied as well.
     host.forget();
-    host.script(|s| s.pull = Err(ContainerError::Denied("registry not allowed".into())));
+    host.script(|s| s.pull = Err(CapabilityError::Denied("registry not allowed".into())));
     let err = oci
         .start(&task("web", r#"{"image": "busybox:1"}"#))
         .unwrap_err();
@@ -579,7 +584,7 @@ fn privileged_and_host_namespaces_go_to_the_host_to_judge_and_its_refusal_is_den
 fn a_missing_image_is_a_failure_that_names_it() {
     let (host, oci) = oci();
     host.script(|s| {
-        s.pull = Err(ContainerError::NotFound(
+        s.pull = Err(CapabilityError::NotFound(
             "manifest for 127.0.0.1:5000/web:9 not found: manifest unknown".into(),
         ));
     });
@@ -598,7 +603,7 @@ fn a_missing_image_is_a_failure_that_names_it() {
 
     host.forget();
     host.script(|s| {
-        s.pull = Err(ContainerError::Failed(
+        s.pull = Err(CapabilityError::Failed(
             "cannot reach the registry at 127.0.0.1:1: connection refused".into(),
         ));
     });
@@ -617,7 +622,7 @@ fn a_missing_image_is_a_failure_that_names_it() {
 fn a_failed_start_removes_the_container_it_created() {
     let (host, oci) = oci();
     host.script(|s| {
-        s.start = Err(ContainerError::Failed(
+        s.start = Err(CapabilityError::Failed(
             "OCI runtime create failed: exec: \"/bin/nope\": no such file".into(),
         ));
     });
@@ -647,7 +652,7 @@ fn a_failed_start_removes_the_container_it_created() {
     // A removal that fails too is logged; the start's own error is what the
     // task sees.
     host.forget();
-    host.script(|s| s.remove = Err(ContainerError::Failed("engine went away".into())));
+    host.script(|s| s.remove = Err(CapabilityError::Failed("engine went away".into())));
     let err = oci
         .start(&task("web", r#"{"image": "busybox:1"}"#))
         .unwrap_err();
@@ -717,13 +722,13 @@ fn wait_inspect_stop_signal_and_stats_act_on_the_handles_container() {
     );
 
     // An engine that does not answer leaves the state unknown, not lost.
-    host.script(|s| s.inspect = Err(ContainerError::Failed("engine timed out".into())));
+    host.script(|s| s.inspect = Err(CapabilityError::Failed("engine timed out".into())));
     let TaskRunState::Unknown(why) = oci.inspect(&handle).unwrap() else {
         panic!("an unreachable engine is no answer")
     };
     assert!(why.contains("engine timed out"), "{why}");
 
-    host.script(|s| s.kill = Err(ContainerError::Failed("unknown signal SIGFOO".into())));
+    host.script(|s| s.kill = Err(CapabilityError::Failed("unknown signal SIGFOO".into())));
     let err = oci.signal(&handle, "SIGFOO").unwrap_err();
     assert!(
         err.to_string().ends_with(&format!(
@@ -766,8 +771,8 @@ fn destroy_removes_the_container_and_kills_it_first_when_forced() {
     host.forget();
     host.script(|s| {
         s.inspect = Ok(None);
-        s.stop = Err(ContainerError::NotFound("no such container".into()));
-        s.remove = Err(ContainerError::NotFound("no such container".into()));
+        s.stop = Err(CapabilityError::NotFound("no such container".into()));
+        s.remove = Err(CapabilityError::NotFound("no such container".into()));
     });
     oci.destroy(&handle, false).unwrap();
     oci.destroy(&handle, true).unwrap();
@@ -783,7 +788,7 @@ fn destroy_removes_the_container_and_kills_it_first_when_forced() {
     // A failing kill does not keep a forced destroy from removing.
     host.forget();
     host.script(|s| {
-        s.stop = Err(ContainerError::Failed("engine busy".into()));
+        s.stop = Err(CapabilityError::Failed("engine busy".into()));
         s.remove = Ok(());
     });
     oci.destroy(&handle, true).unwrap();
@@ -817,10 +822,10 @@ fn recover_reattaches_a_container_that_exists_and_a_gone_one_is_not_found() {
         "{err}"
     );
     host.script(|s| {
-        s.inspect = Err(ContainerError::NotFound(
+        s.inspect = Err(CapabilityError::NotFound(
             "no container c0ffee of this agent".into(),
         ));
-        s.wait = Err(ContainerError::NotFound(
+        s.wait = Err(CapabilityError::NotFound(
             "no container c0ffee of this agent".into(),
         ));
     });
@@ -830,7 +835,7 @@ fn recover_reattaches_a_container_that_exists_and_a_gone_one_is_not_found() {
         "not-found"
     );
 
-    host.script(|s| s.inspect = Err(ContainerError::Failed("engine unreachable".into())));
+    host.script(|s| s.inspect = Err(CapabilityError::Failed("engine unreachable".into())));
     assert_eq!(oci.recover(&back).unwrap_err().kind(), "failed");
 
     // A handle of another driver is refused, not misread.

@@ -394,5 +394,5 @@ fn accept(
             format!("{BASIC_NODES} nodes: {e}"),
         )
     })?;
-    Component::new(plugin).map_err(|detail| basics("info", detail))
+    Component::new(plugin).map_err(|e| basics("info", e.to_string()))
 }

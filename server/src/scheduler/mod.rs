@@ -32,7 +32,7 @@ mod worker;
 
 pub use feasible::{DistinctHosts, Feasibility};
 pub use sample::Sampling;
-pub use score::{Component, Native, Scorer, inputs_of, request_of, to_sdk};
+pub use score::{Component, Native, ScoreError, Scorer, inputs_of, request_of, to_sdk};
 pub use worker::{ProcessError, Worker, WorkerOptions, now_ms, process_eval};
 
 use crate::{Plan, State};

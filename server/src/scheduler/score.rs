@@ -6,7 +6,23 @@
 //! config names one.
 
 use super::SchedError;
-use orch_plugin_runtime::{ScoreRequest, ScoreResponse, ScorerPlugin};
+use orch_plugin_runtime::{OutputProblem, PluginError, ScoreRequest, ScoreResponse, ScorerPlugin};
+
+/// Why a scorer gave no answer the scheduler can use.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// The component could not answer: it trapped, ran past its deadline or
+    /// memory, refused the request, answered badly, or its breaker is open.
+    /// The error names the plugin and its digest.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A native scorer refused the request.
+    #[error("refused the request: {0}")]
+    Refused(String),
+    /// The answer is not one finite score in [-1, 1] per node.
+    #[error("returned bad output: {0}")]
+    BadOutput(#[from] OutputProblem),
+}
 
 /// Ranks candidates. Answers are validated (one finite score in [-1, 1]
 /// per node) before the scheduler uses them.
@@ -15,7 +31,7 @@ pub trait Scorer: Send + Sync {
     fn label(&self) -> &str;
     /// `sha256:HEX` of the component, or `native:NAME` for a native build.
     fn digest(&self) -> &str;
-    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String>;
+    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, ScoreError>;
 }
 
 /// Which scorer answered a request, and why not the configured one.
@@ -67,9 +83,9 @@ fn ask(
         scorer: format!("{} ({})", scorer.label(), scorer.digest()),
         detail,
     };
-    let response = scorer.score(request).map_err(fault)?;
+    let response = scorer.score(request).map_err(|e| fault(e.to_string()))?;
     orch_plugin_runtime::validate_response(&response, nodes)
-        .map_err(|problem| fault(problem.to_string()))?;
+        .map_err(|problem| fault(ScoreError::from(problem).to_string()))?;
     Ok(response)
 }
 
@@ -82,8 +98,8 @@ pub struct Component {
 
 impl Component {
     /// Wraps a loaded scorer; asks it for its name and version once.
-    pub fn new(plugin: ScorerPlugin) -> Result<Self, String> {
-        let info = plugin.info().map_err(|e| e.to_string())?;
+    pub fn new(plugin: ScorerPlugin) -> Result<Self, PluginError> {
+        let info = plugin.info()?;
         Ok(Self {
             label: format!("{} {}", info.name, info.version),
             digest: plugin.digest().to_string(),
@@ -99,11 +115,8 @@ impl Scorer for Component {
     fn digest(&self) -> &str {
         &self.digest
     }
-    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String> {
-        self.plugin
-            .score(request)
-            .map(|scored| scored.response)
-            .map_err(|e| e.to_string())
+    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, ScoreError> {
+        Ok(self.plugin.score(request)?.response)
     }
 }
 
@@ -132,8 +145,11 @@ impl<S: orch_plugin_sdk::Scorer + Send + Sync> Scorer for Native<S> {
     fn digest(&self) -> &str {
         &self.digest
     }
-    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, String> {
-        let scores = self.scorer.score(&to_sdk(request))?;
+    fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, ScoreError> {
+        let scores = self
+            .scorer
+            .score(&to_sdk(request))
+            .map_err(ScoreError::Refused)?;
         let (part_names, scores, parts) = scores.into_parts();
         let response = ScoreResponse {
             part_names,
@@ -141,7 +157,7 @@ impl<S: orch_plugin_sdk::Scorer + Send + Sync> Scorer for Native<S> {
             parts,
         };
         let nodes = request.nodes.len().unwrap_or_default();
-        orch_plugin_runtime::validate_response(&response, nodes).map_err(|p| p.to_string())?;
+        orch_plugin_runtime::validate_response(&response, nodes)?;
         Ok(response)
     }
 }

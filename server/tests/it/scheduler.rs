@@ -9,8 +9,8 @@ use orch_model::{
 };
 use orch_server::testing::{Harness, count, job, node};
 use orch_server::{
-    Feasibility, NativeScorer as Native, NodeChange, Op, Outcome, Sampling, Scheduler, Scorer,
-    State, process_eval,
+    Feasibility, NativeScorer as Native, NodeChange, Op, Outcome, Sampling, Scheduler, ScoreError,
+    Scorer, State, process_eval,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -158,8 +158,8 @@ impl Scorer for Broken {
     fn score(
         &self,
         _: &orch_plugin_runtime::ScoreRequest,
-    ) -> Result<orch_plugin_runtime::ScoreResponse, String> {
-        Err("trapped: unreachable executed".into())
+    ) -> Result<orch_plugin_runtime::ScoreResponse, ScoreError> {
+        Err(ScoreError::Refused("trapped: unreachable executed".into()))
     }
 }
 

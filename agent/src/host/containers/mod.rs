@@ -29,7 +29,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use orch_plugin_runtime::{
-    ContainerError, ContainerSpec, EngineInfo, ExitStatus, PortMapping, TaskRef, UsageStats,
+    CapabilityError, ContainerSpec, EngineInfo, ExitStatus, PortMapping, TaskRef, UsageStats,
 };
 use tokio::sync::watch;
 
@@ -108,12 +108,12 @@ impl Drop for Engine {
     }
 }
 
-fn failed(message: impl Into<String>) -> ContainerError {
-    ContainerError::Failed(message.into())
+fn failed(message: impl Into<String>) -> CapabilityError {
+    CapabilityError::Failed(message.into())
 }
 
-fn not_ours(id: &str) -> ContainerError {
-    ContainerError::NotFound(format!("no container {id} of this agent"))
+fn not_ours(id: &str) -> CapabilityError {
+    CapabilityError::NotFound(format!("no container {id} of this agent"))
 }
 
 use orch_model::now_ms;
@@ -148,7 +148,7 @@ impl Engine {
         })
     }
 
-    fn block_on<F>(&self, future: F) -> Result<F::Output, ContainerError>
+    fn block_on<F>(&self, future: F) -> Result<F::Output, CapabilityError>
     where
         F: Future + Send,
         F::Output: Send,
@@ -165,7 +165,7 @@ impl Engine {
             .map_err(|_| failed("a containers call panicked"))
     }
 
-    async fn docker(&self) -> Result<Docker, ContainerError> {
+    async fn docker(&self) -> Result<Docker, CapabilityError> {
         let mut client = self.client.lock().await;
         if let Some(docker) = &*client {
             return Ok(docker.clone());
@@ -186,12 +186,12 @@ impl Engine {
     }
 
     /// An engine error for `what`; a 404 becomes NotFound.
-    fn engine_error(&self, what: &str, e: DockerError) -> ContainerError {
+    fn engine_error(&self, what: &str, e: DockerError) -> CapabilityError {
         match e {
             DockerError::DockerResponseServerError {
                 status_code: 404,
                 message,
-            } => ContainerError::NotFound(format!("{what}: {message}")),
+            } => CapabilityError::NotFound(format!("{what}: {message}")),
             DockerError::DockerResponseServerError { message, .. } => {
                 failed(format!("{what}: the Docker engine said: {message}"))
             }
@@ -204,7 +204,7 @@ impl Engine {
 
     /// The container `id` if it exists and is this agent's; `None` when the
     /// engine has no such container; NotFound when it is another's.
-    async fn owned(&self, docker: &Docker, id: &str) -> Result<Option<Owned>, ContainerError> {
+    async fn owned(&self, docker: &Docker, id: &str) -> Result<Option<Owned>, CapabilityError> {
         if id.is_empty() {
             return Err(not_ours(id));
         }
@@ -236,11 +236,11 @@ impl Engine {
         }))
     }
 
-    async fn owned_or_not_found(&self, docker: &Docker, id: &str) -> Result<Owned, ContainerError> {
+    async fn owned_or_not_found(&self, docker: &Docker, id: &str) -> Result<Owned, CapabilityError> {
         self.owned(docker, id).await?.ok_or_else(|| not_ours(id))
     }
 
-    pub(crate) fn engine_info(&self) -> Result<EngineInfo, ContainerError> {
+    pub(crate) fn engine_info(&self) -> Result<EngineInfo, CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let version = tokio::time::timeout(ENGINE_TIMEOUT, docker.version())
@@ -262,7 +262,7 @@ impl Engine {
         })?
     }
 
-    pub(crate) fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, ContainerError> {
+    pub(crate) fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, CapabilityError> {
         let reference = pull::ImageRef::parse(image)?;
         self.block_on(async {
             let docker = self.docker().await?;
@@ -351,7 +351,7 @@ impl Engine {
         &self,
         task: &TaskRef,
         spec: ContainerSpec,
-    ) -> Result<String, ContainerError> {
+    ) -> Result<String, CapabilityError> {
         let host_error =
             |e: HostError| failed(format!("task {}/{}: {e}", task.alloc_id, task.task));
         let task_dirs = dirs::create_task_dirs(&self.layout.data_dir, &task.alloc_id, &task.task)
@@ -378,7 +378,7 @@ impl Engine {
                     self.remove_owned(&docker, &leftover).await?;
                 }
                 Ok(None) => {}
-                Err(ContainerError::NotFound(_)) => {
+                Err(CapabilityError::NotFound(_)) => {
                     return Err(failed(format!(
                         "a container named {name} exists and is not this agent's; remove it, or run the task on another node"
                     )));
@@ -396,7 +396,7 @@ impl Engine {
                     DockerError::DockerResponseServerError {
                         status_code: 404,
                         message,
-                    } => ContainerError::NotFound(format!(
+                    } => CapabilityError::NotFound(format!(
                         "creating container {name}: image {} is not on this node ({message}); pull it first",
                         spec.image
                     )),
@@ -415,7 +415,7 @@ impl Engine {
         spec: &ContainerSpec,
         task_dirs: &dirs::TaskDirs,
         mounts: Vec<policy::CheckedMount>,
-    ) -> Result<ContainerCreateBody, ContainerError> {
+    ) -> Result<ContainerCreateBody, CapabilityError> {
         let mut labels = HashMap::from([
             (LABEL_NODE.to_owned(), self.node_id.clone()),
             (LABEL_ALLOC.to_owned(), task.alloc_id.clone()),
@@ -524,7 +524,7 @@ impl Engine {
         })
     }
 
-    pub(crate) fn start_container(&self, id: &str) -> Result<(), ContainerError> {
+    pub(crate) fn start_container(&self, id: &str) -> Result<(), CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let owned = self.owned_or_not_found(&docker, id).await?;
@@ -604,7 +604,7 @@ impl Engine {
         &self,
         id: &str,
         timeout: Duration,
-    ) -> Result<Option<ExitStatus>, ContainerError> {
+    ) -> Result<Option<ExitStatus>, CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let mut owned = self.owned_or_not_found(&docker, id).await?;
@@ -651,7 +651,7 @@ impl Engine {
         })?
     }
 
-    async fn kill(&self, docker: &Docker, id: &str, signal: &str) -> Result<bool, ContainerError> {
+    async fn kill(&self, docker: &Docker, id: &str, signal: &str) -> Result<bool, CapabilityError> {
         let options = KillContainerOptions {
             signal: signal.to_owned(),
         };
@@ -665,7 +665,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn kill_container(&self, id: &str, signal: &str) -> Result<(), ContainerError> {
+    pub(crate) fn kill_container(&self, id: &str, signal: &str) -> Result<(), CapabilityError> {
         check_signal(signal)?;
         self.block_on(async {
             let docker = self.docker().await?;
@@ -685,7 +685,7 @@ impl Engine {
         id: &str,
         signal: &str,
         timeout: Duration,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<(), CapabilityError> {
         check_signal(signal)?;
         self.block_on(async {
             let docker = self.docker().await?;
@@ -714,7 +714,7 @@ impl Engine {
         })?
     }
 
-    async fn remove_owned(&self, docker: &Docker, owned: &Owned) -> Result<(), ContainerError> {
+    async fn remove_owned(&self, docker: &Docker, owned: &Owned) -> Result<(), CapabilityError> {
         let options = RemoveContainerOptions {
             force: true,
             v: true,
@@ -733,7 +733,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn remove_container(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+    pub(crate) fn remove_container(&self, id: &str, force: bool) -> Result<(), CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let Some(owned) = self.owned(&docker, id).await? else {
@@ -748,7 +748,7 @@ impl Engine {
         })?
     }
 
-    pub(crate) fn inspect_container(&self, id: &str) -> Result<Option<bool>, ContainerError> {
+    pub(crate) fn inspect_container(&self, id: &str) -> Result<Option<bool>, CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let Some(owned) = self.owned(&docker, id).await? else {
@@ -761,7 +761,7 @@ impl Engine {
         })?
     }
 
-    pub(crate) fn container_stats(&self, id: &str) -> Result<UsageStats, ContainerError> {
+    pub(crate) fn container_stats(&self, id: &str) -> Result<UsageStats, CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let owned = self.owned_or_not_found(&docker, id).await?;
@@ -800,7 +800,7 @@ impl Engine {
         })?
     }
 
-    pub(crate) fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, ContainerError> {
+    pub(crate) fn container_ports(&self, id: &str) -> Result<Vec<PortMapping>, CapabilityError> {
         self.block_on(async {
             let docker = self.docker().await?;
             let owned = self.owned_or_not_found(&docker, id).await?;
@@ -871,7 +871,7 @@ fn container_name(task: &TaskRef) -> String {
 }
 
 /// A signal name such as `SIGHUP` or `HUP`, or a number.
-fn check_signal(signal: &str) -> Result<(), ContainerError> {
+fn check_signal(signal: &str) -> Result<(), CapabilityError> {
     if !signal.is_empty()
         && signal.len() <= 16
         && signal

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use orch_plugin_runtime::{ContainerError, ContainerSpec};
+use orch_plugin_runtime::{CapabilityError, ContainerSpec};
 
 use super::settings::ContainerSettings;
 use crate::dirs::TaskDirs;
@@ -26,8 +26,8 @@ pub(crate) fn network_mode(spec: &ContainerSpec) -> &str {
     }
 }
 
-fn denied(what: &str, setting: &str) -> ContainerError {
-    ContainerError::Denied(format!(
+fn denied(what: &str, setting: &str) -> CapabilityError {
+    CapabilityError::Denied(format!(
         "{what} is not allowed on this node; an operator can allow it with {setting} = true in the [containers] section of agent.toml"
     ))
 }
@@ -45,7 +45,7 @@ pub(crate) fn check(
     settings: &ContainerSettings,
     dirs: &TaskDirs,
     spec: &ContainerSpec,
-) -> Result<Vec<CheckedMount>, ContainerError> {
+) -> Result<Vec<CheckedMount>, CapabilityError> {
     if spec.privileged && !settings.allow_privileged {
         return Err(denied("privileged mode", "allow_privileged"));
     }
@@ -54,7 +54,7 @@ pub(crate) fn check(
         "host" if settings.allow_host_network => {}
         "host" => return Err(denied("network_mode \"host\"", "allow_host_network")),
         other => {
-            return Err(ContainerError::Denied(format!(
+            return Err(CapabilityError::Denied(format!(
                 "network_mode {other:?} is not one this node knows; use \"bridge\", \"none\" or \"host\""
             )));
         }
@@ -67,7 +67,7 @@ pub(crate) fn check(
     }
     let canonical = |dir: &Path| {
         dir.canonicalize()
-            .map_err(|e| ContainerError::Failed(format!("cannot resolve {}: {e}", dir.display())))
+            .map_err(|e| CapabilityError::Failed(format!("cannot resolve {}: {e}", dir.display())))
     };
     let shared = canonical(&dirs.shared)?;
     let local = canonical(&dirs.local)?;
@@ -75,7 +75,7 @@ pub(crate) fn check(
         .iter()
         .map(|mount| {
             if !mount.target.starts_with('/') {
-                return Err(ContainerError::Denied(format!(
+                return Err(CapabilityError::Denied(format!(
                     "mount target {:?} is not absolute; give an absolute path inside the container",
                     mount.target
                 )));
@@ -83,7 +83,7 @@ pub(crate) fn check(
             let source = Path::new(&mount.source);
             let resolve = |path: &Path| {
                 path.canonicalize().map_err(|e| {
-                    ContainerError::Failed(format!(
+                    CapabilityError::Failed(format!(
                         "mount source {:?} ({}): {e}",
                         mount.source,
                         path.display()
@@ -98,7 +98,7 @@ pub(crate) fn check(
                     .filter_map(|p| p.canonicalize().ok())
                     .any(|allowed| resolved.starts_with(allowed));
                 if !allowed {
-                    return Err(ContainerError::Denied(format!(
+                    return Err(CapabilityError::Denied(format!(
                         "mount source {:?} is a host path; name a directory of the task instead (\"alloc\" or \"local/…\"), \
                          or an operator can allow host directories with allowed_host_paths in the [containers] section of agent.toml",
                         mount.source
@@ -113,7 +113,7 @@ pub(crate) fn check(
                     Some("alloc") if rest.as_os_str().is_empty() => shared.clone(),
                     Some("local") => resolve(&local.join(rest))?,
                     _ => {
-                        return Err(ContainerError::Denied(format!(
+                        return Err(CapabilityError::Denied(format!(
                             "mount source {:?} is not a directory a task may mount; use \"alloc\" (the allocation's \
                              shared directory) or \"local\" or a directory under \"local/\" (the task's own)",
                             mount.source
@@ -121,7 +121,7 @@ pub(crate) fn check(
                     }
                 };
                 if !resolved.starts_with(&local) && resolved != shared {
-                    return Err(ContainerError::Denied(format!(
+                    return Err(CapabilityError::Denied(format!(
                         "mount source {:?} resolves to {}, outside the task's directory; give a directory under \"local/\"",
                         mount.source,
                         resolved.display()
@@ -208,7 +208,7 @@ mod tests {
         ];
         for (spec, setting) in cases {
             match check(&closed, &alloc, &spec) {
-                Err(ContainerError::Denied(m)) => assert!(m.contains(setting), "{m}"),
+                Err(CapabilityError::Denied(m)) => assert!(m.contains(setting), "{m}"),
                 other => panic!("{setting}: {other:?}"),
             }
             check(&open, &alloc, &spec).unwrap();
@@ -241,7 +241,7 @@ mod tests {
                 ..Default::default()
             };
             assert!(
-                matches!(check(&open, &alloc, &spec), Err(ContainerError::Denied(_))),
+                matches!(check(&open, &alloc, &spec), Err(CapabilityError::Denied(_))),
                 "{escape}"
             );
         }
@@ -251,7 +251,7 @@ mod tests {
         };
         assert!(matches!(
             check(&open, &alloc, &relative_target),
-            Err(ContainerError::Denied(m)) if m.contains("absolute")
+            Err(CapabilityError::Denied(m)) if m.contains("absolute")
         ));
         let unknown = ContainerSpec {
             network_mode: "container:abc".into(),
@@ -259,7 +259,7 @@ mod tests {
         };
         assert!(matches!(
             check(&open, &alloc, &unknown),
-            Err(ContainerError::Denied(_))
+            Err(CapabilityError::Denied(_))
         ));
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use bollard::auth::DockerCredentials;
-use orch_plugin_runtime::ContainerError;
+use orch_plugin_runtime::CapabilityError;
 
 use super::settings::ContainerSettings;
 
@@ -21,9 +21,9 @@ pub(crate) struct ImageRef {
 }
 
 impl ImageRef {
-    pub(crate) fn parse(image: &str) -> Result<ImageRef, ContainerError> {
+    pub(crate) fn parse(image: &str) -> Result<ImageRef, CapabilityError> {
         let bad = |why: &str| {
-            ContainerError::Failed(format!(
+            CapabilityError::Failed(format!(
                 "image {image:?} is not a valid reference: {why}; e.g. registry.example:5000/app:1.2"
             ))
         };
@@ -92,10 +92,10 @@ pub(crate) struct Credentials {
 pub(crate) fn credentials(
     settings: &ContainerSettings,
     registry: &str,
-) -> Result<Option<Credentials>, ContainerError> {
+) -> Result<Option<Credentials>, CapabilityError> {
     if let Some(auth) = settings.auth.get(registry) {
         let source = format!("[containers.auth.\"{registry}\"] in agent.toml");
-        let password = auth.password(&source).map_err(ContainerError::Failed)?;
+        let password = auth.password(&source).map_err(CapabilityError::Failed)?;
         return Ok(Some(Credentials {
             docker: docker_credentials(registry, &auth.username, &password),
             source,
@@ -121,9 +121,9 @@ fn docker_credentials(registry: &str, username: &str, password: &str) -> DockerC
 fn docker_config_credentials(
     path: &Path,
     registry: &str,
-) -> Result<Option<Credentials>, ContainerError> {
+) -> Result<Option<Credentials>, CapabilityError> {
     let auth = orch_registry::Auth::from_docker_config(path, registry)
-        .map_err(|e| ContainerError::Failed(e.to_string()))?;
+        .map_err(|e| CapabilityError::Failed(e.to_string()))?;
     Ok(auth.credentials().map(|c| Credentials {
         docker: docker_credentials(registry, c.username(), c.password()),
         source: format!(
@@ -140,7 +140,7 @@ pub(crate) fn pull_error(
     credentials: Option<&Credentials>,
     status: Option<u16>,
     message: &str,
-) -> ContainerError {
+) -> CapabilityError {
     let lower = message.to_ascii_lowercase();
     let registry = &image.registry;
     let full = image.full();
@@ -151,7 +151,7 @@ pub(crate) fn pull_error(
         "no basic auth credentials",
         "incorrect username or password",
     ]) {
-        return ContainerError::Failed(match credentials {
+        return CapabilityError::Failed(match credentials {
             Some(c) => format!(
                 "pulling {full}: the registry {registry} refused the credentials from {}: {message}",
                 c.source
@@ -171,7 +171,7 @@ pub(crate) fn pull_error(
             "repository does not exist",
         ])
     {
-        return ContainerError::NotFound(format!(
+        return CapabilityError::NotFound(format!(
             "image {full} was not found in the registry {registry}: {message}"
         ));
     }
@@ -185,11 +185,11 @@ pub(crate) fn pull_error(
         "tls handshake",
         "server gave http response to https client",
     ]) {
-        return ContainerError::Failed(format!(
+        return CapabilityError::Failed(format!(
             "pulling {full}: cannot reach the registry {registry}: {message}"
         ));
     }
-    ContainerError::Failed(format!("pulling {full} from {registry}: {message}"))
+    CapabilityError::Failed(format!("pulling {full} from {registry}: {message}"))
 }
 
 #[cfg(test)]
