@@ -137,7 +137,7 @@ pub fn fraction(used: u64, total: u64, unit: &str) -> String {
         return format!("{used} {unit} / 0 {unit}");
     }
     // Display only: the precision of f64 is plenty for a percentage.
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss, reason = "a percentage for display: counts are far below 2^52")]
     let pct = used as f64 * 100.0 / total as f64;
     format!("{used} {unit} / {total} {unit} ({pct:.0}%)")
 }
@@ -287,7 +287,7 @@ pub mod testing {
     //! Snapshot files for what users see, as host/tests/cli.rs and
     //! model/tests/jobspec.rs keep theirs: compare, or rewrite with
     //! `ORCH_BLESS=1` and review the diff.
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests may")]
 
     use std::path::PathBuf;
 
@@ -312,7 +312,7 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     #[test]

@@ -463,7 +463,7 @@ fn default_reschedule_max_delay() -> Dur {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     #[test]

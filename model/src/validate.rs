@@ -815,7 +815,7 @@ fn reschedule_span(r: &ReschedulePolicy) -> (Duration, u32) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
     use crate::{SpreadTarget, Task};
 

@@ -209,7 +209,7 @@ impl fmt::Display for VersionRange {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn m(range: &str, version: &str) -> bool {

@@ -274,7 +274,7 @@ fn check_tag(tag: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn part(text: &str) -> &'static str {

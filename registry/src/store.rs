@@ -91,7 +91,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Registry
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     #[test]

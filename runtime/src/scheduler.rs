@@ -349,7 +349,7 @@ fn validate_parts(response: &ScoreResponse) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn response(scores: Vec<f64>, names: &[&str], parts: Vec<f64>) -> ScoreResponse {

@@ -417,7 +417,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn eval(id: &str, job: &str, priority: u8, status: EvalStatus) -> Arc<Evaluation> {

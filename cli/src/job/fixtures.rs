@@ -1,6 +1,6 @@
 //! Model values for the snapshot tests: a small cluster with a web job
 //! that could place two of its three allocations.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests may")]
 
 use orch_model::*;
 use orch_wire::EvaluationDetail;

@@ -524,7 +524,7 @@ fn quoted(v: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
     use crate::format::testing::assert_snapshot;
     use crate::job::fixtures::*;

@@ -187,7 +187,7 @@ fn line_col(text: &str, offset: usize) -> Option<(u32, u32)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     const MINIMAL: &str = r#"

@@ -261,7 +261,7 @@ fn string_end(text: &[u8], from: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests may")]
     use super::*;
     use orch_wire::JobRegisterRequest;
 

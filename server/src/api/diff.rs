@@ -162,7 +162,7 @@ fn names(items: &[Value]) -> Option<Vec<&str>> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn job(text: &str) -> Job {

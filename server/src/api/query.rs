@@ -188,7 +188,7 @@ pub fn resolve<'a>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {

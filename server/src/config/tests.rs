@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests may")]
 use super::*;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

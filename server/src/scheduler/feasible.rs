@@ -157,7 +157,7 @@ fn compare(a: &str, b: &str) -> Ordering {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     fn node(attrs: &[(&str, &str)]) -> Node {

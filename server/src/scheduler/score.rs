@@ -237,7 +237,7 @@ pub fn to_sdk(r: &ScoreRequest) -> orch_plugin_sdk::ScoreRequest {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests may")]
     use super::*;
 
     #[test]
