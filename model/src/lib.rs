@@ -27,7 +27,7 @@ pub use alloc::{
     AllocMetric, Allocation, ClientStatus, DesiredStatus, TaskEvent, TaskEventKind, TaskState,
     TaskStatus,
 };
-pub use clock::now_ms;
+pub use clock::{now_ms, rfc3339};
 pub use decision::{CandidateInputs, Decision};
 pub use digest::Digest;
 pub use duration::{Dur, DurationError};

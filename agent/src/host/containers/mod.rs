@@ -863,9 +863,8 @@ fn container_name(task: &TaskRef) -> String {
     let name = if name == task.task {
         name
     } else {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(task.task.as_bytes());
-        format!("{name}-{}", &hex::encode(digest)[..8])
+        let digest = orch_model::Digest::of(task.task.as_bytes()).hex();
+        format!("{name}-{}", &digest[..8])
     };
     format!("orch-{name}-{}", clean(&task.alloc_id))
 }
