@@ -1,7 +1,11 @@
 //! Embeds the conformance cases (`cases/<kind>/*.toml`) so `orch plugin test`
 //! needs no files beside the binary, and builds the misbehaving fixture
 //! plugins the suite's own tests run it against.
-#![allow(clippy::panic, clippy::expect_used, reason = "a build script reports failure by panicking")]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "a build script reports failure by panicking"
+)]
 
 use orch_wasm_build::{Build, build, workspace_root};
 use std::fmt::Write as _;

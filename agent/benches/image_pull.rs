@@ -6,7 +6,12 @@
 //!
 //! Needs what the tests need: the Docker engine, Debian's docker-registry
 //! and busybox-static (`scripts/setup`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests may")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests may"
+)]
 
 use orch_agent::{ContainerSettings, HostConfig, NodeHost, ShimCommand};
 use orch_plugin_runtime::{DriverHost, TaskRef};

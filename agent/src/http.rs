@@ -94,8 +94,14 @@ async fn logs(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            headers.insert(orch_wire::LOG_FILE_HEADER, HeaderValue::from(chunk.next.file));
-            headers.insert(orch_wire::LOG_OFFSET_HEADER, HeaderValue::from(chunk.next.offset));
+            headers.insert(
+                orch_wire::LOG_FILE_HEADER,
+                HeaderValue::from(chunk.next.file),
+            );
+            headers.insert(
+                orch_wire::LOG_OFFSET_HEADER,
+                HeaderValue::from(chunk.next.offset),
+            );
             res
         }
         Ok(Err(e)) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),

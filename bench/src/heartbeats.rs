@@ -1,23 +1,26 @@
 //! `orch-bench heartbeats`: how many simulated agents one `orch server`
 //! keeps alive at their TTL, and at what CPU.
 //!
-//! The server is a real one in its own process (this binary's `server`,
-//! a temp dir, the TTL asked for), so its CPU and memory are read from
+//! The server is a real one in its own process (`orch server`, a temp
+//! dir, the TTL asked for), so its CPU and memory are read from
 //! `/proc/PID` apart from the load generator's. The generator registers
-//! the agents over HTTP, then beats for each at the cadence an agent uses
-//! (a third of the TTL, spread evenly, with jitter) from a pool of threads
-//! with keep-alive connections, while another thread reads the node list
-//! every few seconds. A node marked down while its simulated agent kept
+//! orch-testkit's simulated agents, then beats for each at the cadence an
+//! agent uses (a third of the TTL, spread evenly, with jitter) from a pool
+//! of threads, each with its own client and so its own keep-alive
+//! connection, while another thread reads the node list every few seconds. A node marked down while its simulated agent kept
 //! beating on time is a false node-down: the server's fault. Beats the
 //! generator itself sent late are counted apart, so a generator that
 //! could not keep up is not blamed on the server.
 
 use anyhow::{Context, Result, bail};
+use orch_testkit::{
+    Echo, Log, Process, SimAgent, clock_ticks, cpu_ticks, parse_duration, resident, sim_agent_index,
+};
+use orch_wire::{Client, routes};
 use serde::{Deserialize, Serialize};
-use std::collections::{BinaryHeap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Read as _};
+use std::collections::{BinaryHeap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -220,7 +223,8 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         let (tx, rx) = mpsc::channel::<(usize, Instant)>();
         senders.push(tx);
         let beater = Beater {
-            addr: server.addr.clone(),
+            // Its own client, so its own keep-alive connection.
+            client: crate::client(&server.addr)?,
             interval,
             epoch,
             stop: stop.clone(),
@@ -246,19 +250,18 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     for t in 0..threads {
         let (next, registered, errors) = (next.clone(), registered.clone(), reg_errors.clone());
         let senders = senders.clone();
-        let addr = server.addr.clone();
+        let client = crate::client(&server.addr)?;
         let stop = stop.clone();
         registrars.push(
             std::thread::Builder::new()
                 .name(format!("register-{t}"))
                 .spawn(move || {
-                    let http = agent();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= agents || stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        match register(&http, &addr, i) {
+                        match register(&SimAgent::numbered(&client, i)) {
                             Ok(()) => {
                                 registered.fetch_add(1, Ordering::Relaxed);
                                 if let Some(tx) = senders.get(i % senders.len()) {
@@ -300,7 +303,11 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     }
 
     // The measured window.
-    let poller = Poller::start(&server.addr, Duration::from_millis(args.poll_ms), &stop)?;
+    let poller = Poller::start(
+        crate::client(&server.addr)?,
+        Duration::from_millis(args.poll_ms),
+        &stop,
+    )?;
     let window_start = Instant::now();
     let server_cpu0 = cpu_ticks(&server_stat)?;
     let own_cpu0 = cpu_ticks("/proc/self/stat")?;
@@ -324,7 +331,7 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     let window = window_start.elapsed();
     let server_cpu1 = cpu_ticks(&server_stat)?;
     let own_cpu1 = cpu_ticks("/proc/self/stat")?;
-    let (rss, peak_rss) = rss_mib(server.pid)?;
+    let memory = resident(format!("/proc/{}/status", server.pid))?;
     stop.store(true, Ordering::Relaxed);
     let mut agents_seen = Vec::new();
     for h in beaters {
@@ -337,9 +344,9 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     // Read at once, well within the TTL of the last beats: registering
     // leaves the description empty, being marked down fills it, and a
     // beat after that leaves "heartbeating".
-    let final_list = list_nodes(&agent(), &server.addr)?;
+    let final_list = list_nodes(&crate::client(&server.addr)?)?;
     let mut down: HashSet<String> = polled.down.clone();
-    down.extend(lock(&server.downs_logged).iter().cloned());
+    down.extend(server.downs_logged());
     down.extend(
         final_list
             .iter()
@@ -386,7 +393,7 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     // server took is explained by failed beats or by the generator.
     let (mut false_downs, mut downs_after_failures) = (0, 0);
     for id in &down {
-        match agent_index(id).and_then(|i| records.get(&i)) {
+        match sim_agent_index(id).and_then(|i| records.get(&i)) {
             Some(a) if a.max_gap < ttl => false_downs += 1,
             Some(a) if a.failed > 0 => downs_after_failures += 1,
             _ => {}
@@ -416,8 +423,8 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
         heartbeat_errors: errors,
         server_cpu_percent: cpu(server_cpu0, server_cpu1),
         generator_cpu_percent: cpu(own_cpu0, own_cpu1),
-        server_rss_mib: rss,
-        server_peak_rss_mib: peak_rss,
+        server_rss_mib: memory.now_mib,
+        server_peak_rss_mib: memory.peak_mib,
         latency_p50_ms: pct(&latencies, 0.50),
         latency_p99_ms: pct(&latencies, 0.99),
         latency_max_ms: latencies.last().copied().unwrap_or(0) as f64 / 1e3,
@@ -465,7 +472,7 @@ struct BeaterDone {
 /// One thread's share of the agents: a queue ordered by when each agent's
 /// next beat is due.
 struct Beater {
-    addr: String,
+    client: Client,
     interval: Duration,
     epoch: Instant,
     stop: Arc<AtomicBool>,
@@ -475,6 +482,7 @@ struct Beater {
 
 struct Sim {
     index: usize,
+    agent: SimAgent,
     /// When the last beat the server took (answered 200) was sent, or the
     /// registration's answer.
     last_ok: Instant,
@@ -505,6 +513,7 @@ impl Beater {
         queue.push(std::cmp::Reverse((due, sims.len())));
         sims.push(Sim {
             index,
+            agent: SimAgent::numbered(&self.client, index),
             last_ok: at,
             max_gap: Duration::ZERO,
             failed: 0,
@@ -512,7 +521,6 @@ impl Beater {
     }
 
     fn run(mut self) -> BeaterDone {
-        let http = agent();
         let mut sims: Vec<Sim> = Vec::new();
         let mut queue = Queue::new();
         let mut beats = Vec::new();
@@ -554,7 +562,7 @@ impl Beater {
             let sent = Instant::now();
             let lateness = sent.saturating_duration_since(due);
             max_lateness = max_lateness.max(lateness);
-            let result = beat(&http, &self.addr, sim.index);
+            let result = sim.agent.heartbeat();
             let ok = result.is_ok();
             if ok {
                 sim.max_gap = sim.max_gap.max(sent - sim.last_ok);
@@ -598,82 +606,22 @@ fn micros_u32(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// A ureq agent as the CLI's: keep-alive, error statuses readable.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(5)))
-        .timeout_global(Some(Duration::from_secs(60)))
-        .user_agent(concat!("orch-bench/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
-}
-
-/// Agent `i`'s node id: a UUID whose last group is the index, so a node
-/// id names its agent.
-fn node_id(i: usize) -> String {
-    format!("0000beef-0000-4000-8000-{i:012x}")
-}
-
-fn agent_index(id: &str) -> Option<usize> {
-    let last = id.strip_prefix("0000beef-0000-4000-8000-")?;
-    usize::from_str_radix(last, 16).ok()
-}
-
-fn register(http: &ureq::Agent, addr: &str, i: usize) -> Result<()> {
-    let id = node_id(i);
-    let body = serde_json::json!({
-        "id": id,
-        "name": format!("agent-{i}"),
-        "resources": {"cpu": 4000, "memory": 8192, "disk": 20000},
-        "attributes": {"os.name": "linux", "kernel.name": "linux", "cpu.arch": "x86_64"},
-        "drivers": {"exec": {"detected": true, "healthy": true}},
-    });
+/// Registers simulated agent `agent`. A few tries: a registration
+/// refused by a busy server is retried by a real agent too.
+fn register(agent: &SimAgent) -> Result<()> {
     let mut last = None;
-    // A few tries: a registration refused by a busy server is retried by
-    // a real agent too.
     for attempt in 0..3 {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(200 * attempt));
         }
-        match http
-            .post(&format!("{addr}/v1/nodes"))
-            .header("content-type", "application/json")
-            .send(body.to_string())
-        {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let text = resp.into_body().read_to_string().unwrap_or_default();
-                if status == 200 {
-                    return Ok(());
-                }
-                last = Some(anyhow::anyhow!("HTTP {status}: {text}"));
-            }
-            Err(e) => last = Some(anyhow::anyhow!("{e}")),
+        match agent.register() {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("not registered")))
-}
-
-/// One heartbeat; what went wrong if the server did not answer 200.
-fn beat(http: &ureq::Agent, addr: &str, i: usize) -> Result<(), String> {
-    let url = format!("{addr}/v1/node/{}/heartbeat", node_id(i));
-    match http
-        .post(&url)
-        .header("content-type", "application/json")
-        .send("{}")
-    {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            // Read to the end so the connection is kept for the next one.
-            let body = resp.into_body().read_to_string().unwrap_or_default();
-            if status == 200 {
-                Ok(())
-            } else {
-                Err(format!("HTTP {status}: {body}"))
-            }
-        }
-        Err(e) => Err(e.to_string()),
+    match last {
+        Some(e) => Err(e.into()),
+        None => bail!("not registered"),
     }
 }
 
@@ -686,20 +634,11 @@ struct NodeView {
     status_description: String,
 }
 
-fn list_nodes(http: &ureq::Agent, addr: &str) -> Result<Vec<NodeView>> {
-    let resp = http
-        .get(&format!("{addr}/v1/nodes"))
-        .call()
-        .with_context(|| format!("GET {addr}/v1/nodes"))?;
-    let status = resp.status().as_u16();
-    if status != 200 {
-        bail!("GET {addr}/v1/nodes: HTTP {status}");
-    }
-    resp.into_body()
-        .with_config()
-        .limit(1 << 30)
-        .read_json()
-        .with_context(|| format!("GET {addr}/v1/nodes: not a list of nodes"))
+fn list_nodes(client: &Client) -> Result<Vec<NodeView>> {
+    Ok(client
+        .get(&routes::NODES, &[], &[])
+        .context("listing the nodes")?
+        .body)
 }
 
 /// Reads the node list every few seconds during the window.
@@ -717,14 +656,13 @@ struct Polled {
 }
 
 impl Poller {
-    fn start(addr: &str, every: Duration, stop: &Arc<AtomicBool>) -> Result<Self> {
-        let (addr, stop) = (addr.to_owned(), stop.clone());
+    fn start(client: Client, every: Duration, stop: &Arc<AtomicBool>) -> Result<Self> {
+        let stop = stop.clone();
         let last_not_ready = Arc::new(AtomicUsize::new(0));
         let last = last_not_ready.clone();
         let handle = std::thread::Builder::new()
             .name("poll-nodes".into())
             .spawn(move || {
-                let http = agent();
                 let mut polled = Polled::default();
                 let (mut reads, mut total) = (0u32, Duration::ZERO);
                 let mut next = Instant::now() + every;
@@ -735,7 +673,7 @@ impl Poller {
                     }
                     next += every;
                     let t = Instant::now();
-                    let Ok(nodes) = list_nodes(&http, &addr) else {
+                    let Ok(nodes) = list_nodes(&client) else {
                         continue;
                     };
                     total += t.elapsed();
@@ -766,7 +704,7 @@ impl Poller {
 }
 
 /// The running server and its folder, where the Ctrl-C handler finds them.
-static RUNNING: Mutex<Option<(Child, PathBuf)>> = Mutex::new(None);
+static RUNNING: Mutex<Option<(Process, PathBuf)>> = Mutex::new(None);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -774,9 +712,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Kills the server (if one runs) and removes its folder.
 fn stop_server() {
-    if let Some((mut child, dir)) = lock(&RUNNING).take() {
-        let _ = child.kill();
-        let _ = child.wait();
+    if let Some((process, dir)) = lock(&RUNNING).take() {
+        drop(process);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -814,35 +751,44 @@ fn watch_signals() -> Result<()> {
     Ok(())
 }
 
-/// The server process as this bench sees it.
+/// The server process as this bench sees it; the process itself is in
+/// [`RUNNING`].
 struct Server {
     pid: u32,
     addr: String,
-    /// Nodes the server logged marking down.
-    downs_logged: Arc<Mutex<HashSet<String>>>,
-    /// Its last log lines, to show if it dies.
-    log_tail: Arc<Mutex<VecDeque<String>>>,
+    log: Log,
 }
 
 impl Server {
     fn check_alive(&self) -> Result<()> {
         let exited = match lock(&RUNNING).as_mut() {
-            Some((child, _)) => child.try_wait().ok().flatten(),
+            Some((process, _)) => process.try_exited(),
             None => bail!("the server was stopped"),
         };
         if let Some(status) = exited {
-            let tail: Vec<String> = lock(&self.log_tail).iter().cloned().collect();
             bail!(
                 "the server exited ({status}) during the run; its last lines:\n{}",
-                tail.join("\n")
+                self.log.tail(20)
             );
         }
         Ok(())
     }
+
+    /// Nodes the server logged marking down (a warning each).
+    fn downs_logged(&self) -> HashSet<String> {
+        self.log
+            .text()
+            .lines()
+            .filter_map(|line| {
+                let at = line.find(" missed its heartbeat")?;
+                line[..at].rsplit(' ').next().map(str::to_owned)
+            })
+            .collect()
+    }
 }
 
-/// Starts `orch server` (this binary) on a fresh temp dir with the TTL
-/// asked for, and waits for the address it prints.
+/// Starts `orch server` on a fresh temp dir with the TTL asked for, and
+/// waits for the address it prints.
 fn start_server(ttl_ms: u64, grace_ms: u64) -> Result<Server> {
     let dir = std::env::temp_dir().join(format!("orch-bench-heartbeats-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -853,135 +799,31 @@ fn start_server(ttl_ms: u64, grace_ms: u64) -> Result<Server> {
         format!("data_dir = \"data\"\n[heartbeat]\nttl_ms = {ttl_ms}\ngrace_ms = {grace_ms}\n"),
     )
     .with_context(|| format!("writing {}", config.display()))?;
-    let exe = crate::orch_binary()?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(crate::orch_binary()?);
+    command
         .arg("server")
         .arg("--config")
         .arg(&config)
         .args(["--listen", "127.0.0.1:0"])
         // Marking a node down is a warning: each one is seen here.
-        .env("ORCH_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start `orch server`")?;
-    let pid = child.id();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    *lock(&RUNNING) = Some((child, dir));
-
-    let downs_logged = Arc::new(Mutex::new(HashSet::new()));
-    let log_tail = Arc::new(Mutex::new(VecDeque::new()));
-    if let Some(stderr) = stderr {
-        let (downs, tail) = (downs_logged.clone(), log_tail.clone());
-        std::thread::Builder::new()
-            .name("server-log".into())
-            .spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(at) = line.find(" missed its heartbeat")
-                        && let Some(id) = line[..at].rsplit(' ').next()
-                    {
-                        lock(&downs).insert(id.to_owned());
-                    }
-                    let mut tail = lock(&tail);
-                    if tail.len() == 20 {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            })
-            .context("cannot start reading the server's log")?;
-    }
-    let Some(stdout) = stdout else {
-        bail!("the server's stdout was not captured");
+        .env("ORCH_LOG", "warn");
+    // Held while the server starts: a Ctrl-C meanwhile waits for it, then
+    // finds it to stop.
+    let mut running = lock(&RUNNING);
+    let process = match Process::start(command, "orch server: API listening on ", Echo::Quiet) {
+        Ok(process) => process,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
     };
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("server-out".into())
-        .spawn(move || {
-            let mut out = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = out.read_line(&mut line);
-            let _ = tx.send(line);
-            // Drained so the server never blocks on a full pipe.
-            let _ = std::io::copy(&mut out, &mut std::io::sink());
-        })
-        .context("cannot start reading the server's output")?;
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_default();
-    let Some(addr) = line
-        .trim()
-        .strip_prefix("orch server: API listening on ")
-        .map(str::to_owned)
-    else {
-        std::thread::sleep(Duration::from_millis(200));
-        let tail: Vec<String> = lock(&log_tail).iter().cloned().collect();
-        bail!(
-            "the server did not start (first line {:?}); its log:\n{}",
-            line.trim(),
-            tail.join("\n")
-        );
+    let server = Server {
+        pid: process.pid(),
+        addr: process.ready_line().to_owned(),
+        log: process.log().clone(),
     };
-    Ok(Server {
-        pid,
-        addr,
-        downs_logged,
-        log_tail,
-    })
-}
-
-/// Clock ticks per second for `/proc/PID/stat`, from `getconf CLK_TCK`;
-/// 100 (Linux's usual value) if that cannot be run, and then says so.
-fn clock_ticks() -> (f64, bool) {
-    let read = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|&t| t > 0.0);
-    match read {
-        Some(t) => (t, false),
-        None => (100.0, true),
-    }
-}
-
-/// utime + stime, in clock ticks, of the process whose `stat` file this is.
-fn cpu_ticks(stat: &str) -> Result<u64> {
-    let text = std::fs::read_to_string(stat).with_context(|| format!("reading {stat}"))?;
-    // The command name, in parentheses, may hold spaces: fields count from
-    // the last ')' (state is field 3, utime 14, stime 15).
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .with_context(|| format!("{stat}: no ')' in {text:?}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> Result<u64> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse().ok())
-            .with_context(|| format!("{stat}: field {n} is not a number"))
-    };
-    Ok(field(14)? + field(15)?)
-}
-
-/// The server's resident memory now and at its peak, in MiB.
-fn rss_mib(pid: u32) -> Result<(f64, f64)> {
-    let path = format!("/proc/{pid}/status");
-    let mut text = String::new();
-    std::fs::File::open(&path)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .with_context(|| format!("reading {path}"))?;
-    let kib = |key: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok((kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0))
+    *running = Some((process, dir));
+    Ok(server)
 }
 
 fn load_average() -> String {
@@ -989,28 +831,6 @@ fn load_average() -> String {
         .ok()
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// `60`, `60s`, `2m`, `500ms`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(at) => t.split_at(at),
-        None => (t, "s"),
-    };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write 60, 60s, 2m or 500ms"))?;
-    let secs = match unit {
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{text:?}: the unit is ms, s or m")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("{text:?}: give a duration above 0"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A small generator (splitmix64) for jitter; no need for anything better.
@@ -1033,40 +853,5 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_as_written() {
-        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn a_node_id_names_its_agent() {
-        assert_eq!(agent_index(&node_id(12_345)), Some(12_345));
-        assert_eq!(agent_index("someone-else"), None);
-    }
-
-    #[test]
-    fn cpu_ticks_are_read_past_a_name_with_spaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let stat = dir.path().join("stat");
-        let mut fields = vec!["1 (a b) S".to_owned()];
-        // Fields 4 to 13, then utime = 7 and stime = 5.
-        fields.extend((4..=13).map(|n| n.to_string()));
-        fields.extend(["7".into(), "5".into(), "0".into()]);
-        std::fs::write(&stat, fields.join(" ")).unwrap();
-        assert_eq!(cpu_ticks(stat.to_str().unwrap()).unwrap(), 12);
-        assert!(cpu_ticks("/proc/self/stat").is_ok());
     }
 }

@@ -19,8 +19,10 @@ mod submit_to_running;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use orch_wire::{Client, ClientOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "orch-bench", about = "Cluster benchmarks of orch")]
@@ -73,4 +75,21 @@ fn orch_binary() -> Result<PathBuf> {
         orch.display()
     );
     Ok(orch)
+}
+
+/// A client of the server under test, over orch-wire's one client. Each
+/// has its own connection pool (clones share theirs), so a thread that
+/// makes its own keeps one keep-alive connection, as an agent does. The
+/// timeouts are an agent's, but longer, so a loaded server shows as slow
+/// beats rather than as errors; and a whole cluster's node list runs to
+/// hundreds of MiB.
+fn client(addr: &str) -> Result<Client> {
+    let options = ClientOptions {
+        user_agent: concat!("orch-bench/", env!("CARGO_PKG_VERSION")),
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(60),
+        body_limit: 1 << 30,
+        unreachable_hint: "",
+    };
+    Ok(Client::new(addr, options)?)
 }

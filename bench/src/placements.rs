@@ -5,12 +5,12 @@
 //! natively.
 
 use anyhow::{Context, Result};
+use orch_model::{EvalStatus, Job, Node};
+use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
 use orch_server::{
     ComponentScorer as Component, ControlPlane, Durability, NativeScorer as Native, Op, Sampling,
     Scheduler, Scorer, Store, StoreOptions,
 };
-use orch_model::{EvalStatus, Job, Node};
-use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
 use serde::Serialize;
 use std::io::Write as _;
 use std::process::ExitCode;

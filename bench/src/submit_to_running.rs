@@ -1,13 +1,15 @@
 //! `orch-bench submit-to-running`: how long a trivial task takes from the
 //! job's submission to its agent reporting it running, on a real server and
-//! a real agent (two processes of this binary on loopback). With `--driver
-//! oci --image REF` the task is a container on the node's Docker engine
-//! (the image pulled once before the timed runs).
+//! a real agent (two `orch` processes on loopback). With `--driver oci
+//! --image REF` the task is a container on the node's Docker engine (the
+//! image pulled once before the timed runs).
 
-use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use anyhow::{Result, bail};
+use orch_model::{Allocation, ClientStatus, Node, NodeStatus};
+use orch_testkit::{Echo, Process, kill_agent_tasks};
+use orch_wire::{JobRegisterResponse, JobStopResponse, routes};
+use serde_json::json;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -28,33 +30,12 @@ pub struct RunningArgs {
     pub json: bool,
 }
 
-/// Kills the processes it holds when dropped, whatever happened.
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts `orch ARGS` and returns it with the first line it printed.
-fn start(args: &[&str]) -> Result<(Child, String)> {
-    let exe = crate::orch_binary()?;
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("ORCH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start orch")?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        BufReader::new(out).read_line(&mut line)?;
-    }
-    Ok((child, line.trim().to_owned()))
+/// Starts `orch ARGS`, up once its first line starts with `ready`; its
+/// warnings go to this program's stderr, tagged `tag`.
+fn start(args: &[&str], ready: &str, tag: &str) -> Result<Process> {
+    let mut command = Command::new(crate::orch_binary()?);
+    command.args(args).env("ORCH_LOG", "warn");
+    Ok(Process::start(command, ready, Echo::tagged(tag))?)
 }
 
 pub fn run(args: RunningArgs) -> Result<()> {
@@ -78,47 +59,35 @@ pub fn run(args: RunningArgs) -> Result<()> {
         ),
     )?;
     let config = dir.path().join("orch.toml");
-    let mut procs = Procs(Vec::new());
-    let (server, line) = start(&[
+    let server = start(
+        &[
+            "server",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "orch server: API listening on ",
         "server",
-        "--config",
-        &config.display().to_string(),
-        "--listen",
-        "127.0.0.1:0",
-    ])?;
-    procs.0.push(server);
-    let addr = line
-        .strip_prefix("orch server: API listening on ")
-        .with_context(|| format!("the server said {line:?}"))?
-        .to_owned();
+    )?;
+    let client = crate::client(server.ready_line())?;
     let agent_dir = dir.path().join("agent");
-    let (agent, line) = start(&[
+    let agent = start(
+        &[
+            "agent",
+            "--server",
+            client.address(),
+            "--data-dir",
+            &agent_dir.display().to_string(),
+        ],
+        "orch agent: node ",
         "agent",
-        "--server",
-        &addr,
-        "--data-dir",
-        &agent_dir.display().to_string(),
-    ])?;
-    procs.0.push(agent);
-    if !line.starts_with("orch agent: node") {
-        bail!("the agent said {line:?}");
-    }
-    let http: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    )?;
     // Wait for the node.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let nodes: Value = http
-            .get(format!("{addr}/v1/nodes"))
-            .call()?
-            .body_mut()
-            .read_json()?;
-        if nodes
-            .as_array()
-            .is_some_and(|n| n.iter().any(|n| n["status"] == "ready"))
-        {
+        let nodes: Vec<Node> = client.get(&routes::NODES, &[], &[])?.body;
+        if nodes.iter().any(|n| n.status == NodeStatus::Ready) {
             break;
         }
         if Instant::now() > deadline {
@@ -135,36 +104,27 @@ pub fn run(args: RunningArgs) -> Result<()> {
         let job = json!({"job": {"id": id, "type": "service", "group": [{"name": "g", "count": 1,
             "task": [task.clone()]}]}});
         let started = Instant::now();
-        let mut res = http.post(format!("{addr}/v1/jobs")).send_json(&job)?;
-        if res.status() != 200 {
-            bail!("submitting {id}: {}", res.body_mut().read_to_string()?);
-        }
+        let _: JobRegisterResponse = client
+            .post(&routes::JOB_REGISTER, &[], &job)
+            .map_err(|e| anyhow::anyhow!("submitting {id}: {e}"))?
+            .body;
         let mut index = 0u64;
         loop {
-            let mut res = http
-                .get(format!("{addr}/v1/job/{id}/allocations"))
-                .query("index", index.to_string())
-                .query("wait", "5s")
-                .call()?;
-            index = res
-                .headers()
-                .get("x-orch-index")
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(index);
-            let allocs: Value = res.body_mut().read_json()?;
-            let statuses: Vec<&str> = allocs
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|a| a["client_status"].as_str())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if statuses.contains(&"running") {
+            let reply = client.get_blocking::<Vec<Allocation>>(
+                &routes::JOB_ALLOCATIONS,
+                &[&id],
+                index,
+                Duration::from_secs(5),
+            )?;
+            if reply.index > 0 {
+                index = reply.index;
+            }
+            let statuses: Vec<ClientStatus> = reply.body.iter().map(|a| a.client_status).collect();
+            if statuses.contains(&ClientStatus::Running) {
                 break;
             }
-            if statuses.contains(&"failed") {
-                bail!("{id} failed: {allocs}");
+            if statuses.contains(&ClientStatus::Failed) {
+                bail!("{id} failed: {}", reply.text);
             }
             if started.elapsed() > Duration::from_secs(120) {
                 bail!("{id} did not run within 120 s");
@@ -174,7 +134,7 @@ pub fn run(args: RunningArgs) -> Result<()> {
             samples.push(started.elapsed());
         }
         // Stop it so the node does not fill up; not timed.
-        http.delete(format!("{addr}/v1/job/{id}")).call()?;
+        let _: JobStopResponse = client.delete(&routes::JOB_STOP, &[&id])?.body;
         if !args.json && i % 20 == 0 && i > 0 {
             eprint!("\r{i}/{} jobs", args.jobs);
         }
@@ -204,9 +164,12 @@ pub fn run(args: RunningArgs) -> Result<()> {
     // Stopped jobs' tasks are killed by the agent; give it a moment before
     // the processes go.
     std::thread::sleep(Duration::from_millis(500));
-    drop(procs);
+    // The agent first: one whose server went first warns that it cannot
+    // reach it.
+    drop(agent);
+    drop(server);
     // Tasks the agent still ran are in its records; kill their groups.
-    kill_leftover_tasks(&agent_dir);
+    kill_agent_tasks(&agent_dir);
     if args.driver == "oci" {
         remove_leftover_containers(&agent_dir);
     }
@@ -236,36 +199,5 @@ fn remove_leftover_containers(agent_dir: &std::path::Path) {
             .args(&ids)
             .stdout(Stdio::null())
             .status();
-    }
-}
-
-/// Kills the process groups of tasks the agent's records still list.
-fn kill_leftover_tasks(agent_dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(agent_dir.join("agent").join("allocs")) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let Ok(record) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        for task in record["tasks"]
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.values())
-        {
-            if let Some(state) = task["handle"]["state"].as_str()
-                && let Ok(state) = serde_json::from_str::<Value>(state)
-                && let Some(pid) = state["pid"].as_i64()
-                && std::fs::read_link(format!("/proc/{pid}/cwd"))
-                    .is_ok_and(|cwd| cwd.starts_with(agent_dir))
-            {
-                let _ = Command::new("kill")
-                    .args(["-9", "--", &format!("-{pid}")])
-                    .status();
-            }
-        }
     }
 }

@@ -158,7 +158,8 @@ fn print_logs(
         // it wrote is in the files, and a round that brings nothing is the
         // end of it.
         let ended = follow && {
-            let now: Reply<AllocationDetail> = client.get(&routes::ALLOCATION, &[&alloc.id], &[])?;
+            let now: Reply<AllocationDetail> =
+                client.get(&routes::ALLOCATION, &[&alloc.id], &[])?;
             now.body.allocation.client_status.is_terminal()
         };
         loop {
@@ -169,7 +170,8 @@ fn print_logs(
             if cursor.is_some() {
                 query.extend([("file", file.as_str()), ("offset", offset.as_str())]);
             }
-            let chunk: RawReply = client.get_bytes(&routes::ALLOCATION_LOGS, &[&alloc.id, task], &query)?;
+            let chunk: RawReply =
+                client.get_bytes(&routes::ALLOCATION_LOGS, &[&alloc.id, task], &query)?;
             let next = (
                 client.number_header(&chunk, orch_wire::LOG_FILE_HEADER)?,
                 client.number_header(&chunk, orch_wire::LOG_OFFSET_HEADER)?,

@@ -48,7 +48,6 @@ pub fn datetime(ms: u64) -> String {
 
 pub use orch_model::now_ms;
 
-
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -114,7 +113,10 @@ pub fn fraction(used: u64, total: u64, unit: &str) -> String {
         return format!("{used} {unit} / 0 {unit}");
     }
     // Display only: the precision of f64 is plenty for a percentage.
-    #[allow(clippy::cast_precision_loss, reason = "a percentage for display: counts are far below 2^52")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "a percentage for display: counts are far below 2^52"
+    )]
     let pct = used as f64 * 100.0 / total as f64;
     format!("{used} {unit} / {total} {unit} ({pct:.0}%)")
 }
@@ -261,29 +263,14 @@ pub fn pretty_json(text: &str) -> String {
 
 #[cfg(test)]
 pub mod testing {
-    //! Snapshot files for what users see, as host/tests/cli.rs and
-    //! model/tests/jobspec.rs keep theirs: compare, or rewrite with
-    //! `ORCH_BLESS=1` and review the diff.
-    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests may")]
-
-    use std::path::PathBuf;
+    //! The views' snapshot files, `cli/tests/snapshots/NAME.txt`, through
+    //! orch-testkit's one snapshot helper (`ORCH_BLESS=1` rewrites them).
 
     pub fn assert_snapshot(name: &str, actual: &str) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/snapshots")
             .join(format!("{name}.txt"));
-        if std::env::var_os("ORCH_BLESS").is_some_and(|v| v == "1") {
-            std::fs::write(&path, actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        if expected != actual {
-            panic!(
-                "{} differs; if the change is deliberate, rerun with ORCH_BLESS=1\n\
-                 --- expected\n{expected}--- actual\n{actual}",
-                path.display()
-            );
-        }
+        orch_testkit::assert_snapshot(&path, actual);
     }
 }
 

@@ -1,7 +1,12 @@
 //! Every folder under `conformance/fixtures/cases` is a plugin the suite must
 //! judge as its `expect.toml` says. Adding a case is adding a folder (and,
 //! for a Rust fixture, its `[[example]]` line); no Rust here changes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests may")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests may"
+)]
 
 use orch_conformance::{Options, Outcome, test_component};
 use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};

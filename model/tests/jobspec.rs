@@ -3,9 +3,15 @@
 //! a case needs no Rust. Run with `ORCH_BLESS=1` to rewrite the expected
 //! files after a deliberate change, then review the diff.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests may"
+)]
 
 use orch_model::{job_warnings, parse_job_file};
+use orch_testkit::check_snapshot;
 use std::fs;
 use std::path::Path;
 
@@ -38,7 +44,6 @@ fn plural(n: usize) -> &'static str {
 #[test]
 fn job_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jobspec");
-    let bless = std::env::var_os("ORCH_BLESS").is_some_and(|v| v == "1");
     let mut cases: Vec<_> = fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -50,17 +55,11 @@ fn job_files() {
     let mut failed = Vec::new();
     for case in &cases {
         let text = fs::read_to_string(case.join("job.toml")).unwrap();
-        let actual = render(&text);
-        let expected_path = case.join("expected.txt");
-        if bless {
-            fs::write(&expected_path, &actual).unwrap();
-            continue;
-        }
-        let expected = fs::read_to_string(&expected_path).unwrap_or_default();
-        if actual != expected {
-            let name = case.file_name().unwrap().to_string_lossy().into_owned();
-            eprintln!("--- {name}: expected\n{expected}--- {name}: actual\n{actual}");
-            failed.push(name);
+        // Every case is checked (or blessed) before the test fails, so
+        // one run shows them all.
+        if let Err(diff) = check_snapshot(case.join("expected.txt"), &render(&text)) {
+            eprintln!("{diff}");
+            failed.push(case.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
     assert!(

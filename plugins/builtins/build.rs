@@ -1,6 +1,10 @@
 //! Compiles the built-in plugins to components and generates the table that
 //! embeds them in the binary.
-#![allow(clippy::panic, clippy::expect_used, reason = "a build script reports failure by panicking")]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "a build script reports failure by panicking"
+)]
 
 use orch_wasm_build::{Build, build, workspace_root};
 use std::fmt::Write as _;

@@ -32,9 +32,9 @@ mod store;
 
 pub use auth::{Auth, CredentialSource, Credentials, docker_config_path};
 pub use client::{Artifact, Client, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER, Progress, Pushed};
-pub use orch_model::Digest;
 pub use error::RegistryError;
 pub use lock::{LockEntry, LockFile};
+pub use orch_model::Digest;
 pub use reference::Reference;
 pub use resolve::{Resolved, Resolver, default_store_dir};
 pub use store::Store;

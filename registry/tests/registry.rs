@@ -1,6 +1,11 @@
 //! Pull and push against a real registry (Debian's docker-registry, started
 //! by orch-testkit on 127.0.0.1), including each failure a user can meet.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests may")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests may"
+)]
 
 use orch_registry::{
     Auth, Client, CredentialSource, Credentials, Digest, Progress, Reference, RegistryError,

@@ -66,7 +66,10 @@ impl Cache {
 
 /// Loads code this cache compiled and wrote. Anything unreadable or from
 /// another engine is ignored and recompiled.
-#[allow(unsafe_code, reason = "wasmtime's deserialize trusts the file; see SAFETY below")]
+#[allow(
+    unsafe_code,
+    reason = "wasmtime's deserialize trusts the file; see SAFETY below"
+)]
 fn load_compiled(engine: &Engine, path: &Path) -> Option<Component> {
     // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output.
     // Only this cache writes into its directory (the operator's data dir),

@@ -34,18 +34,18 @@ mod runtime;
 mod sandbox;
 mod scheduler;
 
-pub use orch_model::Digest;
 pub use driver::{
     ConfigProblem, DRIVER_WORLD, DriverCallError, DriverFingerprint, DriverInfo, DriverPlugin,
     TaskHandle, TaskRunState, TaskStart, TaskStats,
 };
 pub use driver_host::{
-    CapabilityError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, Grants, LogLevel,
-    Mount, PortMapping, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef, UsageStats,
+    CapabilityError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, Grants,
+    LogLevel, Mount, PortMapping, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef, UsageStats,
 };
 pub use error::{OutputProblem, PluginError};
 pub use inspect::{Inspection, WorldKind};
 pub use limits::Limits;
+pub use orch_model::Digest;
 pub use runtime::{CallStats, Component, Runtime, RuntimeConfig};
 pub use scheduler::{
     Node, NodeColumns, Resources, SCORER_WORLD, ScoreRequest, ScoreResponse, Scored, ScorerInfo,

@@ -47,8 +47,8 @@ pub use heartbeat::Heartbeats;
 pub use plan::{AllocStop, Plan, PlanResult};
 pub use scheduler::{
     Component as ComponentScorer, Computed, Current, DistinctHosts, DryRun, Feasibility,
-    Native as NativeScorer, ProcessError, Sampling, SchedError, Scheduler, ScoreError, Scorer, Worker,
-    WorkerOptions, inputs_of, now_ms, process_eval, request_of, to_sdk,
+    Native as NativeScorer, ProcessError, Sampling, SchedError, Scheduler, ScoreError, Scorer,
+    Worker, WorkerOptions, inputs_of, now_ms, process_eval, request_of, to_sdk,
 };
 pub use serve::{ControlPlane, OnListening, ServerOptions, run};
 pub use state::{

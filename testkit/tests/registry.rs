@@ -1,6 +1,11 @@
 //! The test parts themselves work: a registry on 127.0.0.1 takes a pushed
 //! image and the engine runs it; a password registry refuses strangers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests may"
+)]
 
 use orch_testkit::{Registry, docker, push_busybox};
 

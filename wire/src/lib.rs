@@ -29,5 +29,5 @@ pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_ADDRESS, INDEX_HEADER, LOG_FILE_HEADER,
     LOG_OFFSET_HEADER, RawReply, Reply, normalize_address,
 };
-pub use openapi::OPENAPI_JSON;
+pub use openapi::{OPENAPI_JSON, schema_problems};
 pub use routes::{AGENT_ROUTES, Method, ROUTES, Route, path_segment};

@@ -1,10 +1,139 @@
 //! The OpenAPI 3.1 description of the server's API, served at
 //! `/v1/openapi.json`. Written by hand (it is documentation first), and held
 //! by the tests below to the route table and to what the bodies serialize
-//! to, so it cannot drift from either.
+//! to, so it cannot drift from either; [`schema_problems`] checks any value
+//! against it (the end-to-end tests hold real answers to it too).
+
+use serde_json::Value;
 
 /// `openapi.json`, as served.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// What is wrong with `value` against `schema`, a schema of the OpenAPI
+/// `document`, each problem with where it is (`at` and the path below it).
+/// JSON Schema as the document uses it: `$ref`, `type`, `properties`,
+/// `required`, `additionalProperties`, `items`, `enum`, `allOf`, `oneOf`,
+/// `anyOf`. Empty when the value fits.
+pub fn schema_problems(document: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    walk(
+        document,
+        schema,
+        "",
+        value,
+        at,
+        &mut problems,
+        &mut |_, _| {},
+    );
+    problems
+}
+
+/// The walk behind [`schema_problems`]; `named` is the component schema the
+/// value is described by (empty for an inline one), and `seen` is told every
+/// field a value of a named schema has.
+fn walk(
+    document: &Value,
+    schema: &Value,
+    named: &str,
+    value: &Value,
+    at: &str,
+    problems: &mut Vec<String>,
+    seen: &mut dyn FnMut(&str, &str),
+) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        let target = r
+            .trim_start_matches("#/")
+            .split('/')
+            .fold(document, |v, k| &v[k]);
+        if target.is_null() {
+            problems.push(format!("{at}: $ref {r} points nowhere"));
+            return;
+        }
+        return walk(document, target, name, value, at, problems, seen);
+    }
+    for s in schema["allOf"].as_array().into_iter().flatten() {
+        walk(document, s, named, value, at, problems, seen);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(any) = schema[key].as_array() {
+            let fits = any.iter().find(|s| {
+                let mut trial = Vec::new();
+                walk(document, s, named, value, at, &mut trial, &mut |_, _| {});
+                trial.is_empty()
+            });
+            match fits {
+                Some(s) => walk(document, s, named, value, at, problems, seen),
+                None => problems.push(format!("{at}: {value} matches none of its {key}")),
+            }
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() && !types.iter().any(|t| is_type(value, t)) {
+        problems.push(format!("{at}: {value} is not of type {types:?}"));
+        return;
+    }
+    if let Some(fields) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap_or_default();
+            if !fields.contains_key(key) {
+                problems.push(format!("{at}: required `{key}` is missing"));
+            }
+        }
+        for (key, v) in fields {
+            if !named.is_empty() && schema["properties"].is_object() {
+                seen(named, key);
+            }
+            let at = format!("{at}.{key}");
+            match (&schema["properties"][key], &schema["additionalProperties"]) {
+                (Value::Null, Value::Bool(false)) => {
+                    problems.push(format!("{at}: not in the schema"));
+                }
+                (Value::Null, extra @ Value::Object(_)) => {
+                    walk(document, extra, "", v, &at, problems, seen);
+                }
+                // Free-form, like a task's driver config.
+                (Value::Null, _) => {}
+                (property, _) => walk(document, property, "", v, &at, problems, seen),
+            }
+        }
+    }
+    if let (Some(items), Some(item_schema)) = (value.as_array(), schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            walk(
+                document,
+                item_schema,
+                "",
+                v,
+                &format!("{at}[{i}]"),
+                problems,
+                seen,
+            );
+        }
+    }
+}
+
+fn is_type(value: &Value, t: &str) -> bool {
+    match t {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_u64() || value.is_i64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        _ => true,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -15,7 +144,7 @@ mod tests {
         reason = "tests may"
     )]
 
-    use super::OPENAPI_JSON;
+    use super::{OPENAPI_JSON, walk};
     use crate::*;
     use orch_model::{
         AllocMetric, Allocation, ClientStatus, Decision, Evaluation, Job, Node, Problem, Sampling,
@@ -136,9 +265,27 @@ mod tests {
         let mut check = |schema: &str, value: &dyn erased::Serialize| {
             let value = serde_json::to_value(value).unwrap();
             let target = json!({ "$ref": format!("#/components/schemas/{schema}") });
-            if let Err(e) = validate(&spec, &target, &value, schema, &mut seen) {
-                panic!("{e}\n  value: {value}");
-            }
+            let mut problems = Vec::new();
+            let mut record = |named: &str, field: &str| {
+                seen.0
+                    .entry(named.to_owned())
+                    .or_default()
+                    .insert(field.to_owned());
+            };
+            walk(
+                &spec,
+                &target,
+                "",
+                &value,
+                schema,
+                &mut problems,
+                &mut record,
+            );
+            assert!(
+                problems.is_empty(),
+                "the Rust type and openapi.json disagree:\n  {}\n  value: {value}",
+                problems.join("\n  ")
+            );
         };
         check(
             "ErrorBody",
@@ -259,7 +406,10 @@ mod tests {
             },
         );
         check("DrainRequest", &DrainRequest { enable: true });
-        check("EligibilityRequest", &EligibilityRequest { eligible: false });
+        check(
+            "EligibilityRequest",
+            &EligibilityRequest { eligible: false },
+        );
         check(
             "NodeUpdated",
             &NodeUpdated {
@@ -326,112 +476,6 @@ mod tests {
     #[derive(Default)]
     struct Seen(BTreeMap<String, BTreeSet<String>>);
 
-    /// Checks `value` against `schema` (a subset of JSON Schema: `$ref`,
-    /// `type`, `properties`, `required`, `additionalProperties`, `items`,
-    /// `enum`, `allOf`, `oneOf`/`anyOf`); `at` says where, for the message.
-    fn validate(
-        spec: &Value,
-        schema: &Value,
-        value: &Value,
-        at: &str,
-        seen: &mut Seen,
-    ) -> Result<(), String> {
-        if let Some(r) = schema["$ref"].as_str() {
-            let name = r.rsplit('/').next().unwrap_or(r);
-            return validate(spec, lookup(spec, r), value, name, seen);
-        }
-        if let Some(all) = schema["allOf"].as_array() {
-            for s in all {
-                validate(spec, s, value, at, seen)?;
-            }
-        }
-        for key in ["oneOf", "anyOf"] {
-            if let Some(any) = schema[key].as_array() {
-                let mut errors = Vec::new();
-                for s in any {
-                    let mut scratch = Seen::default();
-                    match validate(spec, s, value, at, &mut scratch) {
-                        Ok(()) => {
-                            validate(spec, s, value, at, seen)?;
-                            errors.clear();
-                            break;
-                        }
-                        Err(e) => errors.push(e),
-                    }
-                }
-                if !errors.is_empty() {
-                    return Err(format!("{at}: matches none of {key}: {errors:?}"));
-                }
-            }
-        }
-        if let Some(allowed) = schema["enum"].as_array()
-            && !allowed.contains(value)
-        {
-            return Err(format!("{at}: {value} is not one of {allowed:?}"));
-        }
-        let types: Vec<&str> = match &schema["type"] {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !types.is_empty() && !types.iter().any(|t| is_type(value, t)) {
-            return Err(format!("{at}: {value} is not of type {types:?}"));
-        }
-        if let Value::Object(fields) = value {
-            let properties = schema["properties"].as_object();
-            if let Some(properties) = properties {
-                let produced = seen.0.entry(at.to_owned()).or_default();
-                produced.extend(fields.keys().cloned());
-                for (name, v) in fields {
-                    match properties.get(name) {
-                        Some(s) => validate(spec, s, v, &format!("{at}.{name}"), seen)?,
-                        None if schema["additionalProperties"] == Value::Bool(false) => {
-                            return Err(format!(
-                                "{at}: the Rust type serializes `{name}`, which openapi.json does not document"
-                            ));
-                        }
-                        None => {}
-                    }
-                }
-            }
-            for name in schema["required"].as_array().into_iter().flatten() {
-                let name = name.as_str().unwrap_or_default();
-                if !fields.contains_key(name) {
-                    return Err(format!(
-                        "{at}: openapi.json requires `{name}`, which the Rust type left out"
-                    ));
-                }
-            }
-            if properties.is_none()
-                && let Some(extra) = schema["additionalProperties"].as_object()
-            {
-                let extra = Value::Object(extra.clone());
-                for (name, v) in fields {
-                    validate(spec, &extra, v, &format!("{at}[{name}]"), seen)?;
-                }
-            }
-        }
-        if let (Value::Array(items), Some(item_schema)) = (value, schema.get("items")) {
-            for (i, v) in items.iter().enumerate() {
-                validate(spec, item_schema, v, &format!("{at}[{i}]"), seen)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn is_type(value: &Value, t: &str) -> bool {
-        match t {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "integer" => value.is_u64() || value.is_i64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "null" => value.is_null(),
-            _ => false,
-        }
-    }
-
     fn properties(spec: &Value, schema: &str) -> BTreeSet<String> {
         spec["components"]["schemas"][schema]["properties"]
             .as_object()
@@ -488,7 +532,8 @@ mod tests {
     /// The example job every new user runs, as the CLI sends it.
     fn job() -> Job {
         let text = include_str!("../../examples/jobs/hello.toml");
-        orch_model::parse_job_file("examples/jobs/hello.toml", text).expect("examples/jobs/hello.toml parses")
+        orch_model::parse_job_file("examples/jobs/hello.toml", text)
+            .expect("examples/jobs/hello.toml parses")
     }
 
     fn node() -> Node {

@@ -88,7 +88,6 @@ pub(crate) fn is_same_process(pid: u32, start_token: u64) -> bool {
 
 pub(crate) use orch_model::now_ms;
 
-
 /// The signals a driver may send, with or without the `SIG` prefix.
 pub(crate) fn parse_signal(name: &str) -> Result<Signal, String> {
     let upper = name.trim().to_ascii_uppercase();
@@ -200,7 +199,10 @@ impl ProcessHandle for TaskProcess {
     /// races the task's own exit is not an error.
     fn signal(&mut self, signal: &str) -> Result<(), CapabilityError> {
         let sig = parse_signal(signal).map_err(CapabilityError::Invalid)?;
-        if self.check_exit().map_err(CapabilityError::Failed)?.is_some()
+        if self
+            .check_exit()
+            .map_err(CapabilityError::Failed)?
+            .is_some()
             || !is_same_process(self.pid, self.start_token)
         {
             return Ok(());

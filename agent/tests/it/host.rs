@@ -165,7 +165,10 @@ fn argv0_is_looked_up_in_the_task_dir_then_path_and_cwd_stays_inside() {
         s.cwd = cwd.into();
         let err = host.spawn(&task("argv0-cwd"), s).err().unwrap();
         assert!(matches!(err, CapabilityError::Invalid(_)), "{err:?}");
-        assert!(err.to_string().contains("leaves the task directory"), "{err}");
+        assert!(
+            err.to_string().contains("leaves the task directory"),
+            "{err}"
+        );
     }
 }
 
@@ -192,7 +195,11 @@ fn a_missing_binary_is_a_clear_error() {
         "{err}"
     );
     assert!(err.contains("PATH=/usr/bin:/bin"), "{err}");
-    let err = host.spawn(&task("missing3"), spec(&[])).err().unwrap().to_string();
+    let err = host
+        .spawn(&task("missing3"), spec(&[]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("argv is empty"), "{err}");
 }
 
@@ -382,7 +389,10 @@ fn attach_after_the_exit_returns_the_recorded_exit_and_checks_the_token() {
         .err()
         .unwrap();
     assert!(matches!(err, CapabilityError::NotFound(_)), "{err:?}");
-    assert!(err.to_string().contains("now belongs to another process"), "{err}");
+    assert!(
+        err.to_string().contains("now belongs to another process"),
+        "{err}"
+    );
     let mut again = host
         .attach(&t2, handle.pid(), handle.start_token())
         .unwrap();
@@ -770,7 +780,10 @@ fn artifacts_are_verified_cached_and_kept_inside_the_task_dir() {
     );
 
     // No digest for http.
-    let err = host.fetch(&t, fetch(&url, None, "local/x")).unwrap_err().to_string();
+    let err = host
+        .fetch(&t, fetch(&url, None, "local/x"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sha256 is required"), "{err}");
 
     // An HTTP error names the URL and the status.
@@ -786,7 +799,7 @@ fn artifacts_are_verified_cached_and_kept_inside_the_task_dir() {
         let err = host
             .fetch(&t, fetch(&url, Some(&digest), dest))
             .unwrap_err()
-        .to_string();
+            .to_string();
         assert!(err.contains("leaves the task directory"), "{dest}: {err}");
     }
     // A second fetch of the same digest does not download again...

@@ -95,7 +95,10 @@ impl BenchArgs {
             let component = shared.load(&against_name, &against_bytes, &limits)?;
             scorer_of(&shared, &component, &self.against)?
         };
-        let native = self.plugin.strip_prefix("builtin:").and_then(native_builtin);
+        let native = self
+            .plugin
+            .strip_prefix("builtin:")
+            .and_then(native_builtin);
 
         eprintln!("measuring instantiation…");
         let tiny = orch_conformance::typical_request(1, 1);
@@ -155,7 +158,9 @@ fn scorer_of(
 ) -> Result<ScorerPlugin> {
     runtime
         .scorer(component, Limits::default())
-        .with_context(|| format!("{name} is not a scorer component; `orch plugin bench` measures scorers"))
+        .with_context(|| {
+            format!("{name} is not a scorer component; `orch plugin bench` measures scorers")
+        })
 }
 
 /// The native build of a built-in scorer, measured through the same seam
@@ -192,7 +197,10 @@ fn time_component(
 
 fn time_native(scorer: &dyn Scorer, request: &ScoreRequest, budget: Duration) -> Result<Duration> {
     if let Err(e) = scorer.score(request) {
-        bail!("the native {} failed on a typical request: {e}", scorer.label());
+        bail!(
+            "the native {} failed on a typical request: {e}",
+            scorer.label()
+        );
     }
     Ok(median(measure(budget, || {
         black_box(scorer.score(black_box(request)).ok());
@@ -210,7 +218,7 @@ fn table(r: &Results) -> String {
     );
     let _ = write!(
         out,
-        "{:>8}  {:>14}  {:>15}  {:>15}  {:>6}",
+        "{:>8}  {:>14}  {:>17}  {:>15}  {:>6}",
         "NODES", "PLUGIN ns/node", "CALL-ONLY ns/node", "AGAINST ns/node", "RATIO"
     );
     if has_native {

@@ -3,10 +3,10 @@
 //! built-in exec driver component through the agent's supervisor, logs
 //! read back through the server.
 
-
 use crate::common::agent::{
-    Agent, alive, allocs_until, events, job, now_ms, server, server_with_ttl, status, submit,
+    Agent, allocs_until, events, job, now_ms, server, server_with_ttl, status, submit,
 };
+use orch_testkit::pid_alive;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -279,7 +279,10 @@ fn killing_an_agent_moves_its_allocations_and_restarts_reattach_tasks() {
     // Ten agent restarts under kill -9: the same task, never restarted.
     for round in 1..=10 {
         a1.kill9();
-        assert!(alive(pid), "round {round}: the task died with its agent");
+        assert!(
+            pid_alive(pid),
+            "round {round}: the task died with its agent"
+        );
         let restarted_at = now_ms();
         a1.restart(&server);
         // The new agent re-attached the task: a `recovered` event after
@@ -301,7 +304,7 @@ fn killing_an_agent_moves_its_allocations_and_restarts_reattach_tasks() {
         first,
         "the task was started again"
     );
-    assert!(alive(pid));
+    assert!(pid_alive(pid));
     let allocs = allocs_until(&server, "pinned", "still running", |a| {
         status(&a[0]) == "running"
     });

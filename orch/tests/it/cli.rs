@@ -166,15 +166,9 @@ fn plugin_test_table_matches_its_snapshot() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/plugin-test-round-robin.txt");
-    if std::env::var_os("ORCH_BLESS").is_some() {
-        std::fs::write(&path, &seen).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        seen, want,
-        "the table changed; if on purpose, re-bless with ORCH_BLESS=1"
+    orch_testkit::assert_snapshot(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/plugin-test-round-robin.txt"),
+        &seen,
     );
 }
 
@@ -199,4 +193,100 @@ fn numbers_as_hash(line: &str) -> String {
         }
     }
     out
+}
+
+/// `orch plugin bench` measures a scorer against the built-in binpack on
+/// the same requests, and against its own native build where orch has one;
+/// the figures vary, their presence and shape do not.
+#[test]
+fn plugin_bench_measures_a_scorer_against_binpack_and_its_native_build() {
+    let out = orch(&[
+        "plugin",
+        "bench",
+        "builtin:round-robin",
+        "--nodes",
+        "10,100",
+        "--time-ms",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["plugin"], "builtin:round-robin");
+    assert_eq!(r["against"], "builtin:binpack");
+    assert!(r["plugin_digest"].as_str().unwrap().starts_with("sha256:"));
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|row| row["nodes"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [10, 100]
+    );
+    for row in rows {
+        for field in [
+            "plugin_ns_per_node",
+            "plugin_call_ns_per_node",
+            "against_ns_per_node",
+            "ratio",
+            "native_ns_per_node",
+            "native_ratio",
+        ] {
+            let v = row[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{field}: {row}"));
+            assert!(v.is_finite() && v > 0.0, "{field}: {row}");
+        }
+        assert!(row["iterations"].as_u64().unwrap() >= 10, "{row}");
+    }
+    assert!(r["compile_ms"].as_f64().unwrap() > 0.0);
+
+    // The table a person reads names both sides and the native column.
+    let out = orch(&[
+        "plugin",
+        "bench",
+        "builtin:spread",
+        "--against",
+        "builtin:epvm",
+        "--nodes",
+        "10",
+        "--time-ms",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("builtin:spread (sha256:"), "{text}");
+    assert!(text.contains("against builtin:epvm"), "{text}");
+    assert!(text.contains("NATIVE ns/node"), "{text}");
+}
+
+/// What is not a scorer is refused with a reason, exit 2, before any timing.
+#[test]
+fn plugin_bench_refuses_what_is_not_a_scorer() {
+    let out = orch(&["plugin", "bench", "builtin:exec"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("builtin:exec is not a scorer component"),
+        "{err}"
+    );
+    let core = repo().join("conformance/fixtures/cases/core-module/plugin.wasm");
+    let out = orch(&["plugin", "bench", core.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not a WebAssembly component"),
+        "{}",
+        stderr(&out)
+    );
+    let out = orch(&["plugin", "bench", "/no/such/scorer.wasm"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read plugin /no/such/scorer.wasm"));
+    let out = orch(&[
+        "plugin",
+        "bench",
+        "builtin:binpack",
+        "--against",
+        "builtin:oci",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("builtin:oci is not a scorer component"));
 }

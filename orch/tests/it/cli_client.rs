@@ -5,9 +5,8 @@
 //! and times vary, and the layout is pinned by the snapshot tests in
 //! `cli/src`.
 
-
-use crate::common::{Server, node};
-use orch_testkit::FakeAgent;
+use crate::common::Server;
+use orch_testkit::{FakeAgent, node};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::Path;
@@ -87,7 +86,7 @@ fn cluster(dir: &Path) -> Server {
     let server = Server::start(dir);
     for id in [NODE_1, NODE_2] {
         let mut n = node(id, 4000, 8192, "linux");
-        n["name"] = node_name(id).into();
+        n.name = node_name(id).into();
         server.register(&n);
     }
     server
@@ -1127,8 +1126,8 @@ fn node_drain_moves_the_allocations_off_and_eligibility_flips() {
 fn with_agent(dir: &Path, agent: &FakeAgent, tasks: &[&str]) -> (Server, String) {
     let server = Server::start(dir);
     let mut n = node(NODE_1, 4000, 8192, "linux");
-    n["name"] = "box-1".into();
-    n["http_addr"] = agent.addr.clone().into();
+    n.name = "box-1".into();
+    n.http_addr = agent.addr.clone();
     server.register(&n);
     let mut text = "id = \"web\"\ntype = \"batch\"\n[[group]]\nname = \"frontend\"\n".to_owned();
     for t in tasks {

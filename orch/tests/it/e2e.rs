@@ -6,9 +6,9 @@
 //! acknowledged is there, once, with pending evaluations resumed; bad input
 //! is refused clearly and nothing half-written.
 
-
-use crate::common::{Server, node, write_config};
-use serde_json::{Value, json};
+use crate::common::{Server, write_config};
+use orch_testkit::node;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -61,8 +61,7 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     for n in ["n1", "n2", "n3"] {
-        let (status, body) = server.post("/v1/nodes", &node(n, 4000, 8192, "linux"));
-        assert_eq!(status, 200, "{body}");
+        server.register(&node(n, 4000, 8192, "linux"));
     }
     let nodes = server.get("/v1/nodes");
     assert!(
@@ -227,9 +226,8 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
     assert_eq!(jobs.as_array().unwrap().len(), 38);
     // A GPU node joins: every blocked job is placed on it.
     let mut gpu = node("n4", 4000, 8192, "linux");
-    gpu["attributes"]["gpu"] = json!("true");
-    let (status, _) = server.post("/v1/nodes", &gpu);
-    assert_eq!(status, 200);
+    gpu.attributes.insert("gpu".into(), "true".into());
+    server.register(&gpu);
     for job in &waiting {
         server.until(
             &format!("/v1/job/{job}/allocations"),
@@ -246,8 +244,7 @@ fn jobs_land_where_the_configured_scorer_says_and_survive_kill_9() {
 fn bad_input_is_refused_clearly_and_nothing_is_half_written() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let (status, _) = server.post("/v1/nodes", &node("n1", 2000, 4096, "linux"));
-    assert_eq!(status, 200);
+    server.register(&node("n1", 2000, 4096, "linux"));
     let index_before = server.get("/v1/status")["index"].as_u64().unwrap();
 
     // Malformed TOML: the CLI says where, sends nothing, exits 2.
@@ -343,9 +340,9 @@ fn evaluations_left_pending_by_a_stopped_server_are_scheduled_at_restart() {
     std::fs::create_dir_all(&data).unwrap();
     {
         let store =
-            orch_server::Store::open(&data.join("state.db"), orch_server::StoreOptions::default()).unwrap();
-        let node: orch_model::Node =
-            serde_json::from_value(node("n1", 8000, 8192, "linux")).unwrap();
+            orch_server::Store::open(&data.join("state.db"), orch_server::StoreOptions::default())
+                .unwrap();
+        let node = node("n1", 8000, 8192, "linux");
         store
             .apply(orch_server::Op::UpsertNode(orch_model::Node {
                 status: orch_model::NodeStatus::Ready,
@@ -385,83 +382,13 @@ fn evaluations_left_pending_by_a_stopped_server_are_scheduled_at_restart() {
     }
 }
 
-/// What is wrong with `value` against `schema` (JSON Schema as the OpenAPI
-/// document uses it: `$ref`, `type`, `properties`, `required`,
-/// `additionalProperties`, `items`, `enum`).
-fn schema_problems(value: &Value, schema: &Value, root: &Value, at: &str) -> Vec<String> {
-    if let Some(reference) = schema["$ref"].as_str() {
-        let name = reference.trim_start_matches("#/components/schemas/");
-        return schema_problems(value, &root["components"]["schemas"][name], root, at);
-    }
-    let mut problems = Vec::new();
-    if let Some(allowed) = schema["enum"].as_array()
-        && !allowed.contains(value)
-    {
-        problems.push(format!("{at}: {value} is not one of {allowed:?}"));
-    }
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    let fits = |t: &str| match t {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => value.is_u64() || value.is_i64(),
-        "number" => value.is_number(),
-        "boolean" => value.is_boolean(),
-        "null" => value.is_null(),
-        _ => true,
-    };
-    if !types.is_empty() && !types.iter().any(|t| fits(t)) {
-        problems.push(format!("{at}: {value} is not {types:?}"));
-        return problems;
-    }
-    if let Some(object) = value.as_object() {
-        for key in schema["required"].as_array().into_iter().flatten() {
-            let key = key.as_str().unwrap();
-            if !object.contains_key(key) {
-                problems.push(format!("{at}: required {key} is missing"));
-            }
-        }
-        for (key, v) in object {
-            let at = format!("{at}.{key}");
-            match (&schema["properties"][key], &schema["additionalProperties"]) {
-                (Value::Null, Value::Object(_)) => problems.extend(schema_problems(
-                    v,
-                    &schema["additionalProperties"],
-                    root,
-                    &at,
-                )),
-                (Value::Null, Value::Bool(false)) => {
-                    problems.push(format!("{at}: not in the schema"))
-                }
-                (Value::Null, _) => {} // free-form, like a task's driver config
-                (property, _) => problems.extend(schema_problems(v, property, root, &at)),
-            }
-        }
-    }
-    if let Some(items) = value.as_array() {
-        for (i, v) in items.iter().enumerate() {
-            problems.extend(schema_problems(
-                v,
-                &schema["items"],
-                root,
-                &format!("{at}[{i}]"),
-            ));
-        }
-    }
-    problems
-}
-
 #[test]
 fn every_answer_matches_the_openapi_description() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     for (n, rack) in [("n1", "r1"), ("n2", "r2")] {
         let mut body = node(n, 4000, 8192, "linux");
-        body["attributes"]["rack"] = json!(rack);
+        body.attributes.insert("rack".into(), rack.into());
         server.register(&body);
     }
     let placed = json!({"job": {
@@ -537,7 +464,7 @@ fn every_answer_matches_the_openapi_description() {
         let schema = &openapi["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]
             ["schema"];
         assert!(!schema.is_null(), "{route} has no 200 schema");
-        problems.extend(schema_problems(&answer, schema, &openapi, &path));
+        problems.extend(orch_wire::schema_problems(&openapi, schema, &answer, &path));
     }
     let decision = server.get(&format!("/v1/allocation/{alloc}?verbose=true"));
     assert!(
@@ -593,12 +520,12 @@ fn a_node_that_misses_its_heartbeat_goes_down_and_its_work_moves_after_a_restart
     )
     .unwrap();
     let server = Server::start(dir.path());
-    let (status, alive) = server.post("/v1/nodes", &node("n1", 4000, 8192, "linux"));
-    assert_eq!(status, 200, "{alive}");
-    assert_eq!(alive["heartbeat_ttl_ms"], 500);
+    let alive = server.register(&node("n1", 4000, 8192, "linux"));
+    assert_eq!(alive.heartbeat_ttl_ms, 500);
     server.register(&node("n2", 4000, 8192, "linux"));
-    let (status, _) = server.post("/v1/node/nobody/heartbeat", &json!({}));
-    assert_eq!(status, 404);
+    let nobody = server.agent(node("nobody", 4000, 8192, "linux"));
+    let e = nobody.heartbeat().unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
     let (status, _) = server.post(
         "/v1/jobs",
         &json!({"job": {"id": "web", "group": [{"name": "g", "task": [
@@ -614,12 +541,13 @@ fn a_node_that_misses_its_heartbeat_goes_down_and_its_work_moves_after_a_restart
     // Only the other node's agent keeps beating.
     let beating = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let beat = {
-        let (addr, node, beating) = (server.addr.clone(), other.to_owned(), beating.clone());
+        let (agent, beating) = (
+            server.agent(node(other, 4000, 8192, "linux")),
+            beating.clone(),
+        );
         std::thread::spawn(move || {
             while beating.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = ureq::post(&format!("{addr}/v1/node/{node}/heartbeat"))
-                    .header("content-type", "application/json")
-                    .send("{}");
+                let _ = agent.heartbeat();
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
@@ -649,8 +577,10 @@ fn a_node_that_misses_its_heartbeat_goes_down_and_its_work_moves_after_a_restart
         "{lost:#}"
     );
     // Beating again brings it back.
-    let (status, _) = server.post(&format!("/v1/node/{first}/heartbeat"), &json!({}));
-    assert_eq!(status, 200);
+    let silent = server.agent(node(&first, 4000, 8192, "linux"));
+    if let Err(e) = silent.heartbeat() {
+        panic!("the silent node's heartbeat: {e}");
+    }
     assert_eq!(server.get(&format!("/v1/node/{first}"))["status"], "ready");
     beating.store(false, std::sync::atomic::Ordering::Relaxed);
     beat.join().unwrap();

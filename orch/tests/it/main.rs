@@ -2,7 +2,12 @@
 //! wasmtime): real `orch server`, `orch agent` and `orch dev` processes on
 //! loopback, the CLI as a user runs it, containers on the Docker engine,
 //! plugins through a real registry, and the Python example scorer.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests may")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests may"
+)]
 
 mod agent;
 mod cli;

@@ -3,9 +3,10 @@
 //! Docker engine, from images pushed to a real registry on 127.0.0.1
 //! (Debian's docker-registry, started by orch-testkit).
 
-
 use crate::common::Server;
-use crate::common::agent::{Agent, allocs_until, events, job, now_ms, server_with_ttl, status, submit};
+use crate::common::agent::{
+    Agent, allocs_until, events, job, now_ms, server_with_ttl, status, submit,
+};
 use orch_testkit::{Registry, docker, push_busybox};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};

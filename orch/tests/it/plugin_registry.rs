@@ -5,13 +5,13 @@
 //! reference schedules with it. Then each failure a user can meet, as the
 //! CLI and the server report it.
 
-
-use crate::common::{ORCH, node};
-use orch_testkit::Registry;
+use crate::common::ORCH;
+use orch_model::Node;
+use orch_testkit::{Echo, Process, Registry, SimAgent, node};
+use orch_wire::{Client, ClientOptions};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// The CLI with its plugin store and compile cache inside `dir`.
 fn orch(dir: &Path, args: &[&str]) -> Output {
@@ -41,7 +41,8 @@ fn json(o: &Output) -> Value {
 /// A server on `dir/orch.toml` whose plugin store is `dir/store`; `Err`
 /// with what it printed when it refuses to start.
 struct Server {
-    child: Child,
+    /// Killed when dropped.
+    _process: Process,
     addr: String,
 }
 
@@ -53,39 +54,31 @@ impl Server {
             format!("data_dir = \"data\"\n[scheduler]\nscorer = \"{scorer}\"\n{extra}"),
         )
         .unwrap();
-        let mut child = Command::new(ORCH)
+        let mut command = Command::new(ORCH);
+        command
             .args(["server", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
             .env("ORCH_LOG", "info")
             .env("ORCH_PLUGIN_STORE", dir.join("store"))
-            .env("DOCKER_CONFIG", dir.join("docker"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        match line.trim().strip_prefix("orch server: API listening on ") {
-            Some(addr) => {
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                        eprintln!("[server] {line}");
-                    }
-                });
-                Ok(Server {
-                    child,
-                    addr: addr.to_owned(),
-                })
-            }
-            None => {
-                let mut err = String::new();
-                stderr.read_to_string(&mut err).unwrap();
-                let _ = child.wait();
-                Err(err)
-            }
+            .env("DOCKER_CONFIG", dir.join("docker"));
+        let process = Process::start(
+            command,
+            "orch server: API listening on ",
+            Echo::tagged("server"),
+        )
+        .map_err(|e| e.log)?;
+        Ok(Server {
+            addr: process.ready_line().to_owned(),
+            _process: process,
+        })
+    }
+
+    /// Registers `node` through its simulated agent; the server must take it.
+    fn register(&self, node: Node) {
+        let client = Client::new(&self.addr, ClientOptions::agent()).unwrap();
+        let id = node.id.clone();
+        if let Err(e) = SimAgent::new(&client, node).register() {
+            panic!("registering {id}: {e}");
         }
     }
 
@@ -95,13 +88,6 @@ impl Server {
             .env("ORCH_ADDR", &self.addr)
             .output()
             .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -183,8 +169,7 @@ fn a_pushed_scorer_is_added_by_tag_pinned_and_schedules() {
     // A server configured with the pinned reference schedules with it.
     let server = Server::start(dir.path(), &format!("{tag}@{digest}"), "").unwrap();
     for n in ["n1", "n2", "n3"] {
-        let (status, body) = post(&server.addr, "/v1/nodes", &node(n, 4000, 8192, "linux"));
-        assert_eq!(status, 200, "{body}");
+        server.register(node(n, 4000, 8192, "linux"));
     }
     let status = crate::common::get(&server.addr, "/v1/status");
     let label = status["scorer"]["label"].as_str().unwrap();
@@ -397,16 +382,6 @@ impl Server {
     }
 }
 
-/// An `orch agent` killed when dropped.
-struct AgentProcess(Child);
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn an_agent_loads_a_driver_pinned_in_a_registry_and_runs_a_task_with_it() {
     let registry = Registry::start();
@@ -431,7 +406,8 @@ fn an_agent_loads_a_driver_pinned_in_a_registry_and_runs_a_task_with_it() {
     )
     .unwrap();
     // Its own, empty store: the agent pulls the driver at start.
-    let mut child = Command::new(ORCH)
+    let mut command = Command::new(ORCH);
+    command
         .args([
             "agent",
             "--server",
@@ -445,32 +421,9 @@ fn an_agent_loads_a_driver_pinned_in_a_registry_and_runs_a_task_with_it() {
         .arg(agent_dir.join("data"))
         .env("ORCH_LOG", "info")
         .env("ORCH_PLUGIN_STORE", agent_dir.join("store"))
-        .env("DOCKER_CONFIG", dir.path().join("docker"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let agent = AgentProcess(child);
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[agent] {line}");
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-    assert!(
-        line.starts_with("orch agent: node "),
-        "{line} {}",
-        log.lock().unwrap()
-    );
+        .env("DOCKER_CONFIG", dir.path().join("docker"));
+    let agent = Process::start(command, "orch agent: node ", Echo::tagged("agent"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let stored = agent_dir.join("store/sha256").join(format!(
         "{}.wasm",
         &pushed["component"].as_str().unwrap()["sha256:".len()..]

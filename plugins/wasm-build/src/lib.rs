@@ -4,7 +4,11 @@
 //! The nested build has its own target directory (`target/wasm`), so it never
 //! waits on the outer build's lock, and every caller shares it, so each
 //! plugin is compiled once however many crates embed it.
-#![allow(clippy::panic, clippy::expect_used, reason = "a build script reports failure by panicking")]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "a build script reports failure by panicking"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

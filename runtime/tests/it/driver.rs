@@ -3,9 +3,9 @@
 //! in for the agent, which implements the same trait).
 
 use orch_plugin_runtime::{
-    CapabilityError, Component, DriverCallError, DriverHost, DriverPlugin, ExitStatus, FetchSpec, Grants, Limits,
-    LogLevel, PluginError, ProcessHandle, Runtime, RuntimeConfig, SpawnSpec, TaskHandle, TaskRef,
-    TaskRunState, TaskStart, WorldKind,
+    CapabilityError, Component, DriverCallError, DriverHost, DriverPlugin, ExitStatus, FetchSpec,
+    Grants, Limits, LogLevel, PluginError, ProcessHandle, Runtime, RuntimeConfig, SpawnSpec,
+    TaskHandle, TaskRef, TaskRunState, TaskStart, WorldKind,
 };
 use std::collections::HashMap;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};

@@ -6,7 +6,7 @@
 //! component against a real Docker engine.
 
 use orch_plugin_runtime::{
-    Component, CapabilityError, ContainerSpec, DriverCallError, DriverHost, DriverPlugin,
+    CapabilityError, Component, ContainerSpec, DriverCallError, DriverHost, DriverPlugin,
     EngineInfo, ExitStatus, FetchSpec, Grants, Limits, LogLevel, Mount, PluginError, PortMapping,
     ProcessHandle, ProcessLimits, Runtime, RuntimeConfig, SpawnSpec, TaskHandle, TaskRef,
     TaskRunState, TaskStart, TaskStats, UsageStats, WorldKind,

@@ -37,7 +37,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use orch_model::Evaluation;
 pub(crate) use orch_model::now_ms;
-use orch_wire::{BrokerInfo, INDEX_HEADER, OPENAPI_JSON, Route, ScorerInfo, ServerStatus, routes as r};
+use orch_wire::{
+    BrokerInfo, INDEX_HEADER, OPENAPI_JSON, Route, ScorerInfo, ServerStatus, routes as r,
+};
 use query::{Indexed, Params};
 use std::sync::Arc;
 

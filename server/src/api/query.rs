@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 /// How long a blocking query waits when `wait` is not given.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);
 /// The longest wait granted: a connection held longer is more likely cut

@@ -134,7 +134,12 @@ impl Preferences {
     /// What the host adds to each candidate's score: with `s` the scorer's
     /// score, the final score is the mean of `s` and each kind of
     /// preference the group has, and the adjustment is that less `s`.
-    pub(super) fn adjust(&self, nodes: &[Arc<Node>], counts: &SpreadCounts, scores: &[f64]) -> Vec<f64> {
+    pub(super) fn adjust(
+        &self,
+        nodes: &[Arc<Node>],
+        counts: &SpreadCounts,
+        scores: &[f64],
+    ) -> Vec<f64> {
         if self.is_empty() {
             return vec![0.0; nodes.len()];
         }

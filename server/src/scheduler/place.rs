@@ -511,7 +511,6 @@ fn merge(into: &mut AllocMetric, m: AllocMetric) {
     }
 }
 
-
 fn micros(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

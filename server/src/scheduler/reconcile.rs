@@ -13,8 +13,7 @@
 use super::feasible::Feasibility;
 use crate::AllocStop;
 use orch_model::{
-    Allocation, ClientStatus, DesiredStatus, Job, JobType, Node, ReschedulePolicy,
-    TaskGroup,
+    Allocation, ClientStatus, DesiredStatus, Job, JobType, Node, ReschedulePolicy, TaskGroup,
 };
 use orch_wire::GroupPlan;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -4,8 +4,8 @@
 //! Every node passed over for a reason is counted in the metric.
 
 use super::feasible::{DistinctHosts, Feasibility};
-use orch_model::{AllocMetric, Node, Resources};
 pub use orch_model::Sampling;
+use orch_model::{AllocMetric, Node, Resources};
 use orch_plugin_runtime::{Node as ScorerNode, NodeColumns, Resources as ScorerResources};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,7 +80,10 @@ impl<F: Fn(&str) -> u32> JobAllocs for F {
 /// Collects up to `limit` candidates for an allocation asking for `ask`,
 /// starting at `start` (mod the node count) and wrapping around.
 /// `usage(node)` is what the snapshot's allocations hold on a node.
-#[allow(clippy::too_many_arguments, reason = "each is one input of the sampling stage; a struct would only rename them")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one input of the sampling stage; a struct would only rename them"
+)]
 pub fn collect(
     nodes: &[Arc<Node>],
     usage: impl Fn(&str) -> (Resources, u32),

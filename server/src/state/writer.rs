@@ -351,7 +351,14 @@ impl Writer<'_, '_> {
             .cloned()
             .collect();
         jobs.iter()
-            .map(|job| self.new_eval(job, TriggeredBy::NodeUpdate, Some(node_id), orch_model::now_ms()))
+            .map(|job| {
+                self.new_eval(
+                    job,
+                    TriggeredBy::NodeUpdate,
+                    Some(node_id),
+                    orch_model::now_ms(),
+                )
+            })
             .collect()
     }
 
@@ -733,7 +740,6 @@ impl AllocChange {
         (status || tasks).then_some(AllocChange { status, tasks })
     }
 }
-
 
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -4,13 +4,12 @@
 //! pending, and allocations are put in place through the store's plan
 //! applier, as a worker would.
 
-
-use orch_testkit::FakeAgent;
+use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus, Resources};
 use orch_server::{
     ApiContext, Broker, Current, NativeScorer as Native, Op, Plan, Sampling, Scheduler, Store,
     StoreOptions, router, routes,
 };
-use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus, Resources};
+use orch_testkit::FakeAgent;
 use orch_wire::ErrorBody;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

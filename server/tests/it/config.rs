@@ -2,10 +2,10 @@
 //! a file), refusing bad ones, and the reloader following edits of the file.
 //! Waits are "eventually, within 20 s": these machines are shared and slow.
 
+use orch_plugin_runtime::{Runtime, RuntimeConfig};
 use orch_server::{
     Config, Reloaded, Reloader, Scheduler, ScorerLoadError, load_scheduler, load_scorer,
 };
-use orch_plugin_runtime::{Runtime, RuntimeConfig};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -1,11 +1,11 @@
 //! The state store on a real SQLite file: group commit, the plan applier's
 //! checks, blocking on the index, and reopening what was committed.
 
-use orch_server::{AllocStop, NodeChange, Op, Outcome, Plan, Store, StoreOptions};
 use orch_model::{
     Allocation, ClientStatus, DesiredStatus, DriverInfo, EvalStatus, Job, Node, NodeStatus,
     Resources, TaskEvent, TaskEventKind, TaskState, TaskStatus,
 };
+use orch_server::{AllocStop, NodeChange, Op, Outcome, Plan, Store, StoreOptions};
 use std::collections::BTreeMap;
 
 fn node(id: &str, cpu: u32, memory: u64) -> Node {

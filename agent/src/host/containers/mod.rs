@@ -118,7 +118,6 @@ fn not_ours(id: &str) -> CapabilityError {
 
 use orch_model::now_ms;
 
-
 impl Engine {
     pub(crate) fn new(
         settings: ContainerSettings,
@@ -236,7 +235,11 @@ impl Engine {
         }))
     }
 
-    async fn owned_or_not_found(&self, docker: &Docker, id: &str) -> Result<Owned, CapabilityError> {
+    async fn owned_or_not_found(
+        &self,
+        docker: &Docker,
+        id: &str,
+    ) -> Result<Owned, CapabilityError> {
         self.owned(docker, id).await?.ok_or_else(|| not_ours(id))
     }
 
@@ -262,7 +265,11 @@ impl Engine {
         })?
     }
 
-    pub(crate) fn pull_image(&self, task: &TaskRef, image: &str) -> Result<String, CapabilityError> {
+    pub(crate) fn pull_image(
+        &self,
+        task: &TaskRef,
+        image: &str,
+    ) -> Result<String, CapabilityError> {
         let reference = pull::ImageRef::parse(image)?;
         self.block_on(async {
             let docker = self.docker().await?;

@@ -2,14 +2,14 @@
 //! tests share: submitting jobs, waiting on allocations, reading events.
 
 use super::{ORCH, Server};
+use orch_testkit::{Echo, Process, kill_agent_tasks};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// A real `orch agent` process; killed (with its tasks) when dropped.
 pub struct Agent {
-    child: Child,
+    process: Process,
     pub data: PathBuf,
     pub node_id: String,
     name: String,
@@ -18,7 +18,12 @@ pub struct Agent {
 
 /// Starts `orch agent` on `data`; the process and the node id it printed.
 /// Its log is passed through to the test's output, tagged with `name`.
-fn spawn_agent(server: &Server, data: &Path, name: &str, config: Option<&Path>) -> (Child, String) {
+fn spawn_agent(
+    server: &Server,
+    data: &Path,
+    name: &str,
+    config: Option<&Path>,
+) -> (Process, String) {
     // Supervisors orphaned by a killed agent come to this process rather
     // than to the machine's init.
     static SUBREAPER: std::sync::Once = std::sync::Once::new();
@@ -33,33 +38,16 @@ fn spawn_agent(server: &Server, data: &Path, name: &str, config: Option<&Path>) 
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
-    let mut child = command
-        .env("ORCH_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let node_id = line
-        .strip_prefix("orch agent: node ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            panic!("unexpected first line {line:?}; stderr: {err}")
-        })
+    command.env("ORCH_LOG", "info");
+    let process = Process::start(command, "orch agent: node ", Echo::tagged(name))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let node_id = process
+        .ready_line()
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no node id in {:?}", process.ready_line()))
         .to_owned();
-    let stderr = child.stderr.take().unwrap();
-    let tag = name.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[{tag}] {line}");
-        }
-    });
-    (child, node_id)
+    (process, node_id)
 }
 
 impl Agent {
@@ -69,9 +57,9 @@ impl Agent {
 
     /// With `--config FILE` (an agent.toml).
     pub fn start_with(server: &Server, data: &Path, name: &str, config: Option<&Path>) -> Agent {
-        let (child, node_id) = spawn_agent(server, data, name, config);
+        let (process, node_id) = spawn_agent(server, data, name, config);
         Agent {
-            child,
+            process,
             data: data.to_owned(),
             node_id,
             name: name.to_owned(),
@@ -82,8 +70,9 @@ impl Agent {
     /// A new agent process on the same data dir, which must keep its node id.
     pub fn restart(&mut self, server: &Server) {
         self.kill9();
-        let (child, node_id) = spawn_agent(server, &self.data, &self.name, self.config.as_deref());
-        self.child = child;
+        let (process, node_id) =
+            spawn_agent(server, &self.data, &self.name, self.config.as_deref());
+        self.process = process;
         assert_eq!(
             node_id, self.node_id,
             "the node id changed across a restart"
@@ -92,67 +81,18 @@ impl Agent {
 
     /// kill -9 the agent alone: its tasks keep running.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Pids of the tasks the agent's records say it runs.
-    pub fn task_pids(&self) -> Vec<i64> {
-        let mut pids = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.data.join("agent/allocs")) else {
-            return pids;
-        };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else {
-                continue;
-            };
-            let Ok(record) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            for task in record["tasks"]
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.values())
-            {
-                if let Some(state) = task["handle"]["state"].as_str()
-                    && let Ok(state) = serde_json::from_str::<Value>(state)
-                    && let Some(pid) = state["pid"].as_i64()
-                {
-                    pids.push(pid);
-                }
-            }
-        }
-        pids
+        self.process.kill9();
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
-        for pid in self.task_pids() {
-            // Only a process still working in this agent's data dir: a pid
-            // of a task that ended may belong to anything by now.
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-            if cwd.starts_with(&self.data) {
-                let _ = Command::new("kill")
-                    .args(["-9", "--", &format!("-{pid}")])
-                    .status();
-            }
-        }
+        kill_agent_tasks(&self.data);
     }
 }
 
 pub use orch_model::now_ms;
-
-
-pub fn alive(pid: i64) -> bool {
-    // A zombie is dead for our purposes.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
-}
 
 /// A server holding nodes to a short TTL, so a dead agent's node goes down
 /// within a second or two.

@@ -1,12 +1,14 @@
 //! A real `orch server` for the tests that drive it from outside: its own
-//! process on loopback, its own data dir and config file, nodes registered
-//! through the HTTP API (there is no agent yet), killed when dropped.
+//! process on loopback (orch-testkit's [`Process`]), its own data dir and
+//! config file, nodes registered through the HTTP API by simulated agents,
+//! killed when dropped.
 
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use orch_model::Node;
+use orch_testkit::{Echo, Process, SimAgent};
+use orch_wire::{Alive, Client, ClientOptions};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 pub mod agent;
@@ -14,9 +16,9 @@ pub mod agent;
 pub const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
 pub struct Server {
-    child: Child,
-    /// What the server logged so far.
-    log: Arc<Mutex<String>>,
+    process: Process,
+    /// What registers nodes: the client an agent uses.
+    client: Client,
     pub addr: String,
     pub config: PathBuf,
     pub data: PathBuf,
@@ -44,42 +46,21 @@ impl Server {
         } else {
             command.arg("--data-dir").arg(&data);
         }
-        let mut child = command
+        command
             .args(["--listen", "127.0.0.1:0"])
-            .env("ORCH_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env("ORCH_LOG", "info");
         // The server prints where its API listens once it is up.
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("orch server: API listening on ")
-            .unwrap_or_else(|| {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                panic!("unexpected first line {line:?}; stderr: {err}")
-            })
-            .to_owned();
-        // Drain stderr so the server never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(String::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("[server] {line}");
-                    log.lock().unwrap().push_str(&(line + "\n"));
-                }
-            });
-        }
+        let process = Process::start(
+            command,
+            "orch server: API listening on ",
+            Echo::tagged("server"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let addr = process.ready_line().to_owned();
+        let client = Client::new(&addr, ClientOptions::agent()).unwrap();
         Server {
-            child,
-            log,
+            process,
+            client,
             addr,
             config,
             data,
@@ -87,24 +68,12 @@ impl Server {
     }
 
     pub fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
+        self.process.kill9();
     }
 
     /// Waits up to 30 s for the server to log a line containing `text`.
     pub fn logged(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let log = self.log.lock().unwrap().clone();
-            if let Some(line) = log.lines().find(|l| l.contains(text)) {
-                return line.to_owned();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the server never logged {text:?}; it logged:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.process.logged(text)
     }
 
     pub fn sighup(&self) {
@@ -112,23 +81,12 @@ impl Server {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.process.signal(name);
     }
 
     /// Waits up to 30 s for the process to exit; its exit status.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.process.exited()
     }
 
     pub fn get(&self, path: &str) -> Value {
@@ -148,10 +106,17 @@ impl Server {
         (status, body)
     }
 
-    /// Registers `node` and insists the server took it.
-    pub fn register(&self, node: &Value) {
-        let (status, body) = self.post("/v1/nodes", node);
-        assert_eq!(status, 200, "registering {node}: {body}");
+    /// The simulated agent of `node`, talking to this server.
+    pub fn agent(&self, node: Node) -> SimAgent {
+        SimAgent::new(&self.client, node)
+    }
+
+    /// Registers `node` through its simulated agent and insists the server
+    /// took it; what the server answered.
+    pub fn register(&self, node: &Node) -> Alive {
+        self.agent(node.clone())
+            .register()
+            .unwrap_or_else(|e| panic!("registering {}: {e}", node.id))
     }
 
     /// The `orch` CLI pointed at this server through `ORCH_ADDR`.
@@ -180,13 +145,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn get(addr: &str, path: &str) -> Value {
     ureq::get(&format!("{addr}{path}"))
         .call()
@@ -204,14 +162,4 @@ pub fn write_config(path: &Path, scorer: &str) {
         ),
     )
     .unwrap();
-}
-
-/// A ready node with the `exec` driver, named as its id.
-pub fn node(id: &str, cpu: u32, memory: u64, os: &str) -> Value {
-    json!({
-        "id": id, "name": id,
-        "resources": {"cpu": cpu, "memory": memory, "disk": 20000},
-        "attributes": {"os.name": os, "kernel.name": os},
-        "drivers": {"exec": {"detected": true, "healthy": true}},
-    })
 }
