@@ -33,6 +33,7 @@
 //! ```
 
 use crate::host::ContainerSettings;
+use orch_model::Resources;
 use orch_plugin_runtime::Grants;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -53,7 +54,8 @@ pub struct AgentFile {
     #[serde(default)]
     pub meta: BTreeMap<String, String>,
     #[serde(default)]
-    pub reserved: Reserved,
+    /// What the node keeps for itself (MHz, MiB), as a task's resources.
+    pub reserved: Resources,
     #[serde(default)]
     pub driver: BTreeMap<String, DriverFile>,
     #[serde(default)]
@@ -61,17 +63,6 @@ pub struct AgentFile {
     /// The operator's container policy, engine and registry credentials.
     #[serde(default)]
     pub containers: ContainerSettings,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reserved {
-    #[serde(default)]
-    pub cpu: u32,
-    #[serde(default)]
-    pub memory: u64,
-    #[serde(default)]
-    pub disk: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

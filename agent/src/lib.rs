@@ -26,7 +26,7 @@ mod runner;
 
 pub use agent::{Agent, AgentConfig, AgentError};
 pub use config::{
-    AgentFile, DriverConfig, DriverFile, LogSettings, Reserved, drivers as driver_configs,
+    AgentFile, DriverConfig, DriverFile, LogSettings, drivers as driver_configs,
     read_file as read_agent_file,
 };
 

@@ -13,11 +13,12 @@
 //! could not keep up is not blamed on the server.
 
 use anyhow::{Context, Result, bail};
+use orch_model::{Node, NodeStatus};
 use orch_testkit::{
     Echo, Log, Process, SimAgent, clock_ticks, cpu_ticks, parse_duration, resident, sim_agent_index,
 };
 use orch_wire::{Client, routes};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BinaryHeap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -350,7 +351,7 @@ fn one_run(args: &HeartbeatArgs, agents: usize, clk_tck: f64) -> Result<Row> {
     down.extend(
         final_list
             .iter()
-            .filter(|n| n.status != "ready" || !n.status_description.is_empty())
+            .filter(|n| n.status != NodeStatus::Ready || !n.status_description.is_empty())
             .map(|n| n.id.clone()),
     );
 
@@ -625,16 +626,7 @@ fn register(agent: &SimAgent) -> Result<()> {
     }
 }
 
-/// The fields of a listed node this bench reads.
-#[derive(Deserialize)]
-struct NodeView {
-    id: String,
-    status: String,
-    #[serde(default)]
-    status_description: String,
-}
-
-fn list_nodes(client: &Client) -> Result<Vec<NodeView>> {
+fn list_nodes(client: &Client) -> Result<Vec<Node>> {
     Ok(client
         .get(&routes::NODES, &[], &[])
         .context("listing the nodes")?
@@ -678,8 +670,10 @@ impl Poller {
                     };
                     total += t.elapsed();
                     reads += 1;
-                    let not_ready: Vec<&NodeView> =
-                        nodes.iter().filter(|n| n.status != "ready").collect();
+                    let not_ready: Vec<&Node> = nodes
+                        .iter()
+                        .filter(|n| n.status != NodeStatus::Ready)
+                        .collect();
                     last.store(not_ready.len(), Ordering::Relaxed);
                     polled.not_ready_max = polled.not_ready_max.max(not_ready.len());
                     polled.down.extend(not_ready.iter().map(|n| n.id.clone()));

@@ -4,10 +4,10 @@
 //! --image REF` the task is a container on the node's Docker engine (the
 //! image pulled once before the timed runs).
 
-use anyhow::{Result, bail};
-use orch_model::{Allocation, ClientStatus, Node, NodeStatus};
+use anyhow::{Context, Result, bail};
+use orch_model::{Allocation, ClientStatus, Job, Node, NodeStatus};
 use orch_testkit::{Echo, Process, kill_agent_tasks};
-use orch_wire::{JobRegisterResponse, JobStopResponse, routes};
+use orch_wire::{JobRegisterRequest, JobRegisterResponse, JobStopResponse, routes};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -101,11 +101,16 @@ pub fn run(args: RunningArgs) -> Result<()> {
     let mut samples = Vec::with_capacity(args.jobs);
     for i in 0..=args.jobs {
         let id = format!("bench-{i}");
-        let job = json!({"job": {"id": id, "type": "service", "group": [{"name": "g", "count": 1,
-            "task": [task.clone()]}]}});
+        let job: Job = serde_json::from_value(json!({"id": id, "type": "service",
+            "group": [{"name": "g", "count": 1, "task": [task.clone()]}]}))
+        .context("the bench's job")?;
+        let request = JobRegisterRequest {
+            job,
+            enforce_index: None,
+        };
         let started = Instant::now();
         let _: JobRegisterResponse = client
-            .post(&routes::JOB_REGISTER, &[], &job)
+            .post(&routes::JOB_REGISTER, &[], &request)
             .map_err(|e| anyhow::anyhow!("submitting {id}: {e}"))?
             .body;
         let mut index = 0u64;

@@ -96,7 +96,7 @@ fn agent_config(args: AgentArgs) -> Result<AgentConfig> {
             .or_else(|| file.as_ref().and_then(|f| f.node_class.clone()))
             .unwrap_or_default(),
         meta,
-        reserved: Resources::new(reserved.cpu, reserved.memory, reserved.disk),
+        reserved,
         listen: args
             .listen
             .or_else(|| file.as_ref().and_then(|f| f.listen))
@@ -170,7 +170,7 @@ impl DevArgs {
                     ..Default::default()
                 },
             };
-            let agent = orch_agent::Agent::start(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let agent = orch_agent::Agent::start(config).map_err(|e| e.to_string())?;
             println!(
                 "orch dev: agent running as node {}; export ORCH_ADDR=http://{addr}",
                 agent.node_id()
@@ -184,7 +184,9 @@ impl DevArgs {
             listen: Some(self.listen),
         };
         crate::init_logging();
-        let code = orch_server::run(options, on_listening).map(|()| ExitCode::SUCCESS);
+        let code = orch_server::run(options, on_listening)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from);
         // A dev agent's tasks go with it: its data dir is about to be removed.
         if let Some(agent) = stopper.lock().unwrap_or_else(|p| p.into_inner()).take() {
             eprintln!("orch dev: stopping tasks");

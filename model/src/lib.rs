@@ -38,7 +38,7 @@ pub use job::{
 };
 pub use jobspec::{JobFileError, closest, parse_job_file, place_problems};
 pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
-pub use problem::Problem;
+pub use problem::{Problem, one_line};
 pub use resources::{Dimension, Resources};
 pub use sampling::Sampling;
 pub use validate::{job_warnings, validate_job};

@@ -55,3 +55,15 @@ impl fmt::Display for Problem {
         Ok(())
     }
 }
+
+/// A parser's message on one line: TOML errors come as several lines with
+/// the offending text drawn under a caret, and a [`Problem`] is read as one
+/// line beside its place.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -81,10 +81,12 @@ pub trait ProcessHandle: Send {
 }
 
 /// Why a host capability call failed. Every variant carries a message a
-/// person can act on; the kind is what the host and its callers branch on
-/// (a denied call fails the task without a restart, a `not-found` handle is
-/// stale rather than broken). The `containers` interface carries the kind
-/// to the driver; `process` and `artifacts` carry the message.
+/// person can act on; the kind says whether the operator's policy, the
+/// request, a vanished object or the node itself is at fault. The
+/// `containers` interface carries the kind to the driver (a denied call
+/// fails the task without a restart); `process` and `artifacts` carry only
+/// the message, as their WIT says, and the kind serves the host's own code
+/// and tests.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapabilityError {
     /// The operator's policy forbids it; the message names the setting that

@@ -19,7 +19,7 @@
 //!    timeout or a limit hit is a [`PluginError`] naming the plugin and its
 //!    digest, and the instance is thrown away.
 //!
-//! The host (scheduler workers), the agent (task drivers, through
+//! The server (scheduler workers), the agent (task drivers, through
 //! [`Runtime::driver`] and its [`DriverHost`]) and `orch plugin test` (the
 //! conformance suite) are the callers.
 

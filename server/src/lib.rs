@@ -34,6 +34,7 @@ mod plan;
 mod scheduler;
 mod serve;
 mod state;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use api::{ApiContext, ApiError, DEFAULT_WAIT, MAX_WAIT, router, routes};
@@ -48,9 +49,9 @@ pub use plan::{AllocStop, Plan, PlanResult};
 pub use scheduler::{
     Component as ComponentScorer, Computed, Current, DistinctHosts, DryRun, Feasibility,
     Native as NativeScorer, ProcessError, Sampling, SchedError, Scheduler, ScoreError, Scorer,
-    Worker, WorkerOptions, inputs_of, now_ms, process_eval, request_of, to_sdk,
+    Worker, WorkerOptions, process_eval, request_of, to_sdk,
 };
-pub use serve::{ControlPlane, OnListening, ServerOptions, run};
+pub use serve::{ControlPlane, OnListening, ServeError, ServerOptions, run};
 pub use state::{
     AllocUpdate, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome, Refusal, State,
     Store, StoreError, StoreOptions, Usage,

@@ -12,7 +12,6 @@ use crate::config::{Config, Reloaded, Reloader, load_scheduler};
 use crate::heartbeat::Heartbeats;
 use crate::scheduler::{Current, Scheduler, Worker, WorkerOptions};
 use crate::{Store, StoreOptions};
-use anyhow::{Context, Result};
 use orch_model::EvalStatus;
 use orch_plugin_runtime::Runtime;
 use std::net::SocketAddr;
@@ -20,6 +19,49 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+
+/// Why the control plane did not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] crate::ConfigError),
+    #[error(
+        "cannot create the data dir {path}: {source}; set data_dir in the config or --data-dir"
+    )]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(#[from] orch_plugin_runtime::PluginError),
+    #[error("{0}")]
+    Scorer(#[from] crate::ScorerLoadError),
+    #[error("{0}")]
+    Store(#[from] crate::StoreError),
+    #[error(
+        "cannot listen on {addr}: {source}; is another orch server running there? set listen in the config or --listen"
+    )]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// A thread, the async runtime or a signal handler could not be set up.
+    #[error("cannot start {what}: {source}")]
+    Start {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the API server failed: {0}")]
+    Serve(std::io::Error),
+    /// What the caller runs beside the API ([`OnListening`]) failed.
+    #[error("{0}")]
+    Beside(String),
+}
+
+/// A setup step that failed with an I/O error, named.
+fn start(what: &'static str) -> impl FnOnce(std::io::Error) -> ServeError {
+    move |source| ServeError::Start { what, source }
+}
 
 /// How `orch server` was asked to run: a config file and what overrides it.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +94,7 @@ impl ControlPlane {
         scheduler: Scheduler,
         workers: usize,
         heartbeats: Option<&Arc<Heartbeats>>,
-    ) -> Result<Self> {
+    ) -> Result<Self, ServeError> {
         let broker = Arc::new(Broker::new(BrokerOptions::default()));
         let feed = broker.clone();
         store.set_listener(Box::new(move |events| {
@@ -92,7 +134,7 @@ impl ControlPlane {
             handles.push(
                 worker
                     .spawn(format!("orch-worker-{i}"), stop.clone())
-                    .context("cannot start a scheduler worker thread")?,
+                    .map_err(start("a scheduler worker thread"))?,
             );
         }
         if let Some(heartbeats) = heartbeats {
@@ -107,7 +149,7 @@ impl ControlPlane {
             handles.push(
                 heartbeats
                     .spawn_reaper(store.clone(), stop.clone())
-                    .context("cannot start the heartbeat thread")?,
+                    .map_err(start("the heartbeat thread"))?,
             );
         }
         Ok(Self {
@@ -131,7 +173,7 @@ impl ControlPlane {
 /// Hands `eval` to the broker, holding back one whose `wait_until_ms` is
 /// still ahead (a delayed reschedule) until then.
 fn enqueue(broker: &Broker, eval: Arc<orch_model::Evaluation>) {
-    let now = crate::scheduler::now_ms();
+    let now = orch_model::now_ms();
     match eval.wait_until_ms {
         Some(at) if at > now => {
             let wait = std::time::Duration::from_millis(at - now);
@@ -142,14 +184,14 @@ fn enqueue(broker: &Broker, eval: Arc<orch_model::Evaluation>) {
 }
 
 /// Called once the API listens, with its address; `orch dev` starts its
-/// agent here. An error stops the server.
-pub type OnListening = Box<dyn FnOnce(SocketAddr) -> Result<()> + Send>;
+/// agent here. An error (said as a person should read it) stops the server.
+pub type OnListening = Box<dyn FnOnce(SocketAddr) -> Result<(), String> + Send>;
 
 /// Runs the control plane until SIGTERM or SIGINT; `on_listening` is called
 /// once the API listens.
-pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<()> {
+pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeError> {
     let mut config = match &args.config {
-        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     if let Some(dir) = args.data_dir {
@@ -158,15 +200,12 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data dir {}; set data_dir in the config or --data-dir",
-            config.data_dir.display()
-        )
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
     })?;
-    let runtime =
-        Runtime::new(config.runtime_config()).context("cannot start the plugin runtime")?;
-    let scheduler = load_scheduler(&config, &runtime).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = Runtime::new(config.runtime_config())?;
+    let scheduler = load_scheduler(&config, &runtime)?;
     tracing::info!(
         "scheduler: scoring with {} ({}); {}",
         scheduler.scorer().label(),
@@ -203,7 +242,7 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<()> {
     if let Some(reloader) = &reloader {
         reloader
             .spawn_watch()
-            .context("cannot start watching the config file")?;
+            .map_err(start("watching the config file"))?;
     }
     let ctx = ApiContext {
         store: plane.store.clone(),
@@ -217,7 +256,7 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(start("the async runtime"))?;
     let served = tokio.block_on(serve(config.listen, ctx, reloader, on_listening));
     // Blocking queries were answered at shutdown; a stuck connection is
     // not waited for.
@@ -231,25 +270,32 @@ async fn serve(
     ctx: ApiContext,
     reloader: Option<Arc<Reloader>>,
     on_listening: OnListening,
-) -> Result<()> {
+) -> Result<(), ServeError> {
     // Signals are taken over before the API is announced: one arriving
     // between the two would otherwise meet the default action and kill
     // the server without a word.
-    let stops = stop_signals().context("cannot listen for SIGTERM and SIGINT")?;
+    let stops = stop_signals().map_err(start("listening for SIGTERM and SIGINT"))?;
     let hangups = {
         use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?
+        signal(SignalKind::hangup()).map_err(start("listening for SIGHUP"))?
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}; is another orch server running there? set listen in the config or --listen"))?;
-    let addr = listener.local_addr()?;
+        .map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
     // Tests and scripts read this line to find the API.
     println!("orch server: API listening on http://{addr}");
     tracing::info!("API listening on http://{addr}");
     tokio::task::spawn_blocking(move || on_listening(addr))
         .await
-        .context("starting what runs beside the API")??;
+        .map_err(|e| ServeError::Beside(format!("what runs beside the API stopped: {e}")))?
+        .map_err(ServeError::Beside)?;
     // Always handled: without it a SIGHUP (systemd's reload, a logrotate
     // hook) would kill the server.
     tokio::spawn(reload_on_sighup(hangups, reloader));
@@ -265,7 +311,7 @@ async fn serve(
     let mut started = stops.clone();
     let mut again = stops;
     tokio::select! {
-        served = server => served.context("the API server failed"),
+        served = server => served.map_err(ServeError::Serve),
         () = async {
             let _ = started.wait_for(|&n| n >= 1).await;
             tokio::select! {

@@ -100,30 +100,38 @@ pub enum ClientError {
         status: u16,
         detail: String,
     },
+    /// The answer began (with this status) but the connection broke off
+    /// before its body was read.
+    BrokeOff {
+        address: String,
+        status: u16,
+        cause: String,
+    },
 }
 
 impl ClientError {
     /// The HTTP status of an answer, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
-                Some(*status)
-            }
+            ClientError::Api { status, .. }
+            | ClientError::Unexpected { status, .. }
+            | ClientError::BrokeOff { status, .. } => Some(*status),
             _ => None,
         }
     }
 
-    /// Whether the server said the object is not there (HTTP 404).
+    /// Whether the answer was HTTP 404, with an orch error body or not (a
+    /// proxy in front of the server, or a server that lost the object).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ClientError::Api { status: 404, .. })
+        self.status() == Some(404)
     }
 
-    /// Whether the server refused the request itself (a 4xx other than
-    /// those that say "later": 404, 408, 429), so sending it again will not
-    /// help.
+    /// Whether the request itself was refused (a 4xx other than those that
+    /// say "later": 404, 408, 429), with an orch error body or not, so
+    /// sending it again will not help.
     pub fn is_refused(&self) -> bool {
-        matches!(self, ClientError::Api { status, .. }
-            if (400..500).contains(status) && !matches!(status, 404 | 408 | 429))
+        self.status()
+            .is_some_and(|s| (400..500).contains(&s) && !matches!(s, 404 | 408 | 429))
     }
 }
 
@@ -161,6 +169,14 @@ impl fmt::Display for ClientError {
                 f,
                 "unexpected answer from {address} (HTTP {status}): {detail}; \
                  is the address an orch server of this version?"
+            ),
+            ClientError::BrokeOff {
+                address,
+                status,
+                cause,
+            } => write!(
+                f,
+                "the answer from {address} (HTTP {status}) broke off: {cause}; try again"
             ),
         }
     }
@@ -408,9 +424,13 @@ impl Client {
     fn read_failed(&self, status: u16, e: &ureq::Error) -> ClientError {
         match e {
             ureq::Error::BodyExceedsLimit(limit) => {
-                self.unexpected(status, format!("answered more than {limit} bytes"))
+                self.unexpected(status, format!("answered more than {limit} bytes at once"))
             }
-            _ => self.unreachable(e),
+            _ => ClientError::BrokeOff {
+                address: self.base.clone(),
+                status,
+                cause: describe(e),
+            },
         }
     }
 
@@ -441,9 +461,17 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
-/// A short, one-line excerpt of a body that was not what we expected.
+/// A short, one-line excerpt of a body that was not what we expected, with
+/// control characters shown as `�`: whatever answered must not drive the
+/// terminal of the person reading the error.
 fn clip(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
     if one_line.is_empty() {
         return "(empty body)".to_owned();
     }
@@ -528,6 +556,12 @@ mod tests {
             "unexpected answer from http://127.0.0.1:1 (HTTP 502): not an orch error body: \
              <html> bad gateway </html>; is the address an orch server of this version?"
         );
+        // Escape sequences from whatever answered are not passed on.
+        let e = answer(500, "\u{1b}[2Jgone");
+        assert!(
+            e.contains("not an orch error body: \u{fffd}[2Jgone;"),
+            "{e}"
+        );
         let e = answer(200, r#"{"nodes": []}"#);
         assert!(
             e.starts_with(
@@ -558,5 +592,15 @@ mod tests {
              5:3: group[0].count: count must be at least 0 (e.g. count = 1)\n  id: missing"
         );
         assert!(e.is_refused() && !e.is_not_found());
+        // A proxy's answers count by their status too: the agent drops a
+        // refused report and registers again after a 404.
+        let proxy = |status| ClientError::Unexpected {
+            address: "http://box:4646".into(),
+            status,
+            detail: "not an orch error body: <html>".into(),
+        };
+        assert!(proxy(404).is_not_found() && !proxy(404).is_refused());
+        assert!(proxy(403).is_refused());
+        assert!(!proxy(503).is_refused() && !proxy(429).is_refused());
     }
 }

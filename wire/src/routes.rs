@@ -1,6 +1,8 @@
 //! The one route table. The server builds its router from [`ROUTES`] and
-//! nothing else, the agent serves [`AGENT_ROUTES`], clients build their
-//! paths from the same constants, and `openapi.json` is held to both.
+//! nothing else (a test holds the two equal), the agent serves
+//! [`AGENT_ROUTES`], clients build their paths from the same constants, and
+//! `openapi.json` is held to [`ROUTES`] (the agent's route is not part of
+//! the public API).
 
 use std::fmt;
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use orch_plugin_runtime::FetchSpec;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::dirs;
 use crate::host::HostError;
@@ -299,7 +299,7 @@ fn copy_verified(
     }
     file.sync_all()
         .map_err(|e| HostError::io("write", tmp, e))?;
-    let actual = hex::encode(hasher.finalize());
+    let actual = orch_model::Digest::from_sha256(hasher.finalize().into()).hex();
     match expected {
         Some(expected) if expected != actual => Err(artifact(format!(
             "{source}: sha256 mismatch: expected {expected}, got {actual}; nothing was kept"

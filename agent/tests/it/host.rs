@@ -21,7 +21,6 @@ use orch_plugin_runtime::{
     TaskRef,
 };
 use rustix::process::{Pid, Signal};
-use sha2::{Digest, Sha256};
 
 /// Long enough for anything here to finish on a loaded machine; a test
 /// only ever waits this long when it is about to fail.
@@ -706,7 +705,7 @@ impl Drop for Server {
 }
 
 fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    orch_model::Digest::of(data).hex()
 }
 
 fn fetch(source: &str, sha: Option<&str>, destination: &str) -> FetchSpec {

@@ -14,7 +14,7 @@ mod suggest;
 pub use suggest::closest;
 mod walk;
 
-use crate::{Job, Problem, validate_job};
+use crate::{Job, Problem, one_line, validate_job};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -116,15 +116,6 @@ pub fn parse_job_file(file_name: &str, text: &str) -> Result<Job, JobFileError> 
         })
         .collect();
     Err(fail(place_problems(text, located)))
-}
-
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The span of `path`, or of its nearest ancestor in the file: a problem

@@ -213,10 +213,7 @@ fn a_good_artifact_is_fetched_checked_and_run() {
     let _agent = Agent::start(&server, &dir.path().join("a1"), "a1");
     let body: &'static [u8] = b"#!/bin/sh\necho fetched and ran\n";
     let url = serve_file(body);
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(body))
-    };
+    let sha = { orch_model::Digest::of(body).hex() };
     let task = json!({"name": "t", "driver": "exec", "resources": {"cpu": 100, "memory": 64},
         "config": {"command": "local/tool.sh"},
         "artifact": [{"source": url, "sha256": sha, "executable": true}]});

@@ -230,6 +230,7 @@ fn plugin_bench_measures_a_scorer_against_binpack_and_its_native_build() {
             "ratio",
             "native_ns_per_node",
             "native_ratio",
+            "native_call_ratio",
         ] {
             let v = row[field]
                 .as_f64()

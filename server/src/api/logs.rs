@@ -121,10 +121,14 @@ fn fetch(
     query: &[(&str, String)],
 ) -> Result<Response, ApiError> {
     let agent = agents()?.at(&node.http_addr).map_err(|e| {
-        ApiError::conflict(format!(
-            "node {} ({}) registered an http_addr the server cannot use: {e}",
-            node.name, node.id
-        ))
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "agent_unreachable",
+            format!(
+                "cannot reach the agent of node {} ({}) at {}: {e}",
+                node.name, node.id, node.http_addr
+            ),
+        )
     })?;
     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let bad_answer = |detail: String| {
@@ -167,8 +171,18 @@ fn fetch(
             )
             .with_details(body.details));
         }
-        Err(ClientError::Unexpected { status, detail, .. }) => {
-            return Err(bad_answer(format!("answered HTTP {status}: {detail}")));
+        // What the agent said is not passed on: it is not an orch error,
+        // and the person reading this should not read arbitrary text.
+        Err(ClientError::Unexpected { status, detail, .. }) if (200..300).contains(&status) => {
+            return Err(bad_answer(detail));
+        }
+        Err(ClientError::Unexpected { status, .. }) => {
+            return Err(bad_answer(format!(
+                "answered HTTP {status} without an orch error body"
+            )));
+        }
+        Err(ClientError::BrokeOff { cause, .. }) => {
+            return Err(bad_answer(format!("broke off its answer: {cause}")));
         }
         Err(e @ ClientError::Address { .. }) => return Err(bad_answer(e.to_string())),
     };

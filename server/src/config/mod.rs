@@ -40,7 +40,7 @@ pub use scorer::{
 
 use crate::Durability;
 use crate::scheduler::sample::Sampling;
-use orch_model::{Problem, closest, place_problems};
+use orch_model::{Problem, closest, one_line, place_problems};
 use orch_plugin_runtime::{Limits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -547,15 +547,6 @@ fn meant<'a>(typed: &str, accepted: &[&'a str]) -> Option<&'a str> {
                 .is_some_and(|unit| unit.starts_with('_'))
         })
     })
-}
-
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Where each key of the document is, by dotted path, so that problems

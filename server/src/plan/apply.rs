@@ -1,7 +1,8 @@
-//! The plan applier's judgement (Nomad's `plan_apply.go`): a plan was made
-//! on a snapshot that may be old by now, so each node of it is checked
-//! again against the latest state before anything is written. It only
-//! reads; the store's writer commits what it accepts in the same
+//! The plan applier (Nomad's `plan_apply.go`): a plan was made on a
+//! snapshot that may be old by now, so each node of it is checked again
+//! against the latest state ([`evaluate`]), and each accepted stop and
+//! placement becomes the record to write ([`stopped`], [`placed`]). It only
+//! reads and decides; the store's writer commits the result in the same
 //! transaction as the check, so nothing can slip in between.
 //!
 //! - A plan for an evaluation that is already finished is refused: a
@@ -15,7 +16,7 @@
 //! - The stop of an allocation whose replacement was refused is not
 //!   applied: the old one keeps running.
 
-use super::Plan;
+use super::{AllocStop, Plan};
 use crate::{Refusal, State};
 use orch_model::{Allocation, Job, JobType, Resources};
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,6 +89,59 @@ pub(crate) fn evaluate<'p>(state: &State, plan: &'p Plan) -> Result<Verdict<'p>,
         }
         verdict.kept.extend(refused_replacements);
     }
+}
+
+/// What a stop writes at commit `index`: the allocation with its new
+/// desired status (and client status, when the server knows it), or `None`
+/// when the stop was applied already (plans are idempotent).
+pub(crate) fn stopped(old: &Allocation, stop: &AllocStop, index: u64) -> Option<Allocation> {
+    if old.desired_status == stop.desired
+        && stop.client_status.is_none_or(|s| s == old.client_status)
+    {
+        return None;
+    }
+    let mut alloc = old.clone();
+    alloc.desired_status = stop.desired;
+    alloc.desired_description = stop.description.clone();
+    if let Some(status) = stop.client_status {
+        alloc.client_status = status;
+    }
+    alloc.modify_index = index;
+    Some(alloc)
+}
+
+/// What an accepted placement writes at commit `index`: a new allocation,
+/// or an in-place update that moves only the job version (and spec hash)
+/// of the latest record of `old`, so what the agent or the server wrote
+/// since the plan's snapshot stays. `None` for the same plan applied again,
+/// and for an allocation that has ended or moved since the snapshot.
+pub(crate) fn placed(
+    old: Option<&Allocation>,
+    planned: &Allocation,
+    index: u64,
+) -> Option<Allocation> {
+    let mut alloc = match old {
+        Some(old)
+            if old.job_version == planned.job_version
+                || old.is_terminal()
+                || old.node_id != planned.node_id =>
+        {
+            return None;
+        }
+        Some(old) => {
+            let mut updated = old.clone();
+            updated.job_version = planned.job_version;
+            updated.spec_hash = planned.spec_hash.clone();
+            updated
+        }
+        None => {
+            let mut new = planned.clone();
+            new.create_index = index;
+            new
+        }
+    };
+    alloc.modify_index = index;
+    Some(alloc)
 }
 
 /// The slots (group, index) of the job that live allocations fill, not
@@ -204,5 +258,63 @@ fn check_node(
     match node.allocatable().exhausted(used, ask) {
         None => Ok(()),
         Some(dim) => Err(format!("{dim} exhausted")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests may")]
+    use super::*;
+    use orch_model::{ClientStatus, DesiredStatus};
+
+    fn alloc(version: u64, node: &str) -> Allocation {
+        serde_json::from_value(serde_json::json!({
+            "id": "a1", "name": "web.g[0]", "job_id": "web", "job_version": version,
+            "group": "g", "index": 0, "node_id": node, "eval_id": "e1",
+            "resources": {"cpu": 100, "memory": 64, "disk": 0},
+            "client_status": "running", "client_description": "reported since",
+            "create_index": 3, "modify_index": 4
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_placement_is_new_or_an_in_place_update_onto_the_latest_record() {
+        let planned = alloc(2, "n1");
+        let new = placed(None, &planned, 9).unwrap();
+        assert_eq!((new.create_index, new.modify_index), (9, 9));
+        // In place: only the version and the hash move; what the agent
+        // reported since the snapshot stays.
+        let mut latest = alloc(1, "n1");
+        latest.client_description = "still running".into();
+        let mut planned = alloc(2, "n1");
+        planned.spec_hash = "h2".into();
+        planned.client_description = String::new();
+        let updated = placed(Some(&latest), &planned, 9).unwrap();
+        assert_eq!((updated.job_version, updated.spec_hash.as_str()), (2, "h2"));
+        assert_eq!(updated.client_description, "still running");
+        assert_eq!((updated.create_index, updated.modify_index), (3, 9));
+        // Applied again, ended since, or moved since: nothing to write.
+        assert!(placed(Some(&alloc(2, "n1")), &planned, 9).is_none());
+        let mut ended = alloc(1, "n1");
+        ended.client_status = ClientStatus::Failed;
+        assert!(placed(Some(&ended), &planned, 9).is_none());
+        assert!(placed(Some(&alloc(1, "n2")), &planned, 9).is_none());
+    }
+
+    #[test]
+    fn a_stop_is_written_once() {
+        let stop = AllocStop {
+            alloc_id: "a1".into(),
+            desired: DesiredStatus::Stop,
+            description: "node down".into(),
+            client_status: Some(ClientStatus::Lost),
+        };
+        let old = alloc(1, "n1");
+        let stopped_once = stopped(&old, &stop, 7).unwrap();
+        assert_eq!(stopped_once.desired_status, DesiredStatus::Stop);
+        assert_eq!(stopped_once.client_status, ClientStatus::Lost);
+        assert_eq!(stopped_once.modify_index, 7);
+        assert!(stopped(&stopped_once, &stop, 8).is_none());
     }
 }

@@ -6,7 +6,7 @@
 
 mod apply;
 
-pub(crate) use apply::evaluate;
+pub(crate) use apply::{evaluate, placed, stopped};
 
 use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus, Evaluation};
 use std::collections::BTreeMap;

@@ -2,14 +2,16 @@
 //!
 //! 1. `reconcile`: what the job wants against what exists — slots to place,
 //!    allocations to stop, replace or update in place;
-//! 2. `feasible`: which nodes can take a slot at all, with a reason for
-//!    each one filtered out;
-//! 3. `sample`: the limit — walk the nodes from a rotating start and keep
-//!    enough feasible ones with room (Nomad's limit iterator, Kubernetes'
+//! 2. `feasible`: the checks that say whether a node can take a slot at
+//!    all (constraints, drivers, distinct hosts), each failure a reason;
+//! 3. `sample`: the limit — walk the nodes from a rotating start, apply the
+//!    feasibility checks and the room check to each as it comes, and keep
+//!    enough that pass (Nomad's limit iterator, Kubernetes'
 //!    percentageOfNodesToScore);
 //! 4. `score`: the one batched call into the scorer component for every
 //!    candidate (better than Nomad's per-node iterators: one host→guest
-//!    call per placement);
+//!    call per placement), its request carrying the attributes the
+//!    preferences read (`adjust` builds it);
 //! 5. `adjust`: the host's affinity and spread preferences on top;
 //! 6. `select`: the best final score wins;
 //!
@@ -32,8 +34,8 @@ mod worker;
 
 pub use feasible::{DistinctHosts, Feasibility};
 pub use sample::Sampling;
-pub use score::{Component, Native, ScoreError, Scorer, inputs_of, request_of, to_sdk};
-pub use worker::{ProcessError, Worker, WorkerOptions, now_ms, process_eval};
+pub use score::{Component, Native, ScoreError, Scorer, request_of, to_sdk};
+pub use worker::{ProcessError, Worker, WorkerOptions, process_eval};
 
 use crate::{Plan, State};
 use orch_model::{AllocMetric, Evaluation, Job, TriggeredBy};

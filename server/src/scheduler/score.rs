@@ -16,11 +16,11 @@ pub enum ScoreError {
     /// The error names the plugin and its digest.
     #[error(transparent)]
     Plugin(#[from] PluginError),
-    /// A native scorer refused the request.
-    #[error("refused the request: {0}")]
+    /// A native scorer refused the request; its own words.
+    #[error("{0}")]
     Refused(String),
     /// The answer is not one finite score in [-1, 1] per node.
-    #[error("returned bad output: {0}")]
+    #[error("{0}")]
     BadOutput(#[from] OutputProblem),
 }
 

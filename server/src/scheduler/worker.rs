@@ -6,6 +6,7 @@
 use super::{Current, SchedError, Scheduler};
 use crate::broker::{Broker, Lease};
 use crate::{Op, Outcome, Store, StoreError};
+use orch_model::now_ms;
 use orch_model::{EvalStatus, Evaluation, TriggeredBy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -306,5 +307,3 @@ impl Worker {
         }
     }
 }
-
-pub use orch_model::now_ms;

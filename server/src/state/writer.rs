@@ -630,18 +630,9 @@ impl Writer<'_, '_> {
             let Some(old) = self.state.alloc(&stop.alloc_id).cloned() else {
                 continue;
             };
-            if old.desired_status == stop.desired
-                && stop.client_status.is_none_or(|s| s == old.client_status)
-            {
-                continue; // already applied: plans are idempotent
-            }
-            let mut alloc = (*old).clone();
-            alloc.desired_status = stop.desired;
-            alloc.desired_description = stop.description.clone();
-            if let Some(status) = stop.client_status {
-                alloc.client_status = status;
-            }
-            alloc.modify_index = self.index();
+            let Some(alloc) = crate::plan::stopped(&old, stop, self.index()) else {
+                continue;
+            };
             if old.holds_resources() {
                 self.events.capacity_freed = true;
             }
@@ -655,30 +646,10 @@ impl Writer<'_, '_> {
             .map(|d| (d.alloc_id.as_str(), d))
             .collect();
         for planned in verdict.accepted {
-            let alloc = match self.state.alloc(&planned.id) {
-                // The same plan applied again, or an in-place update of an
-                // allocation that has ended or moved on since the snapshot.
-                Some(old)
-                    if old.job_version == planned.job_version
-                        || old.is_terminal()
-                        || old.node_id != planned.node_id =>
-                {
-                    continue;
-                }
-                Some(old) => {
-                    let mut updated = (**old).clone();
-                    updated.job_version = planned.job_version;
-                    updated.spec_hash = planned.spec_hash.clone();
-                    updated
-                }
-                None => {
-                    let mut new = planned.clone();
-                    new.create_index = self.index();
-                    new
-                }
+            let old = self.state.alloc(&planned.id).map(|a| a.as_ref());
+            let Some(alloc) = crate::plan::placed(old, planned, self.index()) else {
+                continue;
             };
-            let mut alloc = alloc;
-            alloc.modify_index = self.index();
             sql::put_alloc(self.tx, &alloc)?;
             if let Some(decision) = decisions.get(alloc.id.as_str()) {
                 sql::put_decision(self.tx, decision)?;

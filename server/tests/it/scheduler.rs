@@ -196,11 +196,10 @@ fn a_failing_scorer_fails_closed_or_falls_back_to_a_builtin() {
     assert_eq!(live.len(), 1);
     let d = h.store.decision(&live[0].id).unwrap().unwrap();
     assert_eq!(d.scorer_digest, "native:binpack");
-    assert!(
-        d.scorer_failure
-            .as_deref()
-            .unwrap()
-            .contains("broken 0.0.1"),
+    // The record keeps the scorer's own words, named by label and digest.
+    assert_eq!(
+        d.scorer_failure.as_deref(),
+        Some("scorer broken 0.0.1 (sha256:0000): trapped: unreachable executed"),
         "{d:?}"
     );
 }
