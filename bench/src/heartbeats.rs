@@ -831,12 +831,10 @@ fn load_average() -> String {
 struct Rng(u64);
 
 impl Rng {
+    /// Seeded from the clock and `salt` (each thread its own), so runs
+    /// differ; the jitter need not be reproducible.
     fn seeded(salt: u64) -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        Rng(now ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        Rng(orch_model::now_ms() ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// Uniform in [0, 1).

@@ -12,7 +12,7 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
 // The host side: processes the way an agent would run them.
@@ -40,10 +40,7 @@ impl Proc {
                 exit_code: s.code(),
                 signal: s.signal().map(|n| n as u32),
                 oom_killed: false,
-                finished_at_ms: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis() as u64,
+                finished_at_ms: orch_model::now_ms(),
             });
         }
         Ok(*exit)
