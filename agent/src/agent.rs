@@ -2,7 +2,6 @@
 //! restart, registers its node, heartbeats at the TTL the server hands
 //! out, long-polls for its allocations and runs them.
 
-use crate::client::ServerClient;
 use crate::config::{DriverConfig, LogSettings};
 use crate::fingerprint;
 use crate::host::{HostConfig, NodeHost, ShimCommand};
@@ -11,6 +10,7 @@ use crate::report::Reporter;
 use crate::runner::{AllocRunner, RunContext};
 use orch_model::{Allocation, ClientStatus, DesiredStatus, DriverInfo, Job, Node, Resources};
 use orch_plugin_runtime::{DriverHost, DriverPlugin, Limits, Runtime, RuntimeConfig};
+use orch_wire::{Client, ClientOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -184,7 +184,7 @@ impl Agent {
             create_index: 0,
             modify_index: 0,
         };
-        let client = ServerClient::new(&config.server).map_err(|e| {
+        let client = Client::new(&config.server, ClientOptions::agent()).map_err(|e| {
             AgentError::Other(format!(
                 "the server address {:?}: {e}; give --server http://HOST:PORT",
                 config.server
@@ -345,14 +345,14 @@ fn load_drivers(
 /// Registers, then heartbeats at a third of the TTL; a server that forgot
 /// the node (404) gets it registered again; a server that is away is
 /// retried every second.
-fn heartbeat_forever(client: &ServerClient, node: &Node) {
+fn heartbeat_forever(client: &Client, node: &Node) {
     let mut registered = false;
     let mut ttl = Duration::from_secs(10);
     loop {
         let answer = if registered {
             client.heartbeat(&node.id)
         } else {
-            client.register(node)
+            client.register_node(node)
         };
         match answer {
             Ok(alive) => {
@@ -384,7 +384,7 @@ fn heartbeat_forever(client: &ServerClient, node: &Node) {
 
 struct Watcher {
     closing: Arc<std::sync::atomic::AtomicBool>,
-    client: ServerClient,
+    client: Client,
     node_id: String,
     ctx: Arc<RunContext>,
     runners: Arc<Mutex<HashMap<String, AllocRunner>>>,
@@ -399,7 +399,10 @@ impl Watcher {
         let mut index = 0;
         let mut backoff = Duration::from_millis(200);
         loop {
-            match self.client.allocations(&self.node_id, index, POLL_WAIT) {
+            match self
+                .client
+                .node_allocations(&self.node_id, index, POLL_WAIT)
+            {
                 Ok((allocs, at)) => {
                     backoff = Duration::from_millis(200);
                     let retry = self.reconcile(allocs);

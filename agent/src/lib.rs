@@ -13,7 +13,6 @@
 //! ([`read_log`]) reads back.
 
 mod agent;
-mod client;
 mod config;
 mod dirs;
 mod fingerprint;

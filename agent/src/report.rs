@@ -3,8 +3,7 @@
 //! burst of task events costs one request, and a server that is away gets
 //! the newest status of each allocation once it is back.
 
-use crate::client::ServerClient;
-use orch_wire::StatusUpdate;
+use orch_wire::{Client, StatusUpdate};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -24,7 +23,7 @@ impl Reporter {
     }
 
     /// Sends batches to `client` for as long as the process runs.
-    pub fn spawn(self: &Arc<Self>, client: ServerClient) -> std::io::Result<()> {
+    pub fn spawn(self: &Arc<Self>, client: Client) -> std::io::Result<()> {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name("orch-agent-report".into())
@@ -32,7 +31,7 @@ impl Reporter {
             .map(drop)
     }
 
-    fn send_forever(&self, client: &ServerClient) {
+    fn send_forever(&self, client: &Client) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let batch: Vec<StatusUpdate> = {
@@ -42,7 +41,7 @@ impl Reporter {
                 }
                 std::mem::take(&mut *pending).into_values().collect()
             };
-            match client.update_status(&batch) {
+            match client.report_status(&batch) {
                 Ok(answer) => {
                     backoff = Duration::from_millis(100);
                     for id in answer.unknown {

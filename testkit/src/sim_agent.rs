@@ -1,11 +1,12 @@
 //! A simulated agent: what a node's agent says to the server (register,
-//! heartbeat, read its allocations, report their status), over orch-wire's
-//! one client and route table, without running anything. The end-to-end
+//! heartbeat, read its allocations, report their status), through the same
+//! typed calls of orch-wire's client the real agent makes, without running
+//! anything. The end-to-end
 //! tests register their nodes with it; `orch-bench heartbeats` runs
 //! thousands, numbered so that a node id names its agent.
 
 use orch_model::{Allocation, DriverInfo, Eligibility, Node, NodeStatus, Resources};
-use orch_wire::{Alive, Client, ClientError, StatusUpdate, StatusUpdated, StatusUpdates, routes};
+use orch_wire::{Alive, Client, ClientError, StatusUpdate, StatusUpdated};
 use std::time::Duration;
 
 /// A node as an agent fingerprints one: named as its id, `cpu` MHz,
@@ -89,20 +90,12 @@ impl SimAgent {
 
     /// Registers the node, which also counts as its first heartbeat.
     pub fn register(&self) -> Result<Alive, ClientError> {
-        self.client
-            .post(&routes::NODE_REGISTER, &[], &self.node)
-            .map(|r| r.body)
+        self.client.register_node(&self.node)
     }
 
     /// One heartbeat.
     pub fn heartbeat(&self) -> Result<Alive, ClientError> {
-        self.client
-            .post(
-                &routes::NODE_HEARTBEAT,
-                &[&self.node.id],
-                &serde_json::json!({}),
-            )
-            .map(|r| r.body)
+        self.client.heartbeat(&self.node.id)
     }
 
     /// The node's allocations once the server's state passes `index` (or
@@ -113,19 +106,12 @@ impl SimAgent {
         index: u64,
         wait: Duration,
     ) -> Result<(Vec<Allocation>, u64), ClientError> {
-        self.client
-            .get_blocking(&routes::NODE_ALLOCATIONS, &[&self.node.id], index, wait)
-            .map(|r| (r.body, r.index))
+        self.client.node_allocations(&self.node.id, index, wait)
     }
 
     /// Reports allocations' statuses, as the agent batches them.
     pub fn report(&self, updates: &[StatusUpdate]) -> Result<StatusUpdated, ClientError> {
-        let body = StatusUpdates {
-            updates: updates.to_vec(),
-        };
-        self.client
-            .post(&routes::ALLOCATION_STATUS, &[], &body)
-            .map(|r| r.body)
+        self.client.report_status(updates)
     }
 }
 

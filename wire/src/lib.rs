@@ -7,7 +7,9 @@
 //!   (`bodies.rs`), serialized by the sender and deserialized by the
 //!   receiver as the same type;
 //! - the one HTTP [`Client`], used by the CLI and the agent to reach the
-//!   server and by the server to reach agents;
+//!   server and by the server to reach agents, with the calls a node's
+//!   agent makes typed (`node_calls.rs`: the real agent and the simulated
+//!   ones of orch-testkit make them alike);
 //! - the OpenAPI document ([`OPENAPI_JSON`]), which this crate's tests hold
 //!   to the route table and to the bodies' serialized form.
 //!
@@ -16,6 +18,7 @@
 
 mod bodies;
 mod client;
+mod node_calls;
 mod openapi;
 pub mod routes;
 

@@ -42,10 +42,7 @@ fn walk(
 ) {
     if let Some(r) = schema["$ref"].as_str() {
         let name = r.rsplit('/').next().unwrap_or(r);
-        let target = r
-            .trim_start_matches("#/")
-            .split('/')
-            .fold(document, |v, k| &v[k]);
+        let target = lookup(document, r);
         if target.is_null() {
             problems.push(format!("{at}: $ref {r} points nowhere"));
             return;
@@ -122,6 +119,14 @@ fn walk(
     }
 }
 
+/// What a local `$ref` (`#/components/schemas/Job`) points at; `Null` if
+/// nothing.
+fn lookup<'a>(document: &'a Value, r: &str) -> &'a Value {
+    r.trim_start_matches("#/")
+        .split('/')
+        .fold(document, |v, k| &v[k])
+}
+
 fn is_type(value: &Value, t: &str) -> bool {
     match t {
         "object" => value.is_object(),
@@ -144,7 +149,7 @@ mod tests {
         reason = "tests may"
     )]
 
-    use super::{OPENAPI_JSON, walk};
+    use super::{OPENAPI_JSON, lookup, walk};
     use crate::*;
     use orch_model::{
         AllocMetric, Allocation, ClientStatus, Decision, Evaluation, Job, Node, Problem, Sampling,
@@ -252,7 +257,10 @@ mod tests {
     #[test]
     fn bodies_match_their_schemas() {
         let spec = spec();
-        let mut seen = Seen::default();
+        let mut checker = Checker {
+            spec: &spec,
+            seen: BTreeMap::new(),
+        };
         let job = job();
         let node = node();
         let alloc = allocation();
@@ -261,33 +269,7 @@ mod tests {
         let mut problem = Problem::new("job.group[0].count", "must be at least 0").hint("e.g. 1");
         problem.line = Some(3);
         problem.column = Some(9);
-
-        let mut check = |schema: &str, value: &dyn erased::Serialize| {
-            let value = serde_json::to_value(value).unwrap();
-            let target = json!({ "$ref": format!("#/components/schemas/{schema}") });
-            let mut problems = Vec::new();
-            let mut record = |named: &str, field: &str| {
-                seen.0
-                    .entry(named.to_owned())
-                    .or_default()
-                    .insert(field.to_owned());
-            };
-            walk(
-                &spec,
-                &target,
-                "",
-                &value,
-                schema,
-                &mut problems,
-                &mut record,
-            );
-            assert!(
-                problems.is_empty(),
-                "the Rust type and openapi.json disagree:\n  {}\n  value: {value}",
-                problems.join("\n  ")
-            );
-        };
-        check(
+        checker.check(
             "ErrorBody",
             &ErrorBody {
                 code: "invalid_job".into(),
@@ -295,14 +277,14 @@ mod tests {
                 details: vec![problem],
             },
         );
-        check(
+        checker.check(
             "JobRegisterRequest",
             &JobRegisterRequest {
                 job: job.clone(),
                 enforce_index: Some(7),
             },
         );
-        check(
+        checker.check(
             "JobRegisterResponse",
             &JobRegisterResponse {
                 eval_id: Some("e1".into()),
@@ -312,14 +294,14 @@ mod tests {
                 warnings: vec!["a warning".into()],
             },
         );
-        check(
+        checker.check(
             "JobStopResponse",
             &JobStopResponse {
                 eval_id: "e1".into(),
                 index: 3,
             },
         );
-        check(
+        checker.check(
             "JobPlanResponse",
             &JobPlanResponse {
                 diff_type: "edit".into(),
@@ -347,7 +329,7 @@ mod tests {
                 job_modify_index: 4,
             },
         );
-        check(
+        checker.check(
             "JobSummary",
             &JobSummary {
                 id: "hello".into(),
@@ -361,19 +343,19 @@ mod tests {
                 modify_index: 5,
             },
         );
-        check("Job", &job);
-        check("Node", &node);
-        check("Allocation", &alloc);
-        check("Decision", &decision);
-        check(
+        checker.check("Job", &job);
+        checker.check("Node", &node);
+        checker.check("Allocation", &alloc);
+        checker.check("Decision", &decision);
+        checker.check(
             "AllocationDetail",
             &AllocationDetail {
                 allocation: alloc.clone(),
                 decision: Some(decision.clone()),
             },
         );
-        check("Evaluation", &eval);
-        check(
+        checker.check("Evaluation", &eval);
+        checker.check(
             "EvaluationDetail",
             &EvaluationDetail {
                 evaluation: eval.clone(),
@@ -384,7 +366,7 @@ mod tests {
             label: "binpack 0.1.0".into(),
             digest: orch_model::Digest::of(b"binpack").to_string(),
         };
-        check(
+        checker.check(
             "Status",
             &ServerStatus {
                 index: 12,
@@ -398,26 +380,26 @@ mod tests {
                 broker: BrokerInfo::default(),
             },
         );
-        check(
+        checker.check(
             "NodeAlive",
             &Alive {
                 index: 1,
                 heartbeat_ttl_ms: 30_000,
             },
         );
-        check("DrainRequest", &DrainRequest { enable: true });
-        check(
+        checker.check("DrainRequest", &DrainRequest { enable: true });
+        checker.check(
             "EligibilityRequest",
             &EligibilityRequest { eligible: false },
         );
-        check(
+        checker.check(
             "NodeUpdated",
             &NodeUpdated {
                 index: 4,
                 eval_ids: vec!["e2".into()],
             },
         );
-        check(
+        checker.check(
             "AllocStatusUpdates",
             &StatusUpdates {
                 updates: vec![StatusUpdate {
@@ -428,7 +410,7 @@ mod tests {
                 }],
             },
         );
-        check(
+        checker.check(
             "AllocStatusUpdated",
             &StatusUpdated {
                 index: 8,
@@ -463,7 +445,7 @@ mod tests {
             "AllocMetric",
         ] {
             let documented = properties(&spec, schema);
-            let produced = seen.0.get(schema).cloned().unwrap_or_default();
+            let produced = checker.seen.get(schema).cloned().unwrap_or_default();
             let never: Vec<_> = documented.difference(&produced).collect();
             assert!(
                 never.is_empty(),
@@ -472,21 +454,46 @@ mod tests {
         }
     }
 
-    /// Fields produced per schema, across every sample.
-    #[derive(Default)]
-    struct Seen(BTreeMap<String, BTreeSet<String>>);
+    /// Holds samples to the document, and remembers the fields produced
+    /// per schema across every sample.
+    struct Checker<'a> {
+        spec: &'a Value,
+        seen: BTreeMap<String, BTreeSet<String>>,
+    }
+
+    impl Checker<'_> {
+        fn check<T: serde::Serialize>(&mut self, schema: &str, value: &T) {
+            let value = serde_json::to_value(value).unwrap();
+            let target = json!({ "$ref": format!("#/components/schemas/{schema}") });
+            let mut problems = Vec::new();
+            let seen = &mut self.seen;
+            let mut record = |named: &str, field: &str| {
+                seen.entry(named.to_owned())
+                    .or_default()
+                    .insert(field.to_owned());
+            };
+            walk(
+                self.spec,
+                &target,
+                "",
+                &value,
+                schema,
+                &mut problems,
+                &mut record,
+            );
+            assert!(
+                problems.is_empty(),
+                "the Rust type and openapi.json disagree:\n  {}\n  value: {value}",
+                problems.join("\n  ")
+            );
+        }
+    }
 
     fn properties(spec: &Value, schema: &str) -> BTreeSet<String> {
         spec["components"]["schemas"][schema]["properties"]
             .as_object()
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default()
-    }
-
-    fn lookup<'a>(spec: &'a Value, r: &str) -> &'a Value {
-        r.trim_start_matches("#/")
-            .split('/')
-            .fold(spec, |v, k| &v[k])
     }
 
     fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
@@ -509,23 +516,6 @@ mod tests {
             }
             Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
             _ => {}
-        }
-    }
-
-    /// `&dyn Serialize` for the samples of different types.
-    mod erased {
-        pub trait Serialize {
-            fn value(&self) -> serde_json::Value;
-        }
-        impl<T: serde::Serialize> Serialize for T {
-            fn value(&self) -> serde_json::Value {
-                serde_json::to_value(self).unwrap_or_default()
-            }
-        }
-        impl serde::Serialize for dyn Serialize + '_ {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.value().serialize(s)
-            }
         }
     }
 

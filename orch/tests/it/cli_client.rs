@@ -51,25 +51,7 @@ fn write_job(dir: &Path, text: &str) -> String {
 /// `dir/ID.toml`: a job of one group `frontend` of `count` allocations of
 /// 500 MHz and `memory` MiB; `extra` goes at the top level.
 fn job_file(dir: &Path, id: &str, count: u32, memory: u64, extra: &str) -> String {
-    let path = dir.join(format!("{id}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"id = "{id}"
-{extra}
-[[group]]
-name = "frontend"
-count = {count}
-
-[[group.task]]
-name = "server"
-driver = "exec"
-config = {{ command = "/bin/sleep", args = ["3600"] }}
-resources = {{ cpu = 500, memory = {memory} }}
-"#
-        ),
-    )
-    .unwrap();
+    let path = crate::common::sleep_job_file(dir, id, "frontend", count, memory, extra);
     path.to_str().unwrap().to_owned()
 }
 

@@ -13,27 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+/// `dir/ID.toml`: a job of one group `web` of `count` sleeps of 500 MHz and
+/// 256 MiB; `extra` goes at the top level.
 fn job_file(dir: &Path, id: &str, count: u32, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{id}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"id = "{id}"
-{extra}
-[[group]]
-name = "web"
-count = {count}
-
-[[group.task]]
-name = "server"
-driver = "exec"
-config = {{ command = "/bin/sleep", args = ["3600"] }}
-resources = {{ cpu = 500, memory = 256 }}
-"#
-        ),
-    )
-    .unwrap();
-    path
+    crate::common::sleep_job_file(dir, id, "web", count, 256, extra)
 }
 
 fn text(o: &Output) -> String {

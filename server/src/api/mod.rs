@@ -159,10 +159,12 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 
 async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
-    let allowed: Vec<String> = table()
+    // The wire's table: what is served (a test holds the two equal),
+    // without building every handler again for one error.
+    let allowed: Vec<String> = orch_wire::ROUTES
         .iter()
-        .filter(|s| s.route.matches(path))
-        .map(|s| s.route.method.to_string())
+        .filter(|r| r.matches(path))
+        .map(|r| r.method.to_string())
         .collect();
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,

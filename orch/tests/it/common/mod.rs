@@ -163,3 +163,36 @@ pub fn write_config(path: &Path, scorer: &str) {
     )
     .unwrap();
 }
+
+/// `dir/ID.toml`: a job of one group `group` of `count` tasks that sleep
+/// for an hour, each asking 500 MHz and `memory` MiB; `extra` goes at the
+/// top level.
+pub fn sleep_job_file(
+    dir: &Path,
+    id: &str,
+    group: &str,
+    count: u32,
+    memory: u64,
+    extra: &str,
+) -> PathBuf {
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"id = "{id}"
+{extra}
+[[group]]
+name = "{group}"
+count = {count}
+
+[[group.task]]
+name = "server"
+driver = "exec"
+config = {{ command = "/bin/sleep", args = ["3600"] }}
+resources = {{ cpu = 500, memory = {memory} }}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
