@@ -481,6 +481,10 @@ mod tests {
             group: "frontend".into(),
             scorer: "binpack@0.1.0".into(),
             scorer_digest: "sha256:9f86d081884c7d65".into(),
+            scorer_name: String::new(),
+            policy: String::new(),
+            split: false,
+            time_ms: 0,
             scorer_failure: None,
             placement: 0,
             snapshot_index: 0,
@@ -510,6 +514,7 @@ mod tests {
         let detail = AllocationDetail {
             allocation: alloc(0, N1, ClientStatus::Running),
             decision: Some(decision()),
+            shadows: Vec::new(),
         };
         let text = alloc_detail(&detail, &node_name_map(), true, NOW);
         assert_snapshot("cli-alloc-status-verbose", &text);
@@ -560,6 +565,7 @@ mod tests {
         let detail = AllocationDetail {
             allocation: a,
             decision: None,
+            shadows: Vec::new(),
         };
         let text = alloc_detail(&detail, &node_name_map(), false, NOW);
         assert_snapshot("cli-alloc-status-tasks", &text);

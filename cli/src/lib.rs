@@ -19,6 +19,7 @@ mod format;
 pub mod job;
 pub mod node;
 pub mod plugin;
+pub mod scheduler;
 pub mod server;
 mod table;
 
@@ -66,6 +67,10 @@ pub enum Command {
     /// Test, inspect, benchmark, list and distribute plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Try a new scheduler on the live cluster: the primary scorer, the
+    /// candidates beside it in shadow or in split, compare, promote.
+    #[command(subcommand)]
+    Scheduler(scheduler::SchedulerCommand),
 }
 
 /// The command could not do its work (bad input, unreadable file, server

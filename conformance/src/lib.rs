@@ -13,6 +13,14 @@ mod scorer;
 
 pub use report::{CheckResult, Outcome, Report};
 
+/// The misbehaving fixture plugin `name` (`loop-forever`, `panics`, …; see
+/// `conformance/fixtures/cases`), as this build compiled it: for the
+/// suite's own tests and for tests of what runs plugins.
+pub fn fixture_wasm(name: &str) -> std::path::PathBuf {
+    let file = name.replace('-', "_");
+    std::path::Path::new(env!("ORCH_FIXTURE_WASM_DIR")).join(format!("{file}.wasm"))
+}
+
 /// A request with `nodes` typical nodes from `seed`, as the suite's cases
 /// make them: for benchmarks and tests that need realistic input.
 pub fn typical_request(nodes: usize, seed: u64) -> orch_plugin_runtime::ScoreRequest {

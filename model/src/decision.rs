@@ -20,6 +20,22 @@ pub struct Decision {
     /// sha256 of the scorer component (or of the native build's name for the
     /// native baseline).
     pub scorer_digest: String,
+    /// The scorer's name in the scheduler settings (`orch scheduler
+    /// status`); empty in records written before scorers had names.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scorer_name: String,
+    /// The scorer meant to place this: the primary, or the split candidate
+    /// that places the job. Differs from `scorer_name` when it failed and
+    /// another answered (see `scorer_failure`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    /// Set when `policy` is a split candidate rather than the primary.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub split: bool,
+    /// When the decision was made (ms since the epoch); 0 in records
+    /// written before it was kept.
+    #[serde(default)]
+    pub time_ms: u64,
     /// Set when the configured scorer failed and the fallback (named in
     /// `scorer`) answered: the configured scorer's error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +103,10 @@ pub struct CandidateInputs {
     /// not have the attribute.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<u32>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Decision {

@@ -20,6 +20,7 @@ mod node;
 mod problem;
 mod resources;
 mod sampling;
+mod scheduler;
 mod validate;
 mod version;
 
@@ -41,5 +42,9 @@ pub use node::{DriverInfo, Eligibility, Node, NodeStatus};
 pub use problem::{Problem, one_line};
 pub use resources::{Dimension, Resources};
 pub use sampling::Sampling;
+pub use scheduler::{
+    Candidate, CandidateMode, Origin, SchedulerOverrides, ScorerSpec, ShadowDecision, Stamped,
+    glob_matches, job_bucket,
+};
 pub use validate::{job_warnings, validate_job};
 pub use version::VersionRange;

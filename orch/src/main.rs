@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Eval(cmd) => cmd.run(),
         Command::Alloc(cmd) => cmd.run(),
         Command::Plugin(cmd) => cmd.run(),
+        Command::Scheduler(cmd) => cmd.run(),
     };
     match result {
         Ok(code) => code,

@@ -17,7 +17,10 @@
 //! - [`Scheduler`] (`scheduler/`): the pipeline from one evaluation and one
 //!   snapshot to a plan; it never writes.
 //! - `api/`: the HTTP API ([`router`]) over the store and the broker.
-//! - [`Config`] (`config/`): `orch.toml`, the scorer it names and its reload.
+//! - [`Config`] (`config/`): `orch.toml`, the scorers it names and its reload;
+//!   [`Lineup`]: the scheduler settings in force (the file's, with what
+//!   `orch scheduler …` changed at run time on top) and the scorers behind
+//!   them.
 //! - [`Heartbeats`]: node TTLs and the reaper that marks nodes down.
 //! - [`run`] (`serve.rs`): all of it wired together in one process.
 //! - [`testing`]: a scheduler harness for tests, like Nomad's
@@ -40,19 +43,22 @@ pub mod testing;
 pub use api::{ApiContext, ApiError, DEFAULT_WAIT, MAX_WAIT, router, routes};
 pub use broker::{Broker, BrokerError, BrokerOptions, BrokerStats, Lease};
 pub use config::{
-    ApiConfig, Config, ConfigError, HeartbeatConfig, LimitsConfig, RegistryAuthConfig, Reloaded,
-    Reloader, SamplingConfig, SchedulerConfig, ScorerLoadError, ScorerSource, StateConfig,
-    load_scheduler, load_scorer, load_scorer_with,
+    ApiConfig, Change, Config, ConfigError, Entry, HeartbeatConfig, LimitsConfig, Lineup,
+    LineupError, LineupStatus, RegistryAuthConfig, Reloaded, Reloader, SamplingConfig,
+    SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig, load_scheduler,
+    load_scorer, load_scorer_with,
 };
 pub use heartbeat::Heartbeats;
 pub use plan::{AllocStop, Plan, PlanResult};
+pub use scheduler::replay::{Replayed, replay, row as parts_row};
 pub use scheduler::{
-    Component as ComponentScorer, Computed, Current, DistinctHosts, DryRun, Feasibility,
+    Component as ComponentScorer, Computed, Current, DistinctHosts, DryRun, Feasibility, LaneStats,
     Native as NativeScorer, ProcessError, Sampling, SchedError, Scheduler, ScoreError, Scorer,
-    Worker, WorkerOptions, process_eval, request_of, to_sdk,
+    ShadowSpec, Shadows, Split, Worker, WorkerOptions, process_eval, request_of, to_sdk,
 };
 pub use serve::{ControlPlane, OnListening, ServeError, ServerOptions, run};
 pub use state::{
     AllocUpdate, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome, Refusal, State,
     Store, StoreError, StoreOptions, Usage,
 };
+pub use state::{DecisionRow, ShadowRow};

@@ -8,9 +8,9 @@
 
 use crate::api::{ApiContext, router};
 use crate::broker::{Broker, BrokerOptions};
-use crate::config::{Config, Reloaded, Reloader, load_scheduler};
+use crate::config::{Config, Lineup, Reloaded, Reloader};
 use crate::heartbeat::Heartbeats;
-use crate::scheduler::{Current, Scheduler, Worker, WorkerOptions};
+use crate::scheduler::{Current, Shadows, Worker, WorkerOptions};
 use crate::{Store, StoreOptions};
 use orch_model::EvalStatus;
 use orch_plugin_runtime::Runtime;
@@ -91,7 +91,7 @@ impl ControlPlane {
     /// threads.
     pub fn start(
         store: Store,
-        scheduler: Scheduler,
+        scheduler: impl Into<Current>,
         workers: usize,
         heartbeats: Option<&Arc<Heartbeats>>,
     ) -> Result<Self, ServeError> {
@@ -121,7 +121,7 @@ impl ControlPlane {
             // evaluations look once more at the state as it is.
             broker.unblock(state.index());
         }
-        let scheduler = Current::new(scheduler);
+        let scheduler = scheduler.into();
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
@@ -205,16 +205,6 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
         source,
     })?;
     let runtime = Runtime::new(config.runtime_config())?;
-    let scheduler = load_scheduler(&config, &runtime)?;
-    tracing::info!(
-        "scheduler: scoring with {} ({}); {}",
-        scheduler.scorer().label(),
-        scheduler.scorer().digest(),
-        match scheduler.fallback() {
-            Some(f) => format!("falls back to {} if it fails", f.label()),
-            None => "fails closed if it fails".to_owned(),
-        }
-    );
     let db = config.data_dir.join("state.db");
     let store = Store::open(
         &db,
@@ -224,21 +214,32 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
         },
     )?;
     tracing::info!("state: {} at index {}", db.display(), store.index());
+    let shadows = Shadows::start(store.clone()).map_err(start("the shadow answers' writer"))?;
+    let lineup = Arc::new(Lineup::start(&config, runtime, &store, shadows)?);
+    {
+        let scheduler = lineup.current().get();
+        tracing::info!(
+            "scheduler: {}",
+            match scheduler.fallback() {
+                Some(f) => format!("falls back to {} if a scorer fails", f.label()),
+                None => "fails closed if a scorer fails".to_owned(),
+            }
+        );
+    }
     let heartbeats = Arc::new(Heartbeats::new(
         config.heartbeat.ttl(),
         config.heartbeat.grace(),
     ));
-    let plane = ControlPlane::start(store, scheduler, config.workers, Some(&heartbeats))?;
-    let reloader = args.config.as_ref().map(|path| {
-        let current = plane.scheduler.clone();
-        Arc::new(Reloader::new(
-            path,
-            config.clone(),
-            runtime.clone(),
-            &plane.scheduler.get(),
-            move |s| current.set(s),
-        ))
-    });
+    let plane = ControlPlane::start(
+        store,
+        lineup.current().clone(),
+        config.workers,
+        Some(&heartbeats),
+    )?;
+    let reloader = args
+        .config
+        .as_ref()
+        .map(|path| Arc::new(Reloader::new(path, config.clone(), lineup.clone())));
     if let Some(reloader) = &reloader {
         reloader
             .spawn_watch()
@@ -251,6 +252,7 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
         max_body_bytes: config.api.max_body_bytes,
         dry_runs: Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS)),
         heartbeats,
+        lineup: Some(lineup),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -3,7 +3,8 @@
 //! by the side that receives it.
 
 use orch_model::{
-    AllocMetric, Allocation, ClientStatus, Decision, Evaluation, Job, Problem, Sampling, TaskState,
+    AllocMetric, Allocation, ClientStatus, Decision, Evaluation, Job, Problem, Sampling,
+    ShadowDecision, TaskState,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -102,6 +103,9 @@ pub struct AllocationDetail {
     pub allocation: Allocation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// What each shadow candidate would have picked for this placement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowDecision>,
 }
 
 /// `GET /v1/evaluation/ID` with the evaluations it led to.

@@ -21,6 +21,7 @@ mod client;
 mod node_calls;
 mod openapi;
 pub mod routes;
+mod scheduler;
 
 pub use bodies::{
     Alive, AllocationDetail, BrokerInfo, DrainRequest, EligibilityRequest, ErrorBody,
@@ -34,3 +35,7 @@ pub use client::{
 };
 pub use openapi::{OPENAPI_JSON, schema_problems};
 pub use routes::{AGENT_ROUTES, Method, ROUTES, Route, path_segment};
+pub use scheduler::{
+    CandidateStatus, Comparison, DecisionPage, NamedScorer, Packing, ResourcePacking,
+    SchedulerStatus, ScorerFigures, ScorerRole, ShadowCounters, SpreadCount,
+};

@@ -352,8 +352,25 @@ mod tests {
             &AllocationDetail {
                 allocation: alloc.clone(),
                 decision: Some(decision.clone()),
+                shadows: vec![orch_model::ShadowDecision {
+                    alloc_id: "a1".into(),
+                    job_id: "hello".into(),
+                    candidate: "spread".into(),
+                    scorer: "spread 0.1.0".into(),
+                    scorer_digest: "sha256:01".into(),
+                    time_ms: 1,
+                    scores: vec![0.25],
+                    part_names: vec!["fit".into()],
+                    parts: vec![0.25],
+                    pick: Some(0),
+                    agrees: true,
+                    cluster_node: Some("n1".into()),
+                    fault: Some("a fault".into()),
+                    scorer_micros: 12,
+                }],
             },
         );
+        scheduler_bodies(&mut checker);
         checker.check("Evaluation", &eval);
         checker.check(
             "EvaluationDetail",
@@ -443,6 +460,21 @@ mod tests {
             "AllocStatusUpdated",
             "Allocation",
             "AllocMetric",
+            "Decision",
+            "ShadowDecision",
+            "SchedulerStatus",
+            "ScorerRole",
+            "CandidateStatus",
+            "ShadowCounters",
+            "NamedScorer",
+            "Origin",
+            "ScorerSpec",
+            "Candidate",
+            "Comparison",
+            "ScorerFigures",
+            "Packing",
+            "ResourcePacking",
+            "SpreadCount",
         ] {
             let documented = properties(&spec, schema);
             let produced = checker.seen.get(schema).cloned().unwrap_or_default();
@@ -452,6 +484,97 @@ mod tests {
                 "openapi.json's {schema} documents {never:?}, which no sample of its Rust type produces"
             );
         }
+    }
+
+    /// Samples of `/v1/scheduler…`'s bodies, every optional field set in one
+    /// of them.
+    fn scheduler_bodies(checker: &mut Checker<'_>) {
+        use orch_model::{Candidate, CandidateMode, Origin, ScorerSpec};
+        let spec = ScorerSpec {
+            plugin: "builtin:binpack".into(),
+            deadline_ms: Some(50),
+            memory_mib: Some(64),
+            fuel: Some(1_000_000),
+        };
+        let candidate = Candidate {
+            mode: CandidateMode::Split,
+            weight: Some(10),
+            jobs: vec!["batch-*".into()],
+        };
+        checker.check("ScorerSpec", &spec);
+        checker.check("Candidate", &candidate);
+        let api = Origin::Api {
+            index: 7,
+            time_ms: 1000,
+        };
+        checker.check(
+            "SchedulerStatus",
+            &SchedulerStatus {
+                index: 9,
+                primary: ScorerRole {
+                    name: "binpack".into(),
+                    label: "binpack 0.1.0".into(),
+                    digest: "sha256:00".into(),
+                    origin: Origin::Config,
+                },
+                fallback: Some("binpack".into()),
+                sampling: Sampling::default(),
+                candidates: vec![CandidateStatus {
+                    name: "spread".into(),
+                    mode: CandidateMode::Shadow,
+                    weight: 100,
+                    jobs: vec!["web-*".into()],
+                    label: "spread 0.1.0".into(),
+                    digest: "sha256:01".into(),
+                    origin: api,
+                    shadow: Some(ShadowCounters::default()),
+                }],
+                scorers: vec![NamedScorer {
+                    name: "tight".into(),
+                    spec,
+                    origin: api,
+                    role: Some("split".into()),
+                }],
+                stale: Some("a reason".into()),
+            },
+        );
+        let resources = vec![ResourcePacking {
+            resource: "cpu".into(),
+            mean: 0.5,
+            p90: 0.75,
+            stranded: 0.01,
+        }];
+        checker.check(
+            "Comparison",
+            &Comparison {
+                since_ms: 1,
+                index: 2,
+                scorers: vec![ScorerFigures {
+                    name: "spread".into(),
+                    role: "shadow".into(),
+                    label: "spread 0.1.0".into(),
+                    decisions: 3,
+                    agreement: Some(0.5),
+                    latency_p50_us: 4,
+                    latency_p99_us: 9,
+                    faults: 0,
+                    fallbacks: 0,
+                    drops: 1,
+                    packing: Some(Packing {
+                        nodes: 3,
+                        nodes_used: 2,
+                        allocations: 3,
+                        unplaced: 1,
+                        resources,
+                        spread: vec![SpreadCount {
+                            value: "dc1".into(),
+                            allocations: 3,
+                        }],
+                        per_node: vec![0.5, 0.25],
+                    }),
+                }],
+            },
+        );
     }
 
     /// Holds samples to the document, and remembers the fields produced
@@ -581,6 +704,9 @@ mod tests {
         serde_json::from_value(json!({
             "alloc_id": "a1", "eval_id": "e1", "job_id": "hello", "group": "web",
             "scorer": "binpack 0.1.0", "scorer_digest": "sha256:00",
+            "scorer_name": "binpack", "policy": "tight", "split": true, "time_ms": 5,
+            "scorer_failure": "tight: deadline", "nodes_filtered": {"missing driver exec": 2},
+            "host_adjustments": [0.1],
             "placement": 3, "snapshot_index": 9, "job_priority": 50,
             "ask": {"cpu": 100, "memory": 64, "disk": 0},
             "inputs": {

@@ -119,6 +119,33 @@ pub const ALLOCATION_LOGS: Route =
 pub const ALLOCATION_STATUS: Route =
     Route::new(Post, "/v1/allocations/status", "updateAllocationStatus");
 pub const OPENAPI: Route = Route::new(Get, "/v1/openapi.json", "getOpenApi");
+pub const SCHEDULER: Route = Route::new(Get, "/v1/scheduler", "getScheduler");
+pub const SCHEDULER_SCORER: Route =
+    Route::new(Post, "/v1/scheduler/scorer/{name}", "putSchedulerScorer");
+pub const SCHEDULER_SCORER_DELETE: Route = Route::new(
+    Delete,
+    "/v1/scheduler/scorer/{name}",
+    "deleteSchedulerScorer",
+);
+pub const SCHEDULER_CANDIDATE: Route = Route::new(
+    Post,
+    "/v1/scheduler/candidate/{name}",
+    "putSchedulerCandidate",
+);
+pub const SCHEDULER_CANDIDATE_DELETE: Route = Route::new(
+    Delete,
+    "/v1/scheduler/candidate/{name}",
+    "deleteSchedulerCandidate",
+);
+pub const SCHEDULER_PROMOTE: Route = Route::new(
+    Post,
+    "/v1/scheduler/promote/{name}",
+    "promoteSchedulerScorer",
+);
+pub const SCHEDULER_RESET: Route = Route::new(Post, "/v1/scheduler/reset", "resetScheduler");
+pub const SCHEDULER_COMPARE: Route = Route::new(Get, "/v1/scheduler/compare", "compareSchedulers");
+pub const SCHEDULER_DECISIONS: Route =
+    Route::new(Get, "/v1/scheduler/decisions", "listSchedulerDecisions");
 
 /// Every route of the server's API.
 pub const ROUTES: &[Route] = &[
@@ -145,6 +172,15 @@ pub const ROUTES: &[Route] = &[
     ALLOCATION_LOGS,
     ALLOCATION_STATUS,
     OPENAPI,
+    SCHEDULER,
+    SCHEDULER_SCORER,
+    SCHEDULER_SCORER_DELETE,
+    SCHEDULER_CANDIDATE,
+    SCHEDULER_CANDIDATE_DELETE,
+    SCHEDULER_PROMOTE,
+    SCHEDULER_RESET,
+    SCHEDULER_COMPARE,
+    SCHEDULER_DECISIONS,
 ];
 
 // The agent's own small API, read by the server (`orch alloc logs` is

@@ -325,7 +325,7 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn auth(&self, registry: &str) -> Result<Auth> {
+    pub(crate) fn auth(&self, registry: &str) -> Result<Auth> {
         let explicit = match &self.username {
             None => None,
             Some(user) => {
@@ -376,7 +376,7 @@ impl LimitArgs {
 
 /// A byte progress bar on stderr, only when stderr is a terminal (scripts
 /// and tests get the result lines alone).
-fn progress_bar(message: &str) -> Option<ProgressBar> {
+pub(crate) fn progress_bar(message: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
@@ -390,7 +390,7 @@ fn progress_bar(message: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn advance(bar: &Option<ProgressBar>, p: Progress) {
+pub(crate) fn advance(bar: &Option<ProgressBar>, p: Progress) {
     if let Some(bar) = bar {
         if let Some(total) = p.total {
             bar.set_length(total);
@@ -399,7 +399,7 @@ fn advance(bar: &Option<ProgressBar>, p: Progress) {
     }
 }
 
-fn finish(bar: Option<ProgressBar>) {
+pub(crate) fn finish(bar: Option<ProgressBar>) {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -62,17 +62,24 @@ pub async fn get(
         .alloc(&id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("allocation", &id))?;
-    let decision = if verbose {
+    let (decision, shadows) = if verbose {
         let store = ctx.store.clone();
-        blocking_io(move || store.decision(&id).map_err(ApiError::from)).await?
+        blocking_io(move || {
+            Ok((
+                store.decision(&id).map_err(ApiError::from)?,
+                store.shadows(&id).map_err(ApiError::from)?,
+            ))
+        })
+        .await?
     } else {
-        None
+        (None, Vec::new())
     };
     Ok(Indexed(
         state.index(),
         Json(AllocationDetail {
             allocation: (*alloc).clone(),
             decision,
+            shadows,
         }),
     ))
 }

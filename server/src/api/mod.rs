@@ -21,6 +21,7 @@ mod jobs;
 mod logs;
 mod nodes;
 mod query;
+mod scheduler;
 
 pub use error::ApiError;
 pub use query::{DEFAULT_WAIT, MAX_WAIT};
@@ -57,6 +58,10 @@ pub struct ApiContext {
     pub dry_runs: Arc<tokio::sync::Semaphore>,
     /// Node deadlines: registering and `/heartbeat` push them on.
     pub heartbeats: Arc<crate::heartbeat::Heartbeats>,
+    /// The scheduler settings and the one place they change; `None` on a
+    /// server embedded with a fixed scheduler (the `/v1/scheduler` routes
+    /// then answer 503).
+    pub lineup: Option<Arc<crate::config::Lineup>>,
 }
 
 impl ApiContext {
@@ -113,6 +118,15 @@ fn table() -> Vec<Served> {
         route(r::ALLOCATION_LOGS, logs::logs),
         route(r::ALLOCATION_STATUS, allocs::update_status),
         route(r::OPENAPI, openapi),
+        route(r::SCHEDULER, scheduler::status),
+        route(r::SCHEDULER_SCORER, scheduler::put_scorer),
+        route(r::SCHEDULER_SCORER_DELETE, scheduler::delete_scorer),
+        route(r::SCHEDULER_CANDIDATE, scheduler::put_candidate),
+        route(r::SCHEDULER_CANDIDATE_DELETE, scheduler::delete_candidate),
+        route(r::SCHEDULER_PROMOTE, scheduler::promote),
+        route(r::SCHEDULER_RESET, scheduler::reset),
+        route(r::SCHEDULER_COMPARE, scheduler::compare),
+        route(r::SCHEDULER_DECISIONS, scheduler::decisions),
     ]
 }
 

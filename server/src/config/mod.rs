@@ -13,36 +13,41 @@
 //! // else reads them (the runtime's cache lives under data_dir):
 //! config.listen = args.listen.unwrap_or(config.listen);
 //! let runtime = Runtime::new(config.runtime_config())?;
-//! let scheduler = load_scheduler(&config, &runtime)?; // refuses a bad scorer
-//! let current = Current::new(scheduler);
-//! let reloader = Arc::new(Reloader::new(&path, config, runtime, &current.get(), {
-//!     let current = current.clone();
-//!     move |scheduler| current.set(scheduler)
-//! }));
+//! // The scorers [scheduler] and the store's run-time settings name,
+//! // loaded and checked; refuses to start on a bad one:
+//! let lineup = Arc::new(Lineup::start(&config, runtime, &store, shadows)?);
+//! let reloader = Arc::new(Reloader::new(&path, config, lineup.clone()));
 //! reloader.spawn_watch()?; // follows edits of the file; stops when dropped
 //! // on each SIGHUP, off the async threads (it may compile a component):
 //! let r = reloader.clone();
 //! tokio::task::spawn_blocking(move || r.reload_now());
+//! // the API's `orch scheduler …` changes, also off the async threads:
+//! lineup.change(&store, Change::Promote { name })?;
 //! ```
 //!
-//! A reload only ever swaps the scheduler (scorer, sampling, limits), and
-//! only for a scorer that passed the same checks as at start; anything else
-//! that changed is logged as needing a restart.
+//! A reload only ever swaps the scheduler (scorers, roles, sampling,
+//! limits), and only for scorers that passed the same checks as at start;
+//! anything else that changed is logged as needing a restart.
 
+mod lineup;
 mod reload;
 mod scorer;
+mod settings;
 
+pub use lineup::{Change, Lineup, LineupError, LineupStatus};
 pub use reload::{Reloaded, Reloader};
 pub use scorer::{
     RegistryAuthConfig, ScorerLoadError, ScorerSource, load_scheduler, load_scorer,
     load_scorer_with,
 };
+pub use settings::{Entry, Settings};
 
 use crate::Durability;
 use crate::scheduler::sample::Sampling;
-use orch_model::{Problem, closest, one_line, place_problems};
+use orch_model::{Candidate, Problem, ScorerSpec, closest, one_line, place_problems};
 use orch_plugin_runtime::{Limits, RuntimeConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -103,7 +108,16 @@ pub struct SchedulerConfig {
     /// decision record says why.
     pub fallback: Option<String>,
     pub sampling: SamplingConfig,
+    /// The limits of every scorer's calls; a scorer's own table may
+    /// override each.
     pub limits: LimitsConfig,
+    /// `[scheduler.scorers.NAME]`: scorers known by name, so that a
+    /// candidate or a promote can name them. Built-ins are known by their
+    /// own names without being listed.
+    pub scorers: BTreeMap<String, ScorerSpec>,
+    /// `[scheduler.candidates.NAME]`: scorers tried beside the primary, in
+    /// shadow or in split; NAME is a scorer's name.
+    pub candidates: BTreeMap<String, Candidate>,
 }
 
 impl Default for SchedulerConfig {
@@ -113,6 +127,8 @@ impl Default for SchedulerConfig {
             fallback: None,
             sampling: SamplingConfig::default(),
             limits: LimitsConfig::default(),
+            scorers: BTreeMap::new(),
+            candidates: BTreeMap::new(),
         }
     }
 }
@@ -152,7 +168,7 @@ impl SamplingConfig {
 }
 
 /// `[scheduler.limits]`: what one scorer call may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Wall-clock deadline of one call, in milliseconds (1 to 60000).
@@ -182,6 +198,49 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// These limits with what `spec` overrides.
+    pub fn with(&self, spec: &ScorerSpec) -> Self {
+        Self {
+            deadline_ms: spec.deadline_ms.unwrap_or(self.deadline_ms),
+            memory_mib: spec.memory_mib.unwrap_or(self.memory_mib),
+            fuel: spec.fuel.or(self.fuel),
+        }
+    }
+
+    /// What is out of range, each problem at `at.KEY`.
+    pub fn problems(&self, at: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if !(1..=MAX_DEADLINE_MS).contains(&self.deadline_ms) {
+            problems.push(
+                Problem::new(
+                    format!("{at}.deadline_ms"),
+                    format!("{} ms is out of range", self.deadline_ms),
+                )
+                .hint(format!(
+                    "use 1 to {MAX_DEADLINE_MS}: every placement waits for this call, so a scorer needing seconds holds up the whole queue"
+                )),
+            );
+        }
+        if !(1..=MAX_MEMORY_MIB).contains(&self.memory_mib) {
+            problems.push(
+                Problem::new(
+                    format!("{at}.memory_mib"),
+                    format!("{} MiB is out of range", self.memory_mib),
+                )
+                .hint(format!(
+                    "use 1 to {MAX_MEMORY_MIB} (a wasm32 memory cannot grow past 4 GiB)"
+                )),
+            );
+        }
+        if self.fuel == Some(0) {
+            problems.push(
+                Problem::new(format!("{at}.fuel"), "0 fuel would stop every call at once")
+                    .hint("remove it to leave calls unmetered, or give a budget such as 100000000"),
+            );
+        }
+        problems
+    }
+
     /// The runtime's limits; what this table does not set keeps the
     /// runtime's defaults.
     pub fn limits(&self) -> Limits {
@@ -374,38 +433,7 @@ impl Config {
                 .hint("set candidates to 1 or more (64 is the default), or a percent"),
             );
         }
-        let l = &s.limits;
-        if !(1..=MAX_DEADLINE_MS).contains(&l.deadline_ms) {
-            problems.push(
-                Problem::new(
-                    "scheduler.limits.deadline_ms",
-                    format!("{} ms is out of range", l.deadline_ms),
-                )
-                .hint(format!(
-                    "use 1 to {MAX_DEADLINE_MS}: every placement waits for this call, so a scorer needing seconds holds up the whole queue"
-                )),
-            );
-        }
-        if !(1..=MAX_MEMORY_MIB).contains(&l.memory_mib) {
-            problems.push(
-                Problem::new(
-                    "scheduler.limits.memory_mib",
-                    format!("{} MiB is out of range", l.memory_mib),
-                )
-                .hint(format!(
-                    "use 1 to {MAX_MEMORY_MIB} (a wasm32 memory cannot grow past 4 GiB)"
-                )),
-            );
-        }
-        if l.fuel == Some(0) {
-            problems.push(
-                Problem::new(
-                    "scheduler.limits.fuel",
-                    "0 fuel would stop every call at once",
-                )
-                .hint("remove it to leave calls unmetered, or give a budget such as 100000000"),
-            );
-        }
+        problems.extend(s.limits.problems("scheduler.limits"));
         if let Some(fallback) = &s.fallback {
             match ScorerSource::resolve(fallback, &self.base_dir) {
                 Ok(ScorerSource::Builtin(_)) => {}
@@ -422,27 +450,11 @@ impl Config {
                 Err(e) => problems.push(Problem::new("scheduler.fallback", e.to_string())),
             }
         }
-        match ScorerSource::resolve(&s.scorer, &self.base_dir) {
-            Ok(ScorerSource::File(path)) if !path.is_file() => {
-                let what = if path.exists() {
-                    "is not a file"
-                } else {
-                    "does not exist"
-                };
-                problems.push(
-                    Problem::new(
-                        "scheduler.scorer",
-                        format!("{} {what}", path.display()),
-                    )
-                    .hint(format!(
-                        "give a path to a .wasm scorer component, relative to the config file's folder, or a built-in: {}",
-                        scorer::builtin_names().join(", ")
-                    )),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => problems.push(Problem::new("scheduler.scorer", e.to_string())),
-        }
+        // Limits were checked above; the rest is the settings' own check,
+        // the same the API runs on a change made at run time.
+        problems.extend(
+            Settings::of(s, &orch_model::SchedulerOverrides::default()).problems(&self.base_dir),
+        );
         for (host, auth) in &self.registry {
             if let Err(problem) = auth.credentials() {
                 problems.push(Problem::new(format!("registry.{host}"), problem).hint(
@@ -459,7 +471,8 @@ impl Config {
     pub fn runtime_config(&self) -> RuntimeConfig {
         RuntimeConfig {
             cache_dir: Some(self.data_dir.join("components")),
-            fuel: self.scheduler.limits.fuel.is_some(),
+            fuel: self.scheduler.limits.fuel.is_some()
+                || self.scheduler.scorers.values().any(|s| s.fuel.is_some()),
             ..RuntimeConfig::default()
         }
     }

@@ -9,11 +9,8 @@
 //! and file system the server runs on; a second of delay does not matter
 //! for a config edit.
 
-use super::scorer::{ScorerLoadError, ScorerSource, load_scorer_with};
-use super::{Config, ConfigError, SchedulerConfig};
-use crate::scheduler::Scheduler;
-use crate::scheduler::score::Scorer;
-use orch_plugin_runtime::{Digest, Runtime};
+use super::scorer::ScorerLoadError;
+use super::{Config, ConfigError, Lineup};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -40,22 +37,22 @@ pub enum Reloaded {
     ScorerRefused(ScorerLoadError),
 }
 
-/// Re-reads the config on demand or when it changes, and hands a new
-/// [`Scheduler`] to its callback when `[scheduler]` (or the scorer file it
-/// names) changed and the new scorer was accepted. Dropping it stops the
-/// watch thread.
+/// Re-reads the config on demand or when it changes, and hands its
+/// `[scheduler]` to the [`Lineup`], which puts it in force (with what was
+/// set at run time on top) when its scorers pass the checks. Dropping it
+/// stops the watch thread.
 pub struct Reloader {
     inner: Arc<Inner>,
     watch: Mutex<Option<Watch>>,
 }
 
-type OnChange = Box<dyn Fn(Scheduler) + Send + Sync>;
-
 struct Inner {
     path: PathBuf,
-    runtime: Runtime,
-    on_change: OnChange,
-    state: Mutex<State>,
+    lineup: Arc<Lineup>,
+    /// The file as last read: restart-only settings are compared with it,
+    /// not with the running config, so CLI overrides are not reported as
+    /// changes, and a change is reported once.
+    file: Mutex<Config>,
     /// The files' stamps the watch thread last saw; taken first in `new`,
     /// so an edit made before the thread starts is still noticed.
     seen: Mutex<Stamps>,
@@ -64,39 +61,17 @@ struct Inner {
     stale_at_start: bool,
 }
 
-struct State {
-    /// The scheduler section in use.
-    running: SchedulerConfig,
-    /// The scorer in use.
-    scorer: Arc<dyn Scorer>,
-    /// The fallback in use, if the config names one.
-    fallback: Option<Arc<dyn Scorer>>,
-    /// The file as last read: restart-only settings are compared with it,
-    /// not with the running config, so CLI overrides are not reported as
-    /// changes, and a change is reported once.
-    file: Config,
-}
-
 struct Watch {
     stop: Arc<Stop>,
     thread: JoinHandle<()>,
 }
 
 impl Reloader {
-    /// `config` is what the server runs with (CLI overrides applied) and
-    /// `scheduler` the one it loaded from it; `on_change` receives each
-    /// accepted scheduler (the server's `Current::set`). It is called with
-    /// the reloader's lock held, so reloads apply in order; it must not
-    /// call back into the reloader.
-    pub fn new(
-        path: impl Into<PathBuf>,
-        config: Config,
-        runtime: Runtime,
-        scheduler: &Scheduler,
-        on_change: impl Fn(Scheduler) + Send + Sync + 'static,
-    ) -> Self {
+    /// `config` is what the server runs with (CLI overrides applied), and
+    /// `lineup` what it loaded from it.
+    pub fn new(path: impl Into<PathBuf>, config: Config, lineup: Arc<Lineup>) -> Self {
         let path = path.into();
-        let seen = Mutex::new([stamp(&path), None]);
+        let mut seen = vec![stamp(&path)];
         // The file's own values, for telling later edits from overrides;
         // if it cannot be read now, the next successful read is compared
         // with what the server runs.
@@ -104,21 +79,14 @@ impl Reloader {
         // CLI overrides never touch `[scheduler]`, so a difference there is
         // an edit made while the server was starting.
         let stale_at_start = file.scheduler != config.scheduler;
+        seen.extend(lineup.scorer_files().iter().map(|p| stamp(p)));
         let inner = Arc::new(Inner {
             path,
-            runtime,
-            on_change: Box::new(on_change),
-            state: Mutex::new(State {
-                running: config.scheduler,
-                scorer: scheduler.scorer().clone(),
-                fallback: scheduler.fallback().cloned(),
-                file,
-            }),
-            seen,
+            lineup,
+            file: Mutex::new(file),
+            seen: Mutex::new(seen),
             stale_at_start,
         });
-        let scorer_stamp = inner.stamps()[1];
-        lock(&inner.seen)[1] = scorer_stamp;
         Self {
             inner,
             watch: Mutex::new(None),
@@ -152,7 +120,9 @@ impl Reloader {
                         let now = inner.stamps();
                         let changed = {
                             let mut seen = lock(&inner.seen);
-                            std::mem::replace(&mut *seen, now) != now
+                            let changed = *seen != now;
+                            *seen = now;
+                            changed
                         };
                         // Reload once a change has held still for a poll,
                         // so a file caught mid-write (empty, or missing its
@@ -195,152 +165,49 @@ impl Drop for Reloader {
 
 impl Inner {
     fn reload(&self) -> Reloaded {
-        let mut state = lock(&self.state);
-        let old = format!("{} ({})", state.scorer.label(), state.scorer.digest());
         let config = match Config::load(&self.path) {
             Ok(c) => c,
             Err(e) => {
                 // One log line, however many problems the file has.
                 let e_line = e.to_string().replace('\n', "; ");
-                tracing::error!("config reload refused: {e_line}; still scoring with {old}");
+                tracing::error!(
+                    "config reload refused: {e_line}; still scoring with {}",
+                    self.lineup.current().get().scorer().label()
+                );
                 return Reloaded::ConfigRefused(e);
             }
         };
-        let restart = state.file.restart_needed(&config);
-        if !restart.is_empty() {
-            tracing::warn!(
-                "config {}: {} changed; not applied: a restart is needed to apply it",
-                self.path.display(),
-                restart.join(", ")
-            );
+        {
+            let mut file = lock(&self.file);
+            let restart = file.restart_needed(&config);
+            if !restart.is_empty() {
+                tracing::warn!(
+                    "config {}: {} changed; not applied: a restart is needed to apply it",
+                    self.path.display(),
+                    restart.join(", ")
+                );
+            }
+            *file = config.clone();
         }
-        state.file = config.clone();
-
-        let new = &config.scheduler;
-        let same_scorer = new.scorer == state.running.scorer
-            && new.limits == state.running.limits
-            && match scorer_file_digest(new, &config.base_dir, &config.registry) {
-                // The same path with new bytes is a new scorer (rebuilt in
-                // place, then SIGHUP).
-                Ok(Some(digest)) => digest.to_string() == state.scorer.digest(),
-                Ok(None) => true,
-                Err(e) => {
-                    tracing::error!("config reload refused: {e}; still scoring with {old}");
-                    return Reloaded::ScorerRefused(e);
-                }
-            };
-        let same_fallback =
-            new.fallback == state.running.fallback && new.limits == state.running.limits;
-        if same_scorer && same_fallback && new.sampling == state.running.sampling {
+        let reloaded = self.lineup.set_file(&config);
+        if matches!(reloaded, Reloaded::Unchanged) {
             tracing::debug!("config {}: the scheduler is unchanged", self.path.display());
-            return Reloaded::Unchanged;
         }
-        let scorer = if same_scorer {
-            state.scorer.clone()
-        } else {
-            match load_scorer_with(new, &config.base_dir, &config.registry, &self.runtime) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("config reload refused: {e}; still scoring with {old}");
-                    return Reloaded::ScorerRefused(e);
-                }
-            }
-        };
-        let fallback = if same_fallback {
-            state.fallback.clone()
-        } else {
-            match &new.fallback {
-                None => None,
-                Some(name) => {
-                    let fallback = SchedulerConfig {
-                        scorer: name.clone(),
-                        fallback: None,
-                        ..new.clone()
-                    };
-                    match load_scorer_with(
-                        &fallback,
-                        &config.base_dir,
-                        &config.registry,
-                        &self.runtime,
-                    ) {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            tracing::error!(
-                                "config reload refused: the fallback: {e}; still scoring with {old}"
-                            );
-                            return Reloaded::ScorerRefused(e);
-                        }
-                    }
-                }
-            }
-        };
-        let sampling = new.sampling.sampling();
-        if same_scorer {
-            tracing::info!(
-                "scheduler: now sampling {} candidates or {}% of the nodes; still scoring with {old}",
-                sampling.candidates,
-                sampling.percent
-            );
-        } else {
-            tracing::info!(
-                "scheduler: now scoring with {} ({})",
-                scorer.label(),
-                scorer.digest()
-            );
-        }
-        let applied = Reloaded::Applied {
-            label: scorer.label().to_owned(),
-            digest: scorer.digest().to_owned(),
-        };
-        if !same_fallback {
-            match &fallback {
-                Some(f) => {
-                    tracing::info!("scheduler: falls back to {} ({})", f.label(), f.digest())
-                }
-                None => tracing::info!("scheduler: no fallback; a failing scorer fails closed"),
-            }
-        }
-        state.running = new.clone();
-        state.scorer = scorer.clone();
-        state.fallback = fallback.clone();
-        let scheduler = Scheduler::new(scorer, sampling);
-        (self.on_change)(match fallback {
-            Some(f) => scheduler.with_fallback(f),
-            None => scheduler,
-        });
-        applied
+        reloaded
     }
 
     /// What the watch thread compares: the config file's and the scorer
-    /// file's modification time and size.
+    /// files' modification time and size.
     fn stamps(&self) -> Stamps {
-        let scorer = {
-            let state = lock(&self.state);
-            match ScorerSource::resolve(&state.file.scheduler.scorer, &state.file.base_dir) {
-                Ok(ScorerSource::File(path)) => Some(path),
-                _ => None,
-            }
-        };
-        [stamp(&self.path), scorer.as_deref().and_then(stamp)]
-    }
-}
-
-/// The digest of the scorer file `config` names, or `None` for a built-in
-/// (whose bytes cannot change while the server runs).
-fn scorer_file_digest(
-    config: &SchedulerConfig,
-    base_dir: &Path,
-    registries: &std::collections::BTreeMap<String, super::RegistryAuthConfig>,
-) -> Result<Option<Digest>, ScorerLoadError> {
-    match ScorerSource::resolve(&config.scorer, base_dir)? {
-        ScorerSource::Builtin(_) => Ok(None),
-        source => Ok(Some(Digest::of(&source.read_with(registries)?))),
+        let mut stamps = vec![stamp(&self.path)];
+        stamps.extend(self.lineup.scorer_files().iter().map(|p| stamp(p)));
+        stamps
     }
 }
 
 type Stamp = (Option<SystemTime>, u64);
-/// The config file's and the scorer file's.
-type Stamps = [Option<Stamp>; 2];
+/// The config file's, then each scorer file's.
+type Stamps = Vec<Option<Stamp>>;
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;

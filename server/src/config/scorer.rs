@@ -351,7 +351,7 @@ pub fn load_scheduler(config: &Config, runtime: &Runtime) -> Result<Scheduler, S
     }
 }
 
-fn accept(
+pub(crate) fn accept(
     runtime: &Runtime,
     name: &str,
     bytes: &[u8],

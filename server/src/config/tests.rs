@@ -102,7 +102,8 @@ fn an_unknown_key_is_placed_and_the_meant_one_suggested() {
         errors("workers = 2\n[scheduler]\nscorr = \"spread\"\n"),
         [
             "/etc/orch/orch.toml:3:1: scheduler.scorr: unknown field `scorr`, expected one of \
-          `scorer`, `fallback`, `sampling`, `limits` (did you mean `scorer`?)"
+          `scorer`, `fallback`, `sampling`, `limits`, `scorers`, `candidates` (did you mean \
+          `scorer`?)"
         ]
     );
     assert_eq!(

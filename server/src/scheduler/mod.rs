@@ -24,16 +24,21 @@
 //! goes to the plan applier, which re-checks it against the latest state.
 
 mod adjust;
+pub mod compare;
 pub(crate) mod feasible;
 mod place;
 mod reconcile;
+pub mod replay;
 pub(crate) mod sample;
 pub(crate) mod score;
 mod select;
+pub mod shadow;
 mod worker;
 
 pub use feasible::{DistinctHosts, Feasibility};
 pub use sample::Sampling;
+pub use shadow::{LaneStats, ShadowSpec, Shadows};
+
 pub use score::{Component, Native, ScoreError, Scorer, request_of, to_sdk};
 pub use worker::{ProcessError, Worker, WorkerOptions, process_eval};
 
@@ -70,32 +75,137 @@ pub struct Computed {
     pub followup_at: Option<u64>,
 }
 
-/// The scorer and sampling every worker uses.
+/// The scorers and sampling every worker uses: the primary, the fallback,
+/// split candidates that place a share of the jobs, and the shadow
+/// candidates the decisions are offered to once committed.
 pub struct Scheduler {
     scorer: Arc<dyn Scorer>,
+    /// The primary's name in the scheduler settings.
+    name: String,
     /// Scores a placement the scorer failed on (the failure policy
     /// `fallback`); without one the placement fails (`fail_closed`).
     fallback: Option<Arc<dyn Scorer>>,
+    fallback_name: String,
     sampling: Sampling,
     /// Placements made so far: each placement's number (see
-    /// [`orch_model::Decision::placement`]).
-    placements: AtomicU64,
+    /// [`orch_model::Decision::placement`]); shared by the schedulers that
+    /// replace this one, so numbers do not start over at a change.
+    placements: Arc<AtomicU64>,
+    splits: Vec<Split>,
+    shadows: Option<Arc<Shadows>>,
+}
+
+/// A split candidate: places the jobs whose bucket ([`orch_model::job_bucket`])
+/// falls in `buckets` and whose id its globs match.
+pub struct Split {
+    pub name: String,
+    pub scorer: Arc<dyn Scorer>,
+    pub buckets: std::ops::Range<u32>,
+    pub candidate: orch_model::Candidate,
 }
 
 impl Scheduler {
     pub fn new(scorer: Arc<dyn Scorer>, sampling: Sampling) -> Self {
         Self {
             scorer,
+            name: "primary".to_owned(),
             fallback: None,
+            fallback_name: "fallback".to_owned(),
             sampling,
-            placements: AtomicU64::new(0),
+            placements: Arc::new(AtomicU64::new(0)),
+            splits: Vec::new(),
+            shadows: None,
         }
+    }
+
+    /// The primary's name in the settings (`primary` unless named).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Numbers placements on from `counter` (the scheduler this one
+    /// replaces).
+    #[must_use]
+    pub fn with_counter(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.placements = counter;
+        self
+    }
+
+    /// Split candidates, placing their share of the jobs for real.
+    #[must_use]
+    pub fn with_splits(mut self, splits: Vec<Split>) -> Self {
+        self.splits = splits;
+        self
+    }
+
+    /// The shadow lanes committed decisions are offered to.
+    #[must_use]
+    pub fn with_shadows(mut self, shadows: Arc<Shadows>) -> Self {
+        self.shadows = Some(shadows);
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn counter(&self) -> &Arc<AtomicU64> {
+        &self.placements
+    }
+
+    pub fn splits(&self) -> &[Split] {
+        &self.splits
+    }
+
+    pub fn shadows(&self) -> Option<&Arc<Shadows>> {
+        self.shadows.as_ref()
+    }
+
+    /// The split that places `job_id`, if one does.
+    pub fn split_for(&self, job_id: &str) -> Option<&Split> {
+        let bucket = orch_model::job_bucket(job_id);
+        self.splits
+            .iter()
+            .find(|s| s.buckets.contains(&bucket) && s.candidate.covers(job_id))
+    }
+
+    /// Who scores `job_id`'s placements, in order: its split or the
+    /// primary, then the primary behind a split, then the fallback.
+    fn chain(&self, job_id: &str) -> (Vec<score::Named<'_>>, bool) {
+        let mut chain = Vec::with_capacity(3);
+        let split = self.split_for(job_id);
+        if let Some(s) = split {
+            chain.push(score::Named {
+                name: &s.name,
+                scorer: s.scorer.as_ref(),
+            });
+        }
+        chain.push(score::Named {
+            name: &self.name,
+            scorer: self.scorer.as_ref(),
+        });
+        if let Some(f) = &self.fallback {
+            chain.push(score::Named {
+                name: &self.fallback_name,
+                scorer: f.as_ref(),
+            });
+        }
+        (chain, split.is_some())
     }
 
     /// Scores with `fallback` whatever the scorer fails on.
     #[must_use]
     pub fn with_fallback(mut self, fallback: Arc<dyn Scorer>) -> Self {
         self.fallback = Some(fallback);
+        self
+    }
+
+    /// The fallback's name in decision records (`fallback` unless named).
+    #[must_use]
+    pub fn fallback_named(mut self, name: impl Into<String>) -> Self {
+        self.fallback_name = name.into();
         self
     }
 
@@ -153,12 +263,13 @@ impl Scheduler {
             followup_at: reconciled.followup_at,
         };
         if let Some(job) = job.filter(|j| !j.stop) {
+            let (chain, split) = self.chain(&job.id);
             let placer = place::Placer {
                 state,
                 job,
                 eval,
-                scorer: self.scorer.as_ref(),
-                fallback: self.fallback.as_deref(),
+                chain,
+                split,
                 sampling: self.sampling,
                 counter: &self.placements,
                 now_ms,
@@ -246,6 +357,12 @@ pub struct DryRun {
 /// scheduler it started it with.
 #[derive(Clone)]
 pub struct Current(Arc<RwLock<Arc<Scheduler>>>);
+
+impl From<Scheduler> for Current {
+    fn from(scheduler: Scheduler) -> Self {
+        Self::new(scheduler)
+    }
+}
 
 impl Current {
     pub fn new(scheduler: Scheduler) -> Self {

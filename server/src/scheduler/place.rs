@@ -10,7 +10,7 @@ use super::adjust::Preferences;
 use super::feasible::Feasibility;
 use super::reconcile::Slot;
 use super::sample::{self, Overlay, Sampling};
-use super::score::{self, Answered, Scorer};
+use super::score::{self, Answered, Named};
 use super::select;
 use crate::{AllocStop, State};
 use orch_model::{
@@ -38,8 +38,11 @@ pub struct Placer<'a> {
     pub state: &'a State,
     pub job: &'a Job,
     pub eval: &'a Evaluation,
-    pub scorer: &'a dyn Scorer,
-    pub fallback: Option<&'a dyn Scorer>,
+    /// Who scores, in order: the policy placing this job, then what stands
+    /// in when it fails.
+    pub chain: Vec<Named<'a>>,
+    /// Whether the policy is a split candidate rather than the primary.
+    pub split: bool,
     pub sampling: Sampling,
     /// The placement number; shared by every worker, so sampling starts
     /// somewhere new each time and a replay can give the scorer the same
@@ -370,8 +373,15 @@ impl<'a> Run<'_, 'a> {
             eval_id: p.eval.id.clone(),
             job_id: p.job.id.clone(),
             group: group.name.clone(),
-            scorer: answered.scorer.label().to_owned(),
-            scorer_digest: answered.scorer.digest().to_owned(),
+            scorer: answered.scorer.scorer.label().to_owned(),
+            scorer_digest: answered.scorer.scorer.digest().to_owned(),
+            scorer_name: answered.scorer.name.to_owned(),
+            policy: p
+                .chain
+                .first()
+                .map_or_else(String::new, |n| n.name.to_owned()),
+            split: p.split,
+            time_ms: p.now_ms,
             scorer_failure: answered.failure.clone(),
             placement,
             snapshot_index: p.state.index(),
@@ -398,7 +408,7 @@ impl<'a> Run<'_, 'a> {
         request: &ScoreRequest,
         nodes: usize,
     ) -> Result<(ScoreResponse, Answered<'a>), SchedError> {
-        score::score(self.placer.scorer, self.placer.fallback, request, nodes)
+        score::score(&self.placer.chain, request, nodes)
     }
 
     fn commit(

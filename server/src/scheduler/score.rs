@@ -34,43 +34,52 @@ pub trait Scorer: Send + Sync {
     fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, ScoreError>;
 }
 
-/// Which scorer answered a request, and why not the configured one.
-pub(super) struct Answered<'s> {
+/// A scorer and its name in the scheduler settings.
+#[derive(Clone, Copy)]
+pub(super) struct Named<'s> {
+    pub name: &'s str,
     pub scorer: &'s dyn Scorer,
+}
+
+/// Which scorer answered a request, and why not the first one asked.
+pub(super) struct Answered<'s> {
+    pub scorer: Named<'s>,
     pub failure: Option<String>,
 }
 
-/// Scores `request` (`nodes` candidates) with `primary`, and with
-/// `fallback` if `primary` fails and there is one.
+/// Scores `request` (`nodes` candidates) with the first scorer of `chain`
+/// that answers: the policy placing the job, then what stands in when it
+/// fails (the primary behind a split, the configured fallback). Fails with
+/// the first scorer's error when none answers.
 pub(super) fn score<'s>(
-    primary: &'s dyn Scorer,
-    fallback: Option<&'s dyn Scorer>,
+    chain: &[Named<'s>],
     request: &ScoreRequest,
     nodes: usize,
 ) -> Result<(ScoreResponse, Answered<'s>), SchedError> {
-    match ask(primary, request, nodes) {
-        Ok(response) => Ok((
-            response,
-            Answered {
-                scorer: primary,
-                failure: None,
-            },
-        )),
-        Err(e) => {
-            let Some(fallback) = fallback else {
-                return Err(e);
-            };
-            tracing::warn!("{e}; scoring with the fallback {}", fallback.label());
-            let response = ask(fallback, request, nodes)?;
-            Ok((
-                response,
-                Answered {
-                    scorer: fallback,
-                    failure: Some(e.to_string()),
-                },
-            ))
+    let mut first: Option<SchedError> = None;
+    for (i, named) in chain.iter().enumerate() {
+        match ask(named.scorer, request, nodes) {
+            Ok(response) => {
+                return Ok((
+                    response,
+                    Answered {
+                        scorer: *named,
+                        failure: first.map(|e| e.to_string()),
+                    },
+                ));
+            }
+            Err(e) => {
+                if let Some(next) = chain.get(i + 1) {
+                    tracing::warn!("{e}; scoring with {}", next.scorer.label());
+                }
+                first.get_or_insert(e);
+            }
         }
     }
+    Err(first.unwrap_or_else(|| SchedError::Scorer {
+        scorer: "none".to_owned(),
+        detail: "no scorer to ask (a bug: the chain is empty)".to_owned(),
+    }))
 }
 
 /// One scorer's answer, checked.

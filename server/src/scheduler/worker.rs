@@ -129,7 +129,19 @@ pub fn process_eval(
             return Ok(Some(done));
         }
         plan.evals = evals;
-        match store.apply(Op::ApplyPlan(plan))? {
+        // Shadow candidates see what was committed, once it is: a copy of
+        // the decisions, only when one of them covers this job.
+        let shadowed = scheduler
+            .shadows()
+            .filter(|s| s.covers(&eval.job_id))
+            .map(|_| plan.decisions.clone());
+        let outcome = store.apply(Op::ApplyPlan(plan))?;
+        if let (Some(shadows), Some(decisions), Outcome::Plan(result)) =
+            (scheduler.shadows(), shadowed, &outcome)
+        {
+            shadows.offer(decisions, &result.placed);
+        }
+        match outcome {
             Outcome::Plan(result) if result.is_partial() => {
                 rejected = result.rejected;
                 state = store.snapshot();

@@ -2,7 +2,7 @@
 //! (persistent maps share structure), replaced whole after each commit.
 
 use imbl::{HashMap, OrdMap, OrdSet};
-use orch_model::{Allocation, Evaluation, Job, Node, Resources};
+use orch_model::{Allocation, Evaluation, Job, Node, Resources, SchedulerOverrides};
 use std::sync::Arc;
 
 /// What the allocations on a node hold.
@@ -27,12 +27,19 @@ pub struct State {
     /// Schedulable nodes in id order, rebuilt when a node changes: the
     /// scheduler walks it for every evaluation.
     pub(super) ready: Arc<Vec<Arc<Node>>>,
+    /// The scheduler settings changed at run time.
+    pub(super) scheduler: Arc<SchedulerOverrides>,
 }
 
 impl State {
     /// The index of the last commit this state includes.
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// The scheduler settings changed at run time (`orch scheduler …`).
+    pub fn scheduler_overrides(&self) -> &Arc<SchedulerOverrides> {
+        &self.scheduler
     }
 
     pub fn node(&self, id: &str) -> Option<&Arc<Node>> {

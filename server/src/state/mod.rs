@@ -17,7 +17,7 @@ mod sql;
 mod writer;
 
 pub use memory::{State, Usage};
-pub use sql::Durability;
+pub use sql::{DecisionRow, Durability, ShadowRow};
 pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome};
 
 use orch_model::{Decision, Job};
@@ -233,6 +233,49 @@ impl Store {
     pub fn decision(&self, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
         let conn = self.reader()?;
         sql::decision(&conn, alloc_id)
+    }
+
+    /// Every shadow candidate's answer for an allocation's placement.
+    pub fn shadows(&self, alloc_id: &str) -> Result<Vec<orch_model::ShadowDecision>, StoreError> {
+        let conn = self.reader()?;
+        sql::shadows_of(&conn, alloc_id)
+    }
+
+    /// Where shadow candidate `name` at `digest` put each allocation it
+    /// saw: `(alloc_id, node or none, faulted)`.
+    pub fn shadow_cluster(
+        &self,
+        name: &str,
+        digest: &str,
+    ) -> Result<Vec<(String, Option<String>, bool)>, StoreError> {
+        let conn = self.reader()?;
+        sql::shadow_cluster(&conn, name, digest)
+    }
+
+    /// What `orch scheduler compare` aggregates, since `since_ms`.
+    pub fn compare_rows(
+        &self,
+        since_ms: u64,
+    ) -> Result<(Vec<DecisionRow>, Vec<ShadowRow>), StoreError> {
+        let conn = self.reader()?;
+        Ok((
+            sql::decision_rows(&conn, since_ms)?,
+            sql::shadow_rows(&conn, since_ms)?,
+        ))
+    }
+
+    /// Decision records since `since_ms` (of `job` only, if given) stored
+    /// after row `after`, oldest first, at most `limit`, each with its row
+    /// number (the next page's cursor); and how many match in all.
+    pub fn decisions_since(
+        &self,
+        since_ms: u64,
+        job: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Decision)>, u64), StoreError> {
+        let conn = self.reader()?;
+        sql::decisions_since(&conn, since_ms, job, after, limit)
     }
 
     fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {

@@ -7,11 +7,12 @@
 
 use super::StoreError;
 use super::memory::State;
-use orch_model::{Allocation, Decision, Evaluation, Job, Node};
+use orch_model::{Allocation, Decision, Evaluation, Job, Node, SchedulerOverrides, ShadowDecision};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use std::sync::Arc;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(
@@ -65,6 +66,38 @@ const MIGRATIONS: &[M<'static>] = &[
     // every placement: they are kept LZ4-compressed in `packed`, `body`
     // left empty. Rows written before keep their JSON in `body`.
     M::up("ALTER TABLE decisions ADD COLUMN packed BLOB;"),
+    // Scheduler A/B: what `orch scheduler compare` aggregates is kept in
+    // columns beside each packed record, so a comparison reads no JSON;
+    // shadow candidates' answers have a table of their own, and settings
+    // changed at run time a row each.
+    M::up(
+        "ALTER TABLE decisions ADD COLUMN job_id TEXT;
+     ALTER TABLE decisions ADD COLUMN time_ms INTEGER;
+     ALTER TABLE decisions ADD COLUMN scorer_name TEXT;
+     ALTER TABLE decisions ADD COLUMN policy TEXT;
+     ALTER TABLE decisions ADD COLUMN scorer_micros INTEGER;
+     ALTER TABLE decisions ADD COLUMN fallback INTEGER;
+     ALTER TABLE decisions ADD COLUMN picked TEXT;
+     CREATE INDEX decisions_by_time ON decisions (time_ms);
+     CREATE INDEX decisions_by_job ON decisions (job_id);
+     CREATE TABLE shadow_decisions (
+         alloc_id TEXT NOT NULL,
+         candidate TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         job_id TEXT NOT NULL,
+         time_ms INTEGER NOT NULL,
+         agrees INTEGER NOT NULL,
+         fault INTEGER NOT NULL,
+         scorer_micros INTEGER NOT NULL,
+         cluster_node TEXT,
+         packed BLOB NOT NULL,
+         PRIMARY KEY (alloc_id, candidate)) STRICT;
+     CREATE INDEX shadow_decisions_by_time ON shadow_decisions (candidate, time_ms);
+     CREATE TABLE settings (
+         key TEXT PRIMARY KEY,
+         modify_index INTEGER NOT NULL,
+         body TEXT NOT NULL) STRICT;",
+    ),
 ];
 
 /// How hard a commit is pushed to disk.
@@ -154,7 +187,195 @@ pub(super) fn load(conn: &Connection) -> Result<State, StoreError> {
     for eval in rows::<Evaluation>(conn, "evaluations")? {
         state.put_eval(eval);
     }
+    let overrides: Option<String> = conn
+        .query_row(
+            "SELECT body FROM settings WHERE key = ?1",
+            params![SCHEDULER_KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(body) = overrides {
+        state.scheduler = Arc::new(decode("settings", SCHEDULER_KEY, &body)?);
+    }
     Ok(state)
+}
+
+/// The `settings` row of the scheduler settings set at run time.
+const SCHEDULER_KEY: &str = "scheduler";
+
+pub(super) fn put_scheduler(
+    tx: &Transaction<'_>,
+    overrides: &SchedulerOverrides,
+    index: u64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO settings (key, modify_index, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET modify_index = ?2, body = ?3",
+    )?
+    .execute(params![SCHEDULER_KEY, index as i64, encode(overrides)?])?;
+    Ok(())
+}
+
+pub(super) fn put_shadow(tx: &Transaction<'_>, s: &ShadowDecision) -> Result<(), StoreError> {
+    let packed = lz4_flex::compress_prepend_size(encode(s)?.as_bytes());
+    tx.prepare_cached(
+        "INSERT INTO shadow_decisions
+             (alloc_id, candidate, digest, job_id, time_ms, agrees, fault, scorer_micros, cluster_node, packed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (alloc_id, candidate) DO UPDATE SET digest = ?3, job_id = ?4, time_ms = ?5,
+             agrees = ?6, fault = ?7, scorer_micros = ?8, cluster_node = ?9, packed = ?10",
+    )?
+    .execute(params![
+        s.alloc_id,
+        s.candidate,
+        s.scorer_digest,
+        s.job_id,
+        s.time_ms as i64,
+        s.agrees,
+        s.fault.is_some(),
+        s.scorer_micros as i64,
+        s.cluster_node,
+        packed
+    ])?;
+    Ok(())
+}
+
+/// Every shadow answer recorded for `alloc_id`, by candidate name.
+pub(super) fn shadows_of(
+    conn: &Connection,
+    alloc_id: &str,
+) -> Result<Vec<ShadowDecision>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT candidate, packed FROM shadow_decisions WHERE alloc_id = ?1 ORDER BY candidate",
+    )?;
+    let mut rows = stmt.query(params![alloc_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let candidate: String = row.get(0)?;
+        let packed: Vec<u8> = row.get(1)?;
+        out.push(unpack(
+            "shadow_decisions",
+            &format!("{alloc_id}/{candidate}"),
+            &packed,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Where candidate `name` (at `digest`) put each allocation in its shadow
+/// cluster: `(alloc_id, cluster_node)`, `None` where it had no room or
+/// faulted. The lane rebuilds its cluster from these at start.
+pub(super) fn shadow_cluster(
+    conn: &Connection,
+    name: &str,
+    digest: &str,
+) -> Result<Vec<(String, Option<String>, bool)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT alloc_id, cluster_node, fault FROM shadow_decisions WHERE candidate = ?1 AND digest = ?2",
+    )?;
+    let rows = stmt.query_map(params![name, digest], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A decision's columns that `orch scheduler compare` aggregates.
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    /// Who answered.
+    pub scorer_name: String,
+    /// Who was meant to.
+    pub policy: String,
+    pub scorer_micros: u64,
+    pub fallback: bool,
+}
+
+/// Every decision made at or after `since_ms` (records from before the
+/// columns existed are left out).
+pub(super) fn decision_rows(
+    conn: &Connection,
+    since_ms: u64,
+) -> Result<Vec<DecisionRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT scorer_name, policy, scorer_micros, fallback FROM decisions
+         WHERE time_ms >= ?1 AND scorer_name IS NOT NULL",
+    )?;
+    let rows = stmt.query_map(params![since_ms as i64], |r| {
+        Ok(DecisionRow {
+            scorer_name: r.get(0)?,
+            policy: r.get(1)?,
+            scorer_micros: r.get::<_, i64>(2)?.max(0) as u64,
+            fallback: r.get::<_, i64>(3)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A shadow answer's columns that `orch scheduler compare` aggregates.
+#[derive(Debug, Clone)]
+pub struct ShadowRow {
+    pub candidate: String,
+    pub agrees: bool,
+    pub fault: bool,
+    pub scorer_micros: u64,
+}
+
+pub(super) fn shadow_rows(conn: &Connection, since_ms: u64) -> Result<Vec<ShadowRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT candidate, agrees, fault, scorer_micros FROM shadow_decisions WHERE time_ms >= ?1",
+    )?;
+    let rows = stmt.query_map(params![since_ms as i64], |r| {
+        Ok(ShadowRow {
+            candidate: r.get(0)?,
+            agrees: r.get::<_, i64>(1)? != 0,
+            fault: r.get::<_, i64>(2)? != 0,
+            scorer_micros: r.get::<_, i64>(3)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Decision records made at or after `since_ms` (of `job` only, if
+/// given) and stored after row `after`, oldest first, at most `limit`, each
+/// with its row number (the cursor of the next page); and how many match in
+/// all.
+pub(super) fn decisions_since(
+    conn: &Connection,
+    since_ms: u64,
+    job: Option<&str>,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<(u64, Decision)>, u64), StoreError> {
+    let since = since_ms.min(i64::MAX as u64) as i64;
+    let total: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM decisions WHERE time_ms >= ?1 AND (?2 IS NULL OR job_id = ?2)",
+        )?
+        .query_row(params![since, job], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, alloc_id, body, packed FROM decisions
+         WHERE time_ms >= ?1 AND (?2 IS NULL OR job_id = ?2) AND rowid > ?3
+         ORDER BY rowid LIMIT ?4",
+    )?;
+    let mut rows = stmt.query(params![
+        since,
+        job,
+        after.min(i64::MAX as u64) as i64,
+        limit.min(i64::MAX as usize) as i64
+    ])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let rowid: i64 = row.get(0)?;
+        let alloc_id: String = row.get(1)?;
+        let body: String = row.get(2)?;
+        let packed: Option<Vec<u8>> = row.get(3)?;
+        let decision = match packed {
+            Some(packed) => unpack("decisions", &alloc_id, &packed)?,
+            None => decode("decisions", &alloc_id, &body)?,
+        };
+        out.push((rowid.max(0) as u64, decision));
+    }
+    Ok((out, total.max(0) as u64))
 }
 
 pub(super) fn set_index(tx: &Transaction<'_>, index: u64) -> Result<(), StoreError> {
@@ -236,10 +457,25 @@ pub(super) fn put_eval(tx: &Transaction<'_>, eval: &Evaluation) -> Result<(), St
 pub(super) fn put_decision(tx: &Transaction<'_>, decision: &Decision) -> Result<(), StoreError> {
     let packed = lz4_flex::compress_prepend_size(encode(decision)?.as_bytes());
     tx.prepare_cached(
-        "INSERT INTO decisions (alloc_id, eval_id, body, packed) VALUES (?1, ?2, '', ?3)
-         ON CONFLICT (alloc_id) DO UPDATE SET eval_id = ?2, body = '', packed = ?3",
+        "INSERT INTO decisions (alloc_id, eval_id, body, packed, job_id, time_ms, scorer_name,
+                                policy, scorer_micros, fallback, picked)
+         VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (alloc_id) DO UPDATE SET eval_id = ?2, body = '', packed = ?3, job_id = ?4,
+             time_ms = ?5, scorer_name = ?6, policy = ?7, scorer_micros = ?8, fallback = ?9,
+             picked = ?10",
     )?
-    .execute(params![decision.alloc_id, decision.eval_id, packed])?;
+    .execute(params![
+        decision.alloc_id,
+        decision.eval_id,
+        packed,
+        decision.job_id,
+        decision.time_ms as i64,
+        decision.scorer_name,
+        decision.policy,
+        decision.scorer_micros.min(i64::MAX as u64) as i64,
+        decision.scorer_failure.is_some(),
+        decision.picked_node()
+    ])?;
     Ok(())
 }
 
@@ -311,10 +547,15 @@ pub(super) fn decision(conn: &Connection, alloc_id: &str) -> Result<Option<Decis
     let Some(packed) = packed else {
         return decode("decisions", alloc_id, &body).map(Some);
     };
+    unpack("decisions", alloc_id, &packed).map(Some)
+}
+
+/// An LZ4-packed JSON row.
+fn unpack<T: DeserializeOwned>(table: &str, id: &str, packed: &[u8]) -> Result<T, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
-        detail: format!("decisions row {alloc_id:?} does not decode: {detail}"),
+        detail: format!("{table} row {id:?} does not decode: {detail}"),
     };
-    let json = lz4_flex::decompress_size_prepended(&packed).map_err(|e| corrupt(e.to_string()))?;
+    let json = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt(e.to_string()))?;
     let json = String::from_utf8(json).map_err(|e| corrupt(e.to_string()))?;
-    decode("decisions", alloc_id, &json).map(Some)
+    decode(table, id, &json)
 }

@@ -44,6 +44,13 @@ pub enum Op {
         now_ms: u64,
     },
     ApplyPlan(Plan),
+    /// Replaces the scheduler settings set at run time; entries stamped
+    /// with index 0 get this commit's index.
+    SetScheduler(orch_model::SchedulerOverrides),
+    /// Shadow candidates' answers, joined to decision records already
+    /// written. Changes nothing readers of the state see, so it does not
+    /// raise the index.
+    RecordShadows(Vec<orch_model::ShadowDecision>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +218,9 @@ fn apply_one(
     let savepoint = tx.execute_batch("SAVEPOINT op");
     let result = savepoint.map_err(StoreError::from).and_then(|()| {
         let mut w = Writer { tx, state, events };
-        w.state.index += 1;
+        if !matches!(op, Op::RecordShadows(_)) {
+            w.state.index += 1;
+        }
         w.apply(op)
     });
     match result {
@@ -259,6 +268,34 @@ impl Writer<'_, '_> {
             }
             Op::UpdateAllocs { updates, now_ms } => self.update_allocs(updates, now_ms),
             Op::ApplyPlan(plan) => self.apply_plan(plan).map(Outcome::Plan),
+            Op::SetScheduler(mut overrides) => {
+                let index = self.index();
+                let stamp = |i: &mut u64| {
+                    if *i == 0 {
+                        *i = index;
+                    }
+                };
+                if let Some(p) = &mut overrides.primary {
+                    stamp(&mut p.index);
+                }
+                overrides
+                    .scorers
+                    .values_mut()
+                    .for_each(|s| stamp(&mut s.index));
+                overrides
+                    .candidates
+                    .values_mut()
+                    .for_each(|c| stamp(&mut c.index));
+                sql::put_scheduler(self.tx, &overrides, index)?;
+                self.state.scheduler = Arc::new(overrides);
+                Ok(self.applied(vec![]))
+            }
+            Op::RecordShadows(shadows) => {
+                for shadow in &shadows {
+                    sql::put_shadow(self.tx, shadow)?;
+                }
+                Ok(self.applied(vec![]))
+            }
         }
     }
 

@@ -77,6 +77,9 @@ fn start() -> Server {
             Duration::from_secs(10),
             Duration::from_secs(10),
         )),
+        // A fixed scheduler: /v1/scheduler answers 503 here (tested with
+        // a real server in orch's end-to-end tests).
+        lineup: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -218,6 +221,10 @@ fn decision(alloc_id: &str, node: &str) -> Decision {
         group: "front".into(),
         scorer: "binpack".into(),
         scorer_digest: "native:binpack".into(),
+        scorer_name: String::new(),
+        policy: String::new(),
+        split: false,
+        time_ms: 0,
         scorer_failure: None,
         placement: 0,
         snapshot_index: 0,

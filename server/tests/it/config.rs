@@ -4,10 +4,11 @@
 
 use orch_plugin_runtime::{Runtime, RuntimeConfig};
 use orch_server::{
-    Config, Reloaded, Reloader, Scheduler, ScorerLoadError, load_scheduler, load_scorer,
+    Config, Lineup, Reloaded, Reloader, ScorerLoadError, Shadows, Store, StoreOptions,
+    load_scheduler, load_scorer,
 };
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -113,19 +114,27 @@ fn a_fuel_limit_needs_a_metering_runtime() {
     load_scheduler(&config, &metering).unwrap();
 }
 
-/// A reloader on `dir/orch.toml` whose callback sends the new scheduler's
-/// scorer label and digest.
-fn reloader(path: &Path) -> (Reloader, mpsc::Receiver<(String, String)>) {
+/// A lineup loaded from `path` with its store in `dir/data`, and a
+/// reloader on the file.
+fn reloader(path: &Path) -> (Reloader, Arc<Lineup>) {
     let config = Config::load(path).unwrap();
-    let runtime = runtime();
-    let scheduler = load_scheduler(&config, &runtime).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let on_change = move |s: Scheduler| {
-        let scorer = s.scorer();
-        let _ = tx.send((scorer.label().to_owned(), scorer.digest().to_owned()));
-    };
-    let reloader = Reloader::new(path, config, runtime, &scheduler, on_change);
-    (reloader, rx)
+    let data = path.parent().unwrap().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open(&data.join("state.db"), StoreOptions::default()).unwrap();
+    let shadows = Shadows::start(store.clone()).unwrap();
+    let lineup = Arc::new(Lineup::start(&config, runtime(), &store, shadows).unwrap());
+    let reloader = Reloader::new(path, config, lineup.clone());
+    (reloader, lineup)
+}
+
+/// The primary's label, once it starts with `prefix` (within `PATIENCE`).
+fn primary_becomes(lineup: &Lineup, prefix: &str) -> String {
+    let mut label = String::new();
+    eventually(&format!("the primary to become {prefix}"), || {
+        label = lineup.current().get().scorer().label().to_owned();
+        label.starts_with(prefix)
+    });
+    label
 }
 
 /// Polls `check` until it holds, failing the test after `PATIENCE`.
@@ -145,19 +154,18 @@ fn the_watcher_follows_the_file_and_keeps_the_old_scorer_on_a_bad_one() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "[scheduler]\nscorer = \"binpack\"\n");
-    let (reloader, changes) = reloader(&path);
+    let (reloader, lineup) = reloader(&path);
     reloader.spawn_watch().unwrap();
     reloader.spawn_watch().unwrap();
 
     write_config(dir.path(), "[scheduler]\nscorer = \"spread\"\n");
-    let (label, _) = changes.recv_timeout(PATIENCE).expect("no reload");
-    assert!(label.starts_with("spread "), "{label}");
+    primary_becomes(&lineup, "spread ");
 
     // Junk where a scorer should be: refused, nothing handed over.
     std::fs::write(dir.path().join("junk.wasm"), b"\0asm junk").unwrap();
     write_config(dir.path(), "[scheduler]\nscorer = \"junk.wasm\"\n");
     // The watcher may be refusing it at the same time; either way the
-    // answer is a refusal and the callback stays silent.
+    // answer is a refusal and the scheduler stays.
     match reloader.reload_now() {
         Reloaded::ScorerRefused(e) => assert!(e.to_string().contains("junk.wasm"), "{e}"),
         other => panic!("{other:?}"),
@@ -168,12 +176,15 @@ fn the_watcher_follows_the_file_and_keeps_the_old_scorer_on_a_bad_one() {
         Reloaded::ConfigRefused(e) => assert!(e.to_string().contains("gone.wasm"), "{e}"),
         other => panic!("{other:?}"),
     }
-    assert!(changes.try_recv().is_err(), "a refused scorer was applied");
+    let label = lineup.current().get().scorer().label().to_owned();
+    assert!(
+        label.starts_with("spread "),
+        "a refused scorer was applied: {label}"
+    );
 
     // Back to a good one: applied again.
     write_config(dir.path(), "[scheduler]\nscorer = \"round-robin\"\n");
-    let (label, _) = changes.recv_timeout(PATIENCE).expect("no reload");
-    assert!(label.starts_with("round-robin "), "{label}");
+    primary_becomes(&lineup, "round-robin ");
     reloader.stop_watch();
 }
 
@@ -182,13 +193,18 @@ fn reload_now_without_a_change_does_nothing() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "listen = \"127.0.0.1:4646\"\n");
-    let (reloader, changes) = reloader(&path);
+    let (reloader, lineup) = reloader(&path);
+    let before = Arc::as_ptr(&lineup.current().get());
     assert!(matches!(reloader.reload_now(), Reloaded::Unchanged));
     // A setting that needs a restart is not applied (and is logged).
     let text = "listen = \"127.0.0.1:9999\"\nworkers = 4\n";
     std::fs::write(&path, text).unwrap();
     assert!(matches!(reloader.reload_now(), Reloaded::Unchanged));
-    assert!(changes.try_recv().is_err());
+    assert_eq!(
+        before,
+        Arc::as_ptr(&lineup.current().get()),
+        "the scheduler was replaced"
+    );
 }
 
 #[test]
@@ -197,7 +213,7 @@ fn sampling_alone_keeps_the_scorer_and_a_rebuilt_file_replaces_it() {
     let wasm = dir.path().join("mine.wasm");
     std::fs::write(&wasm, builtin("binpack")).unwrap();
     let path = write_config(dir.path(), "[scheduler]\nscorer = \"mine.wasm\"\n");
-    let (reloader, changes) = reloader(&path);
+    let (reloader, lineup) = reloader(&path);
 
     write_config(
         dir.path(),
@@ -207,7 +223,11 @@ fn sampling_alone_keeps_the_scorer_and_a_rebuilt_file_replaces_it() {
         panic!("sampling change not applied");
     };
     assert!(label.starts_with("binpack "), "{label}");
-    assert_eq!(changes.try_recv().unwrap(), (label, digest.clone()));
+    let now = lineup.current().get();
+    assert_eq!(
+        (now.scorer().digest(), now.sampling().candidates),
+        (digest.as_str(), 8)
+    );
 
     // The same path with new bytes, then SIGHUP.
     std::fs::write(&wasm, builtin("epvm")).unwrap();
@@ -223,13 +243,13 @@ fn sampling_alone_keeps_the_scorer_and_a_rebuilt_file_replaces_it() {
 fn dropping_the_reloader_stops_its_watcher() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "");
-    let (reloader, changes) = reloader(&path);
+    let (reloader, lineup) = reloader(&path);
     reloader.spawn_watch().unwrap();
     drop(reloader);
-    // The thread held the only other end of the callback's channel: once it
-    // has exited, the channel is closed.
+    // The thread held the only other reference to the lineup: once it has
+    // exited, the test holds the last.
     eventually("the watch thread to exit", || {
-        matches!(changes.try_recv(), Err(mpsc::TryRecvError::Disconnected))
+        Arc::strong_count(&lineup) == 1
     });
 }
 
@@ -237,26 +257,26 @@ fn dropping_the_reloader_stops_its_watcher() {
 fn a_reload_adds_and_removes_the_fallback() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "[scheduler]\nscorer = \"spread\"\n");
-    let config = Config::load(&path).unwrap();
-    let runtime = runtime();
-    let scheduler = load_scheduler(&config, &runtime).unwrap();
-    assert!(scheduler.fallback().is_none(), "fails closed by default");
-    let (tx, rx) = mpsc::channel();
-    let on_change = move |s: Scheduler| {
-        let _ = tx.send(s.fallback().map(|f| f.label().to_owned()));
-    };
-    let reloader = Reloader::new(&path, config, runtime, &scheduler, on_change);
+    let (reloader, lineup) = reloader(&path);
+    assert!(
+        lineup.current().get().fallback().is_none(),
+        "fails closed by default"
+    );
 
     write_config(
         dir.path(),
         "[scheduler]\nscorer = \"spread\"\nfallback = \"binpack\"\n",
     );
     assert!(matches!(reloader.reload_now(), Reloaded::Applied { .. }));
-    let fallback = rx.recv_timeout(PATIENCE).unwrap();
+    let fallback = lineup
+        .current()
+        .get()
+        .fallback()
+        .map(|f| f.label().to_owned());
     assert!(fallback.is_some_and(|l| l.starts_with("binpack ")));
 
     write_config(dir.path(), "[scheduler]\nscorer = \"spread\"\n");
     assert!(matches!(reloader.reload_now(), Reloaded::Applied { .. }));
-    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), None);
+    assert!(lineup.current().get().fallback().is_none());
     assert!(matches!(reloader.reload_now(), Reloaded::Unchanged));
 }

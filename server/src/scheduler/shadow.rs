@@ -1,0 +1,849 @@
+//! Shadow candidates: scorers that see every decision the primary commits
+//! and say what they would have picked, without placing anything and
+//! without ever delaying the primary.
+//!
+//! Each candidate has a *lane*: a bounded queue and one thread at the
+//! lowest CPU priority. A worker offers a committed decision to each lane
+//! with a non-blocking send; when a lane's queue is full the decision is
+//! dropped for that lane and counted. A lane that traps, loops or blocks
+//! only fills its own queue; its breaker (the plugin runtime's) trips and
+//! its faults are counted.
+//!
+//! For each decision a lane records two answers:
+//! - its pick on the same request (same candidates, same snapshot, host
+//!   adjustments included), for agreement with the primary and for replay;
+//! - its pick in its **shadow cluster**: the cluster as it would be had it
+//!   placed every allocation since it started (Borg's Fauxmaster, live).
+//!   The shadow cluster is the real one plus a delta per node: each
+//!   allocation the candidate put elsewhere than the primary (or could not
+//!   fit anywhere) moves its resources, and gives them back when the real
+//!   allocation stops. It chooses among the primary's candidates that still
+//!   have room in the shadow cluster.
+//!
+//! Answers are written to the store (`shadow_decisions`) in batches. The
+//! shadow cluster is not stored: a lane rebuilds it at start from those
+//! rows and the live allocations, so it survives a restart.
+
+use super::score::{Scorer, request_of};
+use crate::{Op, Store};
+use orch_model::{Candidate, Decision, Resources, ShadowDecision, job_bucket, now_ms};
+use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::{Duration, Instant};
+
+/// Decisions waiting per lane before new ones are dropped.
+pub const LANE_QUEUE: usize = 4096;
+/// Shadow answers waiting to be written before new ones are dropped.
+const RECORD_QUEUE: usize = 16_384;
+/// Most answers written in one commit.
+const RECORD_BATCH: usize = 1024;
+/// How long answers wait to be batched.
+const RECORD_EVERY: Duration = Duration::from_millis(200);
+/// How often a lane gives back what stopped allocations held in its
+/// cluster (at most; only when the state changed).
+const PRUNE_EVERY: Duration = Duration::from_millis(250);
+
+/// A candidate to run in shadow.
+#[derive(Clone)]
+pub struct ShadowSpec {
+    pub name: String,
+    pub scorer: Arc<dyn Scorer>,
+    pub candidate: Candidate,
+}
+
+impl ShadowSpec {
+    fn covers(&self, job_id: &str) -> bool {
+        self.candidate.covers(job_id) && job_bucket(job_id) < self.candidate.weight()
+    }
+}
+
+/// The lanes, and the thread that writes their answers.
+pub struct Shadows {
+    store: Store,
+    lanes: RwLock<BTreeMap<String, Lane>>,
+    records: mpsc::SyncSender<ShadowDecision>,
+    queue: usize,
+}
+
+struct Lane {
+    spec: ShadowSpec,
+    queue: mpsc::SyncSender<Arc<Decision>>,
+    shared: Arc<LaneShared>,
+}
+
+struct LaneShared {
+    counters: Counters,
+    cluster: Mutex<Cluster>,
+    started_ms: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    offered: AtomicU64,
+    scored: AtomicU64,
+    faults: AtomicU64,
+    dropped: AtomicU64,
+    agreed: AtomicU64,
+    unplaced: AtomicU64,
+    /// Answers the writer had no room for (not stored).
+    unrecorded: AtomicU64,
+    micros: AtomicU64,
+}
+
+/// What a lane did since it started (this server process).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaneStats {
+    pub name: String,
+    pub label: String,
+    pub digest: String,
+    pub weight: u32,
+    pub started_ms: u64,
+    /// Decisions offered to it.
+    pub offered: u64,
+    /// Decisions it answered.
+    pub scored: u64,
+    pub faults: u64,
+    /// Offered while its queue was full: never scored.
+    pub dropped: u64,
+    /// Answers that picked the primary's node.
+    pub agreed: u64,
+    /// Allocations it found no room for in its shadow cluster.
+    pub unplaced: u64,
+    pub unrecorded: u64,
+    /// Decisions waiting in its queue now.
+    pub queued: usize,
+}
+
+impl Shadows {
+    /// No lanes yet; starts the thread that writes answers to `store`.
+    pub fn start(store: Store) -> std::io::Result<Arc<Self>> {
+        Self::with_queue(store, LANE_QUEUE)
+    }
+
+    /// [`Self::start`] with lanes of `queue` decisions (tests make it small
+    /// to see drops).
+    pub fn with_queue(store: Store, queue: usize) -> std::io::Result<Arc<Self>> {
+        let (records, rx) = mpsc::sync_channel(RECORD_QUEUE);
+        let writer = store.clone();
+        std::thread::Builder::new()
+            .name("orch-shadow-records".into())
+            .spawn(move || write_records(&writer, &rx))?;
+        Ok(Arc::new(Self {
+            store,
+            lanes: RwLock::new(BTreeMap::new()),
+            records,
+            queue: queue.max(1),
+        }))
+    }
+
+    /// Runs exactly `specs`: starts lanes for new candidates (or for a
+    /// candidate whose scorer changed, with a fresh cluster), stops lanes
+    /// no longer named, keeps the others as they are.
+    pub fn sync(&self, specs: Vec<ShadowSpec>) {
+        let mut lanes = self.lanes.write().unwrap_or_else(|p| p.into_inner());
+        let wanted: HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
+        lanes.retain(|name, _| wanted.contains(name));
+        for spec in specs {
+            let same = lanes.get(&spec.name).is_some_and(|lane| {
+                lane.spec.scorer.digest() == spec.scorer.digest()
+                    && lane.spec.scorer.label() == spec.scorer.label()
+            });
+            if same {
+                if let Some(lane) = lanes.get_mut(&spec.name) {
+                    // Weight and globs apply at once; the cluster stays.
+                    lane.spec.candidate = spec.candidate;
+                }
+                continue;
+            }
+            match self.spawn_lane(spec.clone()) {
+                Ok(lane) => {
+                    lanes.insert(spec.name.clone(), lane);
+                }
+                Err(e) => tracing::error!("shadow {}: cannot start its thread: {e}", spec.name),
+            }
+        }
+    }
+
+    fn spawn_lane(&self, spec: ShadowSpec) -> std::io::Result<Lane> {
+        let (queue, rx) = mpsc::sync_channel(self.queue);
+        let shared = Arc::new(LaneShared {
+            counters: Counters::default(),
+            cluster: Mutex::new(Cluster::default()),
+            started_ms: now_ms(),
+        });
+        let worker = LaneWorker {
+            name: spec.name.clone(),
+            scorer: spec.scorer.clone(),
+            shared: shared.clone(),
+            store: self.store.clone(),
+            records: self.records.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("orch-shadow-{}", spec.name))
+            .spawn(move || worker.run(&rx))?;
+        Ok(Lane {
+            spec,
+            queue,
+            shared,
+        })
+    }
+
+    /// Whether any lane takes part in `job_id`'s decisions.
+    pub fn covers(&self, job_id: &str) -> bool {
+        let lanes = self.lanes.read().unwrap_or_else(|p| p.into_inner());
+        lanes.values().any(|lane| lane.spec.covers(job_id))
+    }
+
+    /// Hands the committed ones of `decisions` (those whose allocation is
+    /// in `placed`) to every lane that covers their job; never blocks.
+    pub fn offer(&self, decisions: Vec<Decision>, placed: &[String]) {
+        let placed: HashSet<&str> = placed.iter().map(String::as_str).collect();
+        let decisions: Vec<Arc<Decision>> = decisions
+            .into_iter()
+            .filter(|d| placed.contains(d.alloc_id.as_str()))
+            .map(Arc::new)
+            .collect();
+        let lanes = self.lanes.read().unwrap_or_else(|p| p.into_inner());
+        for lane in lanes.values() {
+            for d in &decisions {
+                if !lane.spec.covers(&d.job_id) {
+                    continue;
+                }
+                let c = &lane.shared.counters;
+                c.offered.fetch_add(1, Ordering::Relaxed);
+                if let Err(mpsc::TrySendError::Full(_)) = lane.queue.try_send(d.clone()) {
+                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Every lane's counters, by name.
+    pub fn stats(&self) -> Vec<LaneStats> {
+        let lanes = self.lanes.read().unwrap_or_else(|p| p.into_inner());
+        lanes
+            .values()
+            .map(|lane| {
+                let c = &lane.shared.counters;
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                let offered = get(&c.offered);
+                let scored = get(&c.scored);
+                let faults = get(&c.faults);
+                let dropped = get(&c.dropped);
+                LaneStats {
+                    name: lane.spec.name.clone(),
+                    label: lane.spec.scorer.label().to_owned(),
+                    digest: lane.spec.scorer.digest().to_owned(),
+                    weight: lane.spec.candidate.weight(),
+                    started_ms: lane.shared.started_ms,
+                    offered,
+                    scored,
+                    faults,
+                    dropped,
+                    agreed: get(&c.agreed),
+                    unplaced: get(&c.unplaced),
+                    unrecorded: get(&c.unrecorded),
+                    queued: usize::try_from(offered.saturating_sub(scored + faults + dropped))
+                        .unwrap_or(usize::MAX),
+                }
+            })
+            .collect()
+    }
+
+    /// Candidate `name`'s shadow cluster as a difference from the real one:
+    /// per node, what it holds beyond (negative: short of) the real
+    /// allocations; and how many live allocations it found no room for.
+    /// `None` when no lane has that name.
+    pub fn cluster_delta(&self, name: &str) -> Option<(HashMap<String, Delta>, u64)> {
+        let lanes = self.lanes.read().unwrap_or_else(|p| p.into_inner());
+        let lane = lanes.get(name)?;
+        let mut cluster = lane
+            .shared
+            .cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cluster.prune(&self.store);
+        let unplaced = cluster.moved.values().filter(|m| m.to.is_none()).count() as u64;
+        Some((cluster.delta.clone(), unplaced))
+    }
+}
+
+/// What a node holds in a shadow cluster beyond the real one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub cpu: i64,
+    pub memory: i64,
+    pub disk: i64,
+    pub allocs: i64,
+}
+
+impl Delta {
+    fn add(&mut self, r: Resources, sign: i64) {
+        self.cpu += sign * i64::from(r.cpu);
+        self.memory += sign * i64::try_from(r.memory).unwrap_or(i64::MAX);
+        self.disk += sign * i64::try_from(r.disk).unwrap_or(i64::MAX);
+        self.allocs += sign;
+    }
+
+    fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `real` with this delta, never below zero.
+    pub fn apply(&self, real: Resources) -> Resources {
+        let shift = |v: u64, d: i64| u64::try_from(i128::from(v) + i128::from(d)).unwrap_or(0);
+        Resources {
+            cpu: u32::try_from(shift(u64::from(real.cpu), self.cpu)).unwrap_or(u32::MAX),
+            memory: shift(real.memory, self.memory),
+            disk: shift(real.disk, self.disk),
+        }
+    }
+}
+
+/// An allocation the shadow cluster holds elsewhere than the real one.
+#[derive(Debug, Clone)]
+struct Moved {
+    job: String,
+    from: String,
+    /// `None`: no candidate had room in the shadow cluster.
+    to: Option<String>,
+    resources: Resources,
+}
+
+/// A lane's shadow cluster, as a delta from the real one.
+#[derive(Default)]
+struct Cluster {
+    moved: HashMap<String, Moved>,
+    delta: HashMap<String, Delta>,
+    job_delta: HashMap<(String, String), i64>,
+    seen_index: u64,
+    pruned_at: Option<Instant>,
+}
+
+impl Cluster {
+    fn shift(&mut self, m: &Moved, sign: i64) {
+        self.delta
+            .entry(m.from.clone())
+            .or_default()
+            .add(m.resources, -sign);
+        *self
+            .job_delta
+            .entry((m.job.clone(), m.from.clone()))
+            .or_default() -= sign;
+        if let Some(to) = &m.to {
+            self.delta
+                .entry(to.clone())
+                .or_default()
+                .add(m.resources, sign);
+            *self
+                .job_delta
+                .entry((m.job.clone(), to.clone()))
+                .or_default() += sign;
+        }
+        self.delta.retain(|_, d| !d.is_zero());
+        self.job_delta.retain(|_, n| *n != 0);
+    }
+
+    fn insert(&mut self, alloc_id: String, m: Moved) {
+        if m.to.as_deref() == Some(m.from.as_str()) {
+            return;
+        }
+        self.shift(&m, 1);
+        self.moved.insert(alloc_id, m);
+    }
+
+    /// Gives back what allocations that stopped held, when the state has
+    /// moved on and it has not been done for a while.
+    fn prune(&mut self, store: &Store) {
+        let fresh = self.pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY);
+        if fresh || store.index() == self.seen_index {
+            return;
+        }
+        let state = store.snapshot();
+        self.seen_index = state.index();
+        self.pruned_at = Some(Instant::now());
+        let gone: Vec<String> = self
+            .moved
+            .keys()
+            .filter(|id| !state.alloc(id).is_some_and(|a| a.holds_resources()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(m) = self.moved.remove(&id) {
+                self.shift(&m, -1);
+            }
+        }
+    }
+
+    /// `request` as the shadow cluster sees it: each candidate's allocated
+    /// columns shifted by the delta; `None` when nothing differs on these
+    /// candidates (the same request).
+    fn adjusted(
+        &self,
+        request: &ScoreRequest,
+        candidates: &[String],
+        job: &str,
+    ) -> Option<ScoreRequest> {
+        let deltas: Vec<(Delta, i64)> = candidates
+            .iter()
+            .map(|node| {
+                (
+                    self.delta.get(node).copied().unwrap_or_default(),
+                    self.job_delta
+                        .get(&(job.to_owned(), node.clone()))
+                        .copied()
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
+        if deltas.iter().all(|(d, j)| d.is_zero() && *j == 0) {
+            return None;
+        }
+        let mut r = request.clone();
+        let n = &mut r.nodes;
+        let shift = |v: u64, d: i64| u64::try_from(i128::from(v) + i128::from(d)).unwrap_or(0);
+        for (i, (d, j)) in deltas.iter().enumerate() {
+            if let Some(v) = n.cpu_allocated.get_mut(i) {
+                *v = u32::try_from(shift(u64::from(*v), d.cpu)).unwrap_or(u32::MAX);
+            }
+            if let Some(v) = n.memory_allocated.get_mut(i) {
+                *v = shift(*v, d.memory);
+            }
+            if let Some(v) = n.disk_allocated.get_mut(i) {
+                *v = shift(*v, d.disk);
+            }
+            if let Some(v) = n.total_allocs.get_mut(i) {
+                *v = u32::try_from(shift(u64::from(*v), d.allocs)).unwrap_or(u32::MAX);
+            }
+            if let Some(v) = n.job_allocs.get_mut(i) {
+                *v = u32::try_from(shift(u64::from(*v), *j)).unwrap_or(u32::MAX);
+            }
+        }
+        Some(r)
+    }
+}
+
+/// Indices of the request's candidates with room for its ask.
+fn with_room(r: &ScoreRequest) -> Vec<usize> {
+    let n = &r.nodes;
+    (0..n.cpu_capacity.len())
+        .filter(|&i| {
+            let fits = |cap: Option<&u64>, used: Option<&u64>, ask: u64| {
+                matches!((cap, used), (Some(c), Some(u)) if c.saturating_sub(*u) >= ask)
+            };
+            let cpu = |v: Option<&u32>| v.map(|x| u64::from(*x));
+            fits(
+                cpu(n.cpu_capacity.get(i)).as_ref(),
+                cpu(n.cpu_allocated.get(i)).as_ref(),
+                u64::from(r.ask.cpu_mhz),
+            ) && fits(
+                n.memory_capacity.get(i),
+                n.memory_allocated.get(i),
+                r.ask.memory_mib,
+            ) && fits(n.disk_capacity.get(i), n.disk_allocated.get(i), r.ask.disk_mib)
+        })
+        .collect()
+}
+
+/// `r` with only the candidates at `keep`, in that order.
+fn subset(r: &ScoreRequest, keep: &[usize]) -> ScoreRequest {
+    fn pick<T: Copy>(v: &[T], keep: &[usize]) -> Vec<T> {
+        keep.iter().filter_map(|&i| v.get(i).copied()).collect()
+    }
+    let n = &r.nodes;
+    let width = r.attribute_names.len();
+    let attributes = keep
+        .iter()
+        .flat_map(|&i| {
+            r.attributes
+                .get(i * width..(i + 1) * width)
+                .unwrap_or_default()
+                .iter()
+                .copied()
+        })
+        .collect();
+    ScoreRequest {
+        placement: r.placement,
+        job_priority: r.job_priority,
+        ask: r.ask,
+        nodes: orch_plugin_runtime::NodeColumns {
+            cpu_capacity: pick(&n.cpu_capacity, keep),
+            memory_capacity: pick(&n.memory_capacity, keep),
+            disk_capacity: pick(&n.disk_capacity, keep),
+            cpu_allocated: pick(&n.cpu_allocated, keep),
+            memory_allocated: pick(&n.memory_allocated, keep),
+            disk_allocated: pick(&n.disk_allocated, keep),
+            job_allocs: pick(&n.job_allocs, keep),
+            total_allocs: pick(&n.total_allocs, keep),
+        },
+        attribute_names: r.attribute_names.clone(),
+        strings: r.strings.clone(),
+        attributes,
+    }
+}
+
+/// The final scores (the scorer's plus the host's adjustments, which are
+/// absent when the job has no preferences) and the index of the best.
+pub(crate) fn pick(scores: &[f64], adjustments: &[f64]) -> usize {
+    let finals: Vec<f64> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s + adjustments.get(i).copied().unwrap_or(0.0))
+        .collect();
+    super::select::best(&finals)
+}
+
+/// One lane's thread.
+struct LaneWorker {
+    name: String,
+    scorer: Arc<dyn Scorer>,
+    shared: Arc<LaneShared>,
+    store: Store,
+    records: mpsc::SyncSender<ShadowDecision>,
+}
+
+impl LaneWorker {
+    fn run(self, rx: &mpsc::Receiver<Arc<Decision>>) {
+        lowest_priority();
+        self.rebuild();
+        // Faults in a row, for logging the first and the breaker's opening
+        // once each, not every decision.
+        let mut streak = 0u64;
+        let mut told_open = false;
+        // Ends when the lane is dropped (its sender with it).
+        while let Ok(decision) = rx.recv() {
+            let record = self.answer(&decision);
+            let c = &self.shared.counters;
+            match &record.fault {
+                Some(fault) => {
+                    c.faults.fetch_add(1, Ordering::Relaxed);
+                    streak += 1;
+                    if streak == 1 {
+                        tracing::warn!(
+                            "shadow {}: {fault}; the primary is not affected, and the fault is counted",
+                            self.name
+                        );
+                    }
+                    if !told_open && fault.contains("not called: it faulted") {
+                        told_open = true;
+                        tracing::warn!(
+                            "shadow {}: its breaker is open after {streak} faults in a row; its decisions count as faults until it answers again",
+                            self.name
+                        );
+                    }
+                }
+                None => {
+                    c.scored.fetch_add(1, Ordering::Relaxed);
+                    if streak > 0 {
+                        tracing::info!(
+                            "shadow {}: answering again after {streak} faults",
+                            self.name
+                        );
+                    }
+                    streak = 0;
+                    told_open = false;
+                }
+            }
+            if record.agrees {
+                c.agreed.fetch_add(1, Ordering::Relaxed);
+            }
+            c.micros.fetch_add(record.scorer_micros, Ordering::Relaxed);
+            if self.records.try_send(record).is_err() {
+                c.unrecorded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The shadow cluster as the stored answers and the live allocations
+    /// say it is.
+    fn rebuild(&self) {
+        let rows = match self.store.shadow_cluster(&self.name, self.scorer.digest()) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(
+                    "shadow {}: cannot rebuild its cluster: {e}; starting empty",
+                    self.name
+                );
+                return;
+            }
+        };
+        let state = self.store.snapshot();
+        let mut cluster = self
+            .shared
+            .cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut moved = 0;
+        for (alloc_id, node, fault) in rows {
+            let Some(alloc) = state.alloc(&alloc_id).filter(|a| a.holds_resources()) else {
+                continue;
+            };
+            if fault {
+                continue;
+            }
+            let m = Moved {
+                job: alloc.job_id.clone(),
+                from: alloc.node_id.clone(),
+                to: node,
+                resources: alloc.resources,
+            };
+            if m.to.as_deref() != Some(m.from.as_str()) {
+                moved += 1;
+            }
+            cluster.insert(alloc_id, m);
+        }
+        cluster.seen_index = state.index();
+        if moved > 0 {
+            tracing::info!(
+                "shadow {}: rebuilt its cluster from the records ({moved} allocations placed elsewhere than the primary)",
+                self.name
+            );
+        }
+    }
+
+    fn answer(&self, d: &Decision) -> ShadowDecision {
+        let mut record = ShadowDecision {
+            alloc_id: d.alloc_id.clone(),
+            job_id: d.job_id.clone(),
+            candidate: self.name.clone(),
+            scorer: self.scorer.label().to_owned(),
+            scorer_digest: self.scorer.digest().to_owned(),
+            time_ms: now_ms(),
+            scores: Vec::new(),
+            part_names: Vec::new(),
+            parts: Vec::new(),
+            pick: None,
+            agrees: false,
+            cluster_node: None,
+            fault: None,
+            scorer_micros: 0,
+        };
+        let request = request_of(d);
+        let started = Instant::now();
+        let answer = self.ask(&request, d.candidates.len());
+        record.scorer_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                record.fault = Some(e);
+                return record;
+            }
+        };
+        let same = pick(&response.scores, &d.host_adjustments);
+        record.pick = u32::try_from(same).ok();
+        record.agrees = record.pick == Some(d.pick);
+        record.cluster_node = self.place_in_cluster(d, &request, same);
+        record.scores = response.scores;
+        record.part_names = response.part_names;
+        record.parts = response.parts;
+        record
+    }
+
+    /// Where the allocation goes in the shadow cluster (and puts it there).
+    fn place_in_cluster(
+        &self,
+        d: &Decision,
+        request: &ScoreRequest,
+        same: usize,
+    ) -> Option<String> {
+        let mut cluster = self
+            .shared
+            .cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cluster.prune(&self.store);
+        let node = match cluster.adjusted(request, &d.candidates, &d.job_id) {
+            // Nothing differs on these candidates: the same answer.
+            None => d.candidates.get(same).cloned(),
+            Some(shifted) => {
+                let room = with_room(&shifted);
+                if room.is_empty() {
+                    None
+                } else {
+                    let sub = subset(&shifted, &room);
+                    let adjustments: Vec<f64> = room
+                        .iter()
+                        .map(|&i| d.host_adjustments.get(i).copied().unwrap_or(0.0))
+                        .collect();
+                    // A fault here leaves it where the same-request answer
+                    // put it: the cluster still holds the allocation.
+                    match self.ask(&sub, room.len()) {
+                        Ok(r) => {
+                            let best = pick(&r.scores, &adjustments);
+                            room.get(best).and_then(|&i| d.candidates.get(i).cloned())
+                        }
+                        Err(_) => d.candidates.get(same).cloned(),
+                    }
+                }
+            }
+        };
+        if node.is_none() {
+            self.shared
+                .counters
+                .unplaced
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(from) = d.picked_node() {
+            cluster.insert(
+                d.alloc_id.clone(),
+                Moved {
+                    job: d.job_id.clone(),
+                    from: from.to_owned(),
+                    to: node.clone(),
+                    resources: d.ask,
+                },
+            );
+        }
+        node
+    }
+
+    fn ask(&self, request: &ScoreRequest, nodes: usize) -> Result<ScoreResponse, String> {
+        let response = self.scorer.score(request).map_err(|e| e.to_string())?;
+        orch_plugin_runtime::validate_response(&response, nodes).map_err(|p| p.to_string())?;
+        Ok(response)
+    }
+}
+
+/// Writes answers in batches until every lane and the [`Shadows`] are gone.
+fn write_records(store: &Store, rx: &mpsc::Receiver<ShadowDecision>) {
+    let mut batch = Vec::new();
+    loop {
+        let deadline = Instant::now() + RECORD_EVERY;
+        let mut closed = false;
+        while batch.len() < RECORD_BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(record) => batch.push(record),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty()
+            && let Err(e) = store.apply(Op::RecordShadows(std::mem::take(&mut batch)))
+        {
+            tracing::warn!("shadow answers not recorded: {e}");
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Puts the calling thread at the lowest CPU priority (nice 19), so that
+/// shadow work only uses what the primary leaves idle. Best effort.
+fn lowest_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!("shadow lane: cannot lower its priority: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests may")]
+    use super::*;
+
+    fn request(allocated_cpu: &[u32]) -> ScoreRequest {
+        let nodes: Vec<orch_plugin_runtime::Node> = allocated_cpu
+            .iter()
+            .map(|&cpu| orch_plugin_runtime::Node {
+                capacity: orch_plugin_runtime::Resources {
+                    cpu_mhz: 1000,
+                    memory_mib: 1000,
+                    disk_mib: 1000,
+                },
+                allocated: orch_plugin_runtime::Resources {
+                    cpu_mhz: cpu,
+                    memory_mib: 0,
+                    disk_mib: 0,
+                },
+                job_allocs: 0,
+                total_allocs: 0,
+            })
+            .collect();
+        ScoreRequest {
+            placement: 0,
+            job_priority: 50,
+            ask: orch_plugin_runtime::Resources {
+                cpu_mhz: 500,
+                memory_mib: 10,
+                disk_mib: 0,
+            },
+            nodes: orch_plugin_runtime::NodeColumns::from_nodes(&nodes),
+            attribute_names: vec![],
+            strings: vec![],
+            attributes: vec![],
+        }
+    }
+
+    fn moved(from: &str, to: Option<&str>, cpu: u32) -> Moved {
+        Moved {
+            job: "web".into(),
+            from: from.into(),
+            to: to.map(str::to_owned),
+            resources: Resources {
+                cpu,
+                memory: 0,
+                disk: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn the_cluster_moves_and_gives_back_resources() {
+        let mut c = Cluster::default();
+        c.insert("a1".into(), moved("n1", Some("n2"), 400));
+        c.insert("a2".into(), moved("n1", Some("n1"), 100));
+        assert_eq!(c.moved.len(), 1, "placed where the primary did: no delta");
+        assert_eq!(c.delta["n1"].cpu, -400);
+        assert_eq!(c.delta["n2"].cpu, 400);
+        let candidates = vec!["n1".to_owned(), "n2".to_owned()];
+        let shifted = c
+            .adjusted(&request(&[400, 200]), &candidates, "web")
+            .unwrap();
+        assert_eq!(shifted.nodes.cpu_allocated, vec![0, 600]);
+        assert_eq!(shifted.nodes.job_allocs, vec![0, 1]);
+        assert_eq!(
+            with_room(&shifted),
+            vec![0],
+            "n2 has 400 left, the ask is 500"
+        );
+        let m = c.moved.remove("a1").unwrap();
+        c.shift(&m, -1);
+        assert!(c.delta.is_empty() && c.job_delta.is_empty());
+        assert!(c.adjusted(&request(&[0, 0]), &candidates, "web").is_none());
+    }
+
+    #[test]
+    fn an_unplaced_allocation_only_frees_its_node() {
+        let mut c = Cluster::default();
+        c.insert("a1".into(), moved("n1", None, 300));
+        assert_eq!(c.delta["n1"].cpu, -300);
+        assert_eq!(c.delta["n1"].allocs, -1);
+        assert_eq!(c.delta.len(), 1);
+        let real = Resources {
+            cpu: 200,
+            memory: 5,
+            disk: 0,
+        };
+        assert_eq!(c.delta["n1"].apply(real).cpu, 0, "never below zero");
+    }
+
+    #[test]
+    fn a_subset_keeps_rows_and_attributes_together() {
+        let mut r = request(&[1, 2, 3]);
+        r.attribute_names = vec!["dc".into(), "rack".into()];
+        r.attributes = vec![10, 11, 20, 21, 30, 31];
+        let s = subset(&r, &[2, 0]);
+        assert_eq!(s.nodes.cpu_allocated, vec![3, 1]);
+        assert_eq!(s.attributes, vec![30, 31, 10, 11]);
+        assert_eq!(pick(&[0.1, 0.5], &[]), 1);
+        assert_eq!(pick(&[0.1, 0.5], &[0.9, 0.0]), 0);
+    }
+}
