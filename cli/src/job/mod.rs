@@ -11,7 +11,7 @@ mod view;
 
 pub use view::{
     alloc_table, change_summary, desired_str, eval_exit, file_problems, history, job_detail,
-    job_list, monitor_report, node_label, plan_changes, plan_view,
+    job_list, monitor_report, node_label, plan_changes, plan_view, waiting_eval,
 };
 
 use super::client::{AddressArgs, Client, Reply, routes};
@@ -109,8 +109,9 @@ impl RunArgs {
                     request.job.id, reply.body.job_version
                 );
                 if let Some(blocked) = waiting {
-                    // A blocked evaluation counts what waits once it has
-                    // looked again; until then the one that left it does.
+                    // A blocked evaluation counts what waits (an older
+                    // server left it none until it looked again; then the
+                    // one that left it does).
                     let counted = if blocked.queued_allocations.is_empty() {
                         evals
                             .body
