@@ -21,6 +21,7 @@ pub mod node;
 pub mod plugin;
 pub mod server;
 mod table;
+mod why_not;
 
 use clap::{Parser, Subcommand};
 

@@ -153,6 +153,11 @@ impl RunArgs {
 pub struct PlanArgs {
     /// The job file (TOML).
     pub file: PathBuf,
+    /// Also say what became of this node in each group: filtered (by
+    /// what), without room, not sampled, outscored (its score beside the
+    /// winner's) or picked. A node id, id prefix or name.
+    #[arg(long, value_name = "NODE")]
+    pub why_not: Option<String>,
     /// Print the server's plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -170,8 +175,14 @@ impl PlanArgs {
             job,
             enforce_index: None,
         };
+        let query: Vec<(&str, &str)> = self
+            .why_not
+            .as_deref()
+            .map(|node| ("why_not", node))
+            .into_iter()
+            .collect();
         let reply: Reply<JobPlanResponse> =
-            client.post(&routes::JOB_PLAN, &[&request.job.id], &request)?;
+            client.post_with_query(&routes::JOB_PLAN, &[&request.job.id], &query, &request)?;
         if self.json {
             println!("{}", pretty_json(&reply.text));
         } else {
@@ -179,6 +190,9 @@ impl PlanArgs {
                 "{}",
                 plan_view(&request.job, &reply.body, &self.file.display().to_string())
             );
+            if let Some(why_not) = &reply.body.why_not {
+                print!("{}", crate::why_not::plan_why_not(why_not));
+            }
         }
         Ok(if plan_changes(&reply.body) {
             ExitCode::FAILURE

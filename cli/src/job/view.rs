@@ -739,6 +739,7 @@ mod tests {
             }],
             failed_tg_allocs: BTreeMap::new(),
             job_modify_index: 17,
+            why_not: None,
         };
         assert!(plan_changes(&plan));
         assert_snapshot("cli-job-plan", &plan_view(&job, &plan, "web.toml"));
@@ -754,6 +755,7 @@ mod tests {
             placements: Vec::new(),
             failed_tg_allocs: [("frontend".to_owned(), failed_metric())].into(),
             job_modify_index: 17,
+            why_not: None,
         };
         assert!(!plan_changes(&unchanged));
         assert_snapshot(

@@ -17,3 +17,4 @@ mod e2e;
 mod oci;
 mod plugin_registry;
 mod python_example;
+mod why_not;
