@@ -10,7 +10,7 @@ use super::job::{desired_str, node_names};
 use super::table::{Table, key_values};
 use anyhow::{Result, bail};
 use orch_model::{Allocation, Decision, Job, TaskEvent, TaskState};
-use orch_wire::AllocationDetail;
+use orch_wire::{AllocWhyNot, AllocationDetail};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -42,6 +42,12 @@ pub struct StatusArgs {
     /// score.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Also say why the allocation is not on this node: outscored (its
+    /// score beside the winner's) if it was a candidate, otherwise what
+    /// the group's checks make of the node as it is now. A node id, id
+    /// prefix or name; with --json, only this answer is printed.
+    #[arg(long, value_name = "NODE")]
+    pub why_not: Option<String>,
     /// Print the server's JSON.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +58,18 @@ pub struct StatusArgs {
 impl StatusArgs {
     pub fn run(self) -> Result<ExitCode> {
         let client = self.addr.client()?;
+        let why_not = match &self.why_not {
+            Some(node) => {
+                let why: Reply<AllocWhyNot> =
+                    client.get(&routes::ALLOCATION_WHY_NOT, &[&self.id, node], &[])?;
+                if self.json {
+                    println!("{}", pretty_json(&why.text));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(why.body)
+            }
+            None => None,
+        };
         let query: &[(&str, &str)] = if self.verbose {
             &[("verbose", "true")]
         } else {
@@ -68,6 +86,9 @@ impl StatusArgs {
             "{}",
             alloc_detail(&reply.body, &nodes, self.verbose, now_ms())
         );
+        if let Some(why_not) = &why_not {
+            print!("{}", crate::why_not::alloc_why_not(why_not, &nodes));
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::client::{AddressArgs, Reply, routes};
 use super::format::{age, blocked_line, now_ms, placement_failures, pretty_json, short};
-use super::job::{node_label, node_names};
+use super::job::{node_label, node_names, waiting_eval};
 use super::table::key_values;
 use anyhow::Result;
 use orch_model::Allocation;
@@ -137,7 +137,7 @@ pub fn eval_detail(
                 super::format::plural(queued, "allocation", "allocations")
             );
         }
-        if let Some(b) = &e.blocked_eval {
+        if let Some(b) = waiting_eval(e) {
             out.push('\n');
             out.push_str(&blocked_line(b, ""));
         }
@@ -171,6 +171,29 @@ mod tests {
         assert_snapshot(
             "cli-eval-status-failures",
             &eval_detail(&detail2, &allocs, &node_name_map(), NOW),
+        );
+    }
+
+    /// A blocked evaluation carries the failures it waits on: its status
+    /// says why, and that it is the one waiting.
+    #[test]
+    fn eval_status_of_a_blocked_evaluation() {
+        let failed = eval_with_failures().evaluation;
+        let blocked = EvaluationDetail {
+            evaluation: orch_model::Evaluation {
+                id: "b10cked0-0000-4000-8000-000000000002".into(),
+                status: orch_model::EvalStatus::Blocked,
+                status_description: "waiting for capacity".into(),
+                triggered_by: orch_model::TriggeredBy::QueuedAllocs,
+                blocked_eval: None,
+                previous_eval: Some(failed.id.clone()),
+                ..failed
+            },
+            placed: Vec::new(),
+        };
+        assert_snapshot(
+            "cli-eval-status-blocked",
+            &eval_detail(&blocked, &[], &node_name_map(), NOW),
         );
     }
 }

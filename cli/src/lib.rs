@@ -22,6 +22,7 @@ pub mod plugin;
 pub mod scheduler;
 pub mod server;
 mod table;
+mod why_not;
 
 use clap::{Parser, Subcommand};
 

@@ -63,6 +63,9 @@ pub struct JobPlanResponse {
     pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
     /// The job's current modify index, for `job run --check-index`.
     pub job_modify_index: u64,
+    /// With `?why_not=NODE`: what became of that node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<PlanWhyNot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,4 +231,141 @@ pub struct StatusUpdated {
     /// Allocations of the batch the server does not have; not applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<String>,
+}
+
+/// What became of one node in one placement: the answer to `--why-not
+/// NODE` of `orch job plan` and `orch alloc status`, stage by stage as the
+/// scheduler decides (feasibility, room, sampling, score).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NodeVerdict {
+    /// Passed over before anything was scored: the node takes nothing new
+    /// (its status, eligibility or drain), or it fails one of the group's
+    /// checks (datacenter, driver, constraint, `distinct_hosts`); `reason`
+    /// is what the evaluation's metrics count it under.
+    Filtered { reason: String },
+    /// It passes the checks, but the allocation does not fit: the first
+    /// dimension short, what the allocation asks and what was free there.
+    Exhausted {
+        dimension: String,
+        ask: orch_model::Resources,
+        free: orch_model::Resources,
+    },
+    /// It passes the checks and has room, but sampling had its candidates
+    /// before the walk reached it: `sampled` were scored of `feasible` nodes
+    /// that would have done.
+    NotSampled { sampled: u64, feasible: u64 },
+    /// A candidate the winner outscored: both rows, part by part.
+    Outscored {
+        part_names: Vec<String>,
+        node: CandidateScore,
+        winner: CandidateScore,
+    },
+    /// The candidate picked.
+    Picked {
+        part_names: Vec<String>,
+        node: CandidateScore,
+    },
+    /// It passes every check and has room, and nothing asked for it: the
+    /// group places nothing there (a plan), or it would be a candidate now
+    /// (an allocation's node as it is now).
+    Fits,
+}
+
+/// One candidate's row of a decision: its final score, what it is made
+/// of, and the scorer's parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateScore {
+    pub node_id: String,
+    #[serde(default)]
+    pub node_name: String,
+    /// The scorer's score plus the host's adjustment: what was compared.
+    pub score: f64,
+    pub scorer_score: f64,
+    /// The job's affinities and spreads, as the host scored them (0 when
+    /// the job has none).
+    pub host_adjustment: f64,
+    /// The scorer's parts, in the order of the verdict's `part_names`.
+    pub parts: Vec<f64>,
+}
+
+/// `POST /v1/job/{id}/plan?why_not=NODE`: what became of the node in the
+/// dry run, group by group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanWhyNot {
+    pub node_id: String,
+    pub node_name: String,
+    /// The job's groups, in its order.
+    pub groups: Vec<GroupWhyNot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupWhyNot {
+    pub group: String,
+    /// One per allocation the plan places of the group, in the order they
+    /// were placed; then one for those it could not place. A group the
+    /// plan places nothing of has one: the node against its checks.
+    pub placements: Vec<PlacementWhyNot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlacementWhyNot {
+    /// The allocation placed (`web.frontend[2]`); absent for the entry
+    /// that stands for what could not be placed, or for nothing placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<String>,
+    /// How many of the group's allocations could not be placed, on the
+    /// entry that stands for them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unplaced: u64,
+    pub verdict: NodeVerdict,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `GET /v1/allocation/{id}/why-not/{node}`: why the allocation is not on
+/// that node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllocWhyNot {
+    pub alloc_id: String,
+    pub alloc_name: String,
+    /// Where the allocation is.
+    pub alloc_node_id: String,
+    pub node_id: String,
+    pub node_name: String,
+    pub basis: WhyNotBasis,
+    pub verdict: NodeVerdict,
+    /// The placement's funnel, from its decision record when one is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<PlacementFunnel>,
+}
+
+/// What an allocation's why-not verdict rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhyNotBasis {
+    /// The node was a candidate: its scores as the decision record keeps
+    /// them.
+    Decision,
+    /// The node was not a candidate (or no record is kept), and the record
+    /// keeps no reason per node: the group's checks, of the job version the
+    /// allocation runs, against the node and its allocations as they are
+    /// now.
+    Now,
+}
+
+/// How one placement narrowed the nodes down, from its decision record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementFunnel {
+    /// Schedulable nodes when it was placed.
+    pub nodes_evaluated: u64,
+    /// Nodes a check filtered out.
+    pub nodes_filtered: u64,
+    /// Nodes that passed the checks but had no room.
+    pub nodes_exhausted: u64,
+    /// Nodes the walk did not reach once it had its candidates.
+    pub nodes_skipped: u64,
+    pub candidates: u64,
 }

@@ -343,10 +343,23 @@ impl Client {
         params: &[&str],
         body: &B,
     ) -> Result<Reply<T>, ClientError> {
+        self.post_with_query(route, params, &[], body)
+    }
+
+    /// `POST route` with its path parameters and a query.
+    pub fn post_with_query<B: Serialize, T: DeserializeOwned>(
+        &self,
+        route: &Route,
+        params: &[&str],
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<Reply<T>, ClientError> {
         debug_assert_eq!(route.method, Method::Post, "{route} is not a POST");
-        let res = self
-            .http
-            .post(self.url(route, params))
+        let mut req = self.http.post(self.url(route, params));
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        let res = req
             .config()
             .timeout_global(Some(self.options.timeout))
             .build()

@@ -29,6 +29,10 @@ pub use bodies::{
     JobRegisterResponse, JobStopResponse, JobSummary, NodeUpdated, PlannedPlacement, ScorerInfo,
     ServerStatus, StatusUpdate, StatusUpdated, StatusUpdates,
 };
+pub use bodies::{
+    AllocWhyNot, CandidateScore, GroupWhyNot, NodeVerdict, PlacementFunnel, PlacementWhyNot,
+    PlanWhyNot, WhyNotBasis,
+};
 pub use client::{
     Client, ClientError, ClientOptions, DEFAULT_ADDRESS, INDEX_HEADER, LOG_FILE_HEADER,
     LOG_OFFSET_HEADER, RawReply, Reply, normalize_address,

@@ -327,6 +327,26 @@ mod tests {
                 }],
                 failed_tg_allocs: BTreeMap::from([("web".into(), metric())]),
                 job_modify_index: 4,
+                why_not: Some(plan_why_not()),
+            },
+        );
+        checker.check(
+            "AllocWhyNot",
+            &AllocWhyNot {
+                alloc_id: "a1".into(),
+                alloc_name: "hello.web[0]".into(),
+                alloc_node_id: "n1".into(),
+                node_id: "n2".into(),
+                node_name: "box-2".into(),
+                basis: WhyNotBasis::Now,
+                verdict: NodeVerdict::Fits,
+                funnel: Some(PlacementFunnel {
+                    nodes_evaluated: 3,
+                    nodes_filtered: 1,
+                    nodes_exhausted: 0,
+                    nodes_skipped: 0,
+                    candidates: 2,
+                }),
             },
         );
         checker.check(
@@ -475,6 +495,12 @@ mod tests {
             "Packing",
             "ResourcePacking",
             "SpreadCount",
+            "PlanWhyNot",
+            "GroupWhyNot",
+            "PlacementWhyNot",
+            "CandidateScore",
+            "AllocWhyNot",
+            "PlacementFunnel",
         ] {
             let documented = properties(&spec, schema);
             let produced = checker.seen.get(schema).cloned().unwrap_or_default();
@@ -643,6 +669,59 @@ mod tests {
     }
 
     /// The example job every new user runs, as the CLI sends it.
+    /// A plan's why-not with every kind of verdict.
+    fn plan_why_not() -> PlanWhyNot {
+        let row = |id: &str| CandidateScore {
+            node_id: id.into(),
+            node_name: "box".into(),
+            score: 0.5,
+            scorer_score: 0.25,
+            host_adjustment: 0.25,
+            parts: vec![0.1, 0.2],
+        };
+        let parts = || vec!["cpu".to_owned(), "memory".to_owned()];
+        let placed = |verdict| PlacementWhyNot {
+            allocation: Some("hello.web[0]".into()),
+            unplaced: 0,
+            verdict,
+        };
+        PlanWhyNot {
+            node_id: "n2".into(),
+            node_name: "box-2".into(),
+            groups: vec![GroupWhyNot {
+                group: "web".into(),
+                placements: vec![
+                    placed(NodeVerdict::Filtered {
+                        reason: "distinct_hosts".into(),
+                    }),
+                    placed(NodeVerdict::Exhausted {
+                        dimension: "memory".into(),
+                        ask: orch_model::Resources::new(500, 256, 0),
+                        free: orch_model::Resources::new(100, 100, 100),
+                    }),
+                    placed(NodeVerdict::NotSampled {
+                        sampled: 2,
+                        feasible: 9,
+                    }),
+                    placed(NodeVerdict::Outscored {
+                        part_names: parts(),
+                        node: row("n2"),
+                        winner: row("n1"),
+                    }),
+                    placed(NodeVerdict::Picked {
+                        part_names: parts(),
+                        node: row("n2"),
+                    }),
+                    PlacementWhyNot {
+                        allocation: None,
+                        unplaced: 2,
+                        verdict: NodeVerdict::Fits,
+                    },
+                ],
+            }],
+        }
+    }
+
     fn job() -> Job {
         let text = include_str!("../../examples/jobs/hello.toml");
         orch_model::parse_job_file("examples/jobs/hello.toml", text)

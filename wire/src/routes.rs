@@ -116,6 +116,11 @@ pub const ALLOCATIONS: Route = Route::new(Get, "/v1/allocations", "listAllocatio
 pub const ALLOCATION: Route = Route::new(Get, "/v1/allocation/{id}", "getAllocation");
 pub const ALLOCATION_LOGS: Route =
     Route::new(Get, "/v1/allocation/{id}/logs/{task}", "getAllocationLogs");
+pub const ALLOCATION_WHY_NOT: Route = Route::new(
+    Get,
+    "/v1/allocation/{id}/why-not/{node}",
+    "getAllocationWhyNot",
+);
 pub const ALLOCATION_STATUS: Route =
     Route::new(Post, "/v1/allocations/status", "updateAllocationStatus");
 pub const OPENAPI: Route = Route::new(Get, "/v1/openapi.json", "getOpenApi");
@@ -170,6 +175,7 @@ pub const ROUTES: &[Route] = &[
     ALLOCATIONS,
     ALLOCATION,
     ALLOCATION_LOGS,
+    ALLOCATION_WHY_NOT,
     ALLOCATION_STATUS,
     OPENAPI,
     SCHEDULER,

@@ -11,7 +11,7 @@ mod view;
 
 pub use view::{
     alloc_table, change_summary, desired_str, eval_exit, file_problems, history, job_detail,
-    job_list, monitor_report, node_label, plan_changes, plan_view,
+    job_list, monitor_report, node_label, plan_changes, plan_view, waiting_eval,
 };
 
 use super::client::{AddressArgs, Client, Reply, routes};
@@ -109,8 +109,9 @@ impl RunArgs {
                     request.job.id, reply.body.job_version
                 );
                 if let Some(blocked) = waiting {
-                    // A blocked evaluation counts what waits once it has
-                    // looked again; until then the one that left it does.
+                    // A blocked evaluation counts what waits (an older
+                    // server left it none until it looked again; then the
+                    // one that left it does).
                     let counted = if blocked.queued_allocations.is_empty() {
                         evals
                             .body
@@ -152,6 +153,11 @@ impl RunArgs {
 pub struct PlanArgs {
     /// The job file (TOML).
     pub file: PathBuf,
+    /// Also say what became of this node in each group: filtered (by
+    /// what), without room, not sampled, outscored (its score beside the
+    /// winner's) or picked. A node id, id prefix or name.
+    #[arg(long, value_name = "NODE")]
+    pub why_not: Option<String>,
     /// Print the server's plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -169,8 +175,14 @@ impl PlanArgs {
             job,
             enforce_index: None,
         };
+        let query: Vec<(&str, &str)> = self
+            .why_not
+            .as_deref()
+            .map(|node| ("why_not", node))
+            .into_iter()
+            .collect();
         let reply: Reply<JobPlanResponse> =
-            client.post(&routes::JOB_PLAN, &[&request.job.id], &request)?;
+            client.post_with_query(&routes::JOB_PLAN, &[&request.job.id], &query, &request)?;
         if self.json {
             println!("{}", pretty_json(&reply.text));
         } else {
@@ -178,6 +190,9 @@ impl PlanArgs {
                 "{}",
                 plan_view(&request.job, &reply.body, &self.file.display().to_string())
             );
+            if let Some(why_not) = &reply.body.why_not {
+                print!("{}", crate::why_not::plan_why_not(why_not));
+            }
         }
         Ok(if plan_changes(&reply.body) {
             ExitCode::FAILURE

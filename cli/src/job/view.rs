@@ -183,13 +183,18 @@ pub fn job_list(jobs: &[JobSummary]) -> String {
 }
 
 /// The newest evaluation that placed (or failed to place) the job's
-/// allocations. A blocked evaluation is newer than the one that failed but
-/// only waits on its failures, which, with the queued counts, stay on the
-/// one that failed; a canceled one decided nothing.
+/// allocations. A blocked evaluation counts once it carries failures: the
+/// ones it was left with, or its own after it looked again and is still
+/// waiting (an older server left it none; then the one that failed says
+/// why). A canceled one decided nothing.
 pub(super) fn latest_decision(evals: &[Evaluation]) -> Option<&Evaluation> {
     evals
         .iter()
-        .filter(|e| !matches!(e.status, EvalStatus::Blocked | EvalStatus::Canceled))
+        .filter(|e| match e.status {
+            EvalStatus::Canceled => false,
+            EvalStatus::Blocked => !e.failed_tg_allocs.is_empty(),
+            _ => true,
+        })
         .max_by_key(|e| e.create_index)
 }
 
@@ -271,7 +276,7 @@ pub fn job_detail(
     if let Some(e) = latest_eval.filter(|e| !e.failed_tg_allocs.is_empty()) {
         out.push_str("\nPlacement Failure\n");
         out.push_str(&placement_failures(&e.failed_tg_allocs, ""));
-        if let Some(b) = &e.blocked_eval {
+        if let Some(b) = waiting_eval(e) {
             out.push_str(&blocked_line(b, ""));
         }
     }
@@ -283,6 +288,14 @@ pub fn job_detail(
         out.push_str(&alloc_table(allocs, now_ms));
     }
     out
+}
+
+/// The evaluation waiting for capacity on `e`'s behalf: the blocked one it
+/// left, or itself when it is that one.
+pub fn waiting_eval(e: &Evaluation) -> Option<&str> {
+    e.blocked_eval
+        .as_deref()
+        .or((e.status == EvalStatus::Blocked).then_some(e.id.as_str()))
 }
 
 /// The allocations table `job status` and `node status` share, newest
@@ -590,9 +603,39 @@ mod tests {
             ..failed.clone()
         };
         // The server lists the newest first.
-        let evals = vec![blocked, failed.clone()];
+        let evals = vec![blocked.clone(), failed.clone()];
         assert_eq!(latest_decision(&evals), Some(&failed));
         assert_eq!(latest_decision(&evals[..1]), None);
+
+        // Once it carries failures (it was left them, or it looked again and
+        // still waits), the blocked one says why, and that it waits.
+        let mut metric = failed_metric();
+        metric.nodes_evaluated = 6;
+        let looked = Evaluation {
+            failed_tg_allocs: [("frontend".to_owned(), metric)].into(),
+            queued_allocations: [("frontend".to_owned(), 1)].into(),
+            ..blocked
+        };
+        let evals = vec![looked.clone(), failed];
+        assert_eq!(latest_decision(&evals), Some(&looked));
+        let text = job_detail(&job(1), None, &[], latest_decision(&evals), NOW);
+        assert!(text.contains("  * 6 nodes evaluated\n"), "{text}");
+        assert!(
+            text.contains("Evaluation \"b10cked0\" waiting for additional capacity"),
+            "{text}"
+        );
+        assert_eq!(
+            row(&text, "frontend"),
+            ["frontend", "1", "0", "0", "0", "0", "0"]
+        );
+    }
+
+    /// The cells of the table row whose first cell is `first`.
+    fn row<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cells| cells.first() == Some(&first))
+            .unwrap_or_default()
     }
 
     #[test]
@@ -696,6 +739,7 @@ mod tests {
             }],
             failed_tg_allocs: BTreeMap::new(),
             job_modify_index: 17,
+            why_not: None,
         };
         assert!(plan_changes(&plan));
         assert_snapshot("cli-job-plan", &plan_view(&job, &plan, "web.toml"));
@@ -711,6 +755,7 @@ mod tests {
             placements: Vec::new(),
             failed_tg_allocs: [("frontend".to_owned(), failed_metric())].into(),
             job_modify_index: 17,
+            why_not: None,
         };
         assert!(!plan_changes(&unchanged));
         assert_snapshot(

@@ -440,6 +440,10 @@ fn every_answer_matches_the_openapi_description() {
             "/v1/allocation/{id}",
             format!("/v1/allocation/{alloc}?verbose=true"),
         ),
+        (
+            "/v1/allocation/{id}/why-not/{node}",
+            format!("/v1/allocation/{alloc}/why-not/n2"),
+        ),
     ];
     let mut problems = Vec::new();
     for (route, path) in reads {

@@ -18,3 +18,4 @@ mod oci;
 mod plugin_registry;
 mod python_example;
 mod scheduler_ab;
+mod why_not;

@@ -188,9 +188,10 @@ pub async fn stop(
 pub async fn plan(
     Ctx(ctx): Ctx<ApiContext>,
     PathId(id): PathId,
-    params: Params,
+    mut params: Params,
     JsonBody(request): JsonBody<JobRegisterRequest>,
 ) -> Result<Indexed<Json<JobPlanResponse>>, ApiError> {
+    let why_not = params.take("why_not");
     params.finish()?;
     let job = request.job;
     if job.id != id {
@@ -201,6 +202,11 @@ pub async fn plan(
     }
     checked(&job)?;
     let state = ctx.store.snapshot();
+    // `?why_not=NODE`: what became of that node, asked of the same dry run.
+    let watched = match &why_not {
+        Some(wanted) => Some(super::nodes::find_by_id_or_name(&state, wanted)?),
+        None => None,
+    };
     let old = state.job(&id).cloned();
     let diff = job_diff(old.as_deref(), &job);
     let diff_type = diff_type(old.as_deref(), &diff).to_owned();
@@ -219,8 +225,17 @@ pub async fn plan(
             ),
         ));
     };
-    let dry = blocking_io(move || Ok(scheduler.dry_run(&snapshot, &job, now))).await?;
-    let dry = dry.map_err(|e| match e {
+    let dry = blocking_io(move || {
+        Ok(scheduler.dry_run(&snapshot, &job, now).and_then(|dry| {
+            let why_not = match watched {
+                Some(node) => Some(dry.why_not(&snapshot, &job, &node)?),
+                None => None,
+            };
+            Ok((dry, why_not))
+        }))
+    })
+    .await?;
+    let (dry, why_not) = dry.map_err(|e| match e {
         // The job cannot be scheduled as written: the client's to fix.
         SchedError::Job { .. } => ApiError::bad_request(format!("cannot plan: {e}")),
         // The scorer (a plugin) failed: the server's problem, maybe passing.
@@ -239,6 +254,7 @@ pub async fn plan(
             placements: dry.placements,
             failed_tg_allocs: dry.failed_tg_allocs,
             job_modify_index: old.map_or(0, |j| j.modify_index),
+            why_not,
         }),
     ))
 }

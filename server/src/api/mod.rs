@@ -22,6 +22,7 @@ mod logs;
 mod nodes;
 mod query;
 mod scheduler;
+mod why_not;
 
 pub use error::ApiError;
 pub use query::{DEFAULT_WAIT, MAX_WAIT};
@@ -116,6 +117,7 @@ fn table() -> Vec<Served> {
         route(r::ALLOCATIONS, allocs::list),
         route(r::ALLOCATION, allocs::get),
         route(r::ALLOCATION_LOGS, logs::logs),
+        route(r::ALLOCATION_WHY_NOT, why_not::alloc),
         route(r::ALLOCATION_STATUS, allocs::update_status),
         route(r::OPENAPI, openapi),
         route(r::SCHEDULER, scheduler::status),

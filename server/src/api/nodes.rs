@@ -170,6 +170,40 @@ pub fn find(state: &State, wanted: &str) -> Result<Arc<Node>, ApiError> {
         .ok_or_else(|| ApiError::no_such("node", wanted))
 }
 
+/// The node `wanted` names, for a person who may know it by name: its id,
+/// its name, or a prefix of its id. A name several nodes share and a
+/// prefix several ids start with are refused, naming them; a node not
+/// found is a 404 with the closest name, if one is close.
+pub fn find_by_id_or_name(state: &State, wanted: &str) -> Result<Arc<Node>, ApiError> {
+    if let Some(node) = state.node(wanted) {
+        return Ok(node.clone());
+    }
+    let named: Vec<&Arc<Node>> = state.nodes().filter(|n| n.name == wanted).collect();
+    match named[..] {
+        [] => {}
+        [one] => return Ok(one.clone()),
+        ref several => {
+            let ids: Vec<&str> = several.iter().map(|n| n.id.as_str()).collect();
+            return Err(ApiError::bad_request(format!(
+                "{} nodes are named {wanted:?}: {}; give the id of the one you mean",
+                several.len(),
+                ids.join(", ")
+            )));
+        }
+    }
+    match find(state, wanted) {
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
+            let hint = orch_model::closest(wanted, state.nodes().map(|n| n.name.as_str()))
+                .map(|name| format!("; did you mean {name:?}?"))
+                .unwrap_or_default();
+            Err(ApiError::not_found(format!(
+                "node {wanted:?} not found: no node has that id, id prefix or name{hint}"
+            )))
+        }
+        found => found,
+    }
+}
+
 pub async fn get(
     Ctx(ctx): Ctx<ApiContext>,
     PathId(id): PathId,

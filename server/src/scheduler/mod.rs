@@ -16,7 +16,9 @@
 //! 6. `select`: the best final score wins;
 //!
 //! `place` runs stages 2–6 for each slot and records a decision; `worker`
-//! takes evaluations from the broker and hands plans to the applier.
+//! takes evaluations from the broker and hands plans to the applier;
+//! `why_not` says afterwards what became of one node (`--why-not`), with
+//! the checks `sample` applies, so placing pays nothing for it.
 //!
 //! A [`Scheduler`] is a scorer and a sampling setting; [`Scheduler::compute`]
 //! turns one evaluation and one snapshot into a [`Plan`] (what to place,
@@ -33,6 +35,7 @@ pub(crate) mod sample;
 pub(crate) mod score;
 mod select;
 pub mod shadow;
+mod why_not;
 mod worker;
 
 pub use feasible::{DistinctHosts, Feasibility};
@@ -40,6 +43,7 @@ pub use sample::Sampling;
 pub use shadow::{LaneStats, ShadowSpec, Shadows};
 
 pub use score::{Component, Native, ScoreError, Scorer, request_of, to_sdk};
+pub use why_not::alloc_why_not;
 pub use worker::{ProcessError, Worker, WorkerOptions, process_eval};
 
 use crate::{Plan, State};
@@ -340,6 +344,7 @@ impl Scheduler {
             groups: computed.groups,
             placements,
             failed_tg_allocs: computed.failed_tg_allocs,
+            plan: computed.plan,
         })
     }
 }
@@ -350,6 +355,9 @@ pub struct DryRun {
     pub groups: Vec<GroupPlan>,
     pub placements: Vec<PlannedPlacement>,
     pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
+    /// The plan itself, decisions in placement order: what
+    /// [`DryRun::why_not`] reads.
+    pub plan: Plan,
 }
 
 /// The scheduler in use, shared by the workers and the API; replaced whole

@@ -5,7 +5,7 @@
 
 use super::feasible::{DistinctHosts, Feasibility};
 pub use orch_model::Sampling;
-use orch_model::{AllocMetric, Node, Resources};
+use orch_model::{AllocMetric, Dimension, Node, Resources};
 use orch_plugin_runtime::{Node as ScorerNode, NodeColumns, Resources as ScorerResources};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -106,35 +106,14 @@ pub fn collect(
         }
         examined += 1;
         let node = &nodes[(start + i) % n];
-        if let Err(reason) = feasibility.check(node) {
-            metric.filter(reason);
-            continue;
+        match examine(node, &usage, feasibility, ask, job_allocs, overlay) {
+            Ok(scorer_node) => {
+                scorer_nodes.push(scorer_node);
+                picked.push(node.clone());
+            }
+            Err(PassedOver::Filtered(reason)) => metric.filter(reason),
+            Err(PassedOver::Exhausted { dimension, .. }) => metric.exhaust(dimension.as_str()),
         }
-        let added = overlay.get(&node.id);
-        let job_here = job_allocs.on_node(&node.id) + added.job_allocs;
-        let apart = match feasibility.distinct_hosts {
-            None => false,
-            Some(DistinctHosts::Job) => job_here > 0,
-            Some(DistinctHosts::Group) => job_allocs.group_on_node(&node.id) > 0,
-        };
-        if apart {
-            metric.filter("distinct_hosts");
-            continue;
-        }
-        let (held, allocs) = usage(&node.id);
-        let used = held.saturating_add(added.resources);
-        let capacity = node.allocatable();
-        if let Some(dim) = capacity.exhausted(used, ask) {
-            metric.exhaust(dim.as_str());
-            continue;
-        }
-        scorer_nodes.push(ScorerNode {
-            capacity: scorer_resources(capacity),
-            allocated: scorer_resources(used),
-            job_allocs: job_here,
-            total_allocs: allocs + added.allocs,
-        });
-        picked.push(node.clone());
     }
     Candidates {
         nodes: picked,
@@ -142,6 +121,68 @@ pub fn collect(
         skipped: (n - examined) as u64,
     }
 }
+
+/// Why sampling passes over a node, as its metric counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassedOver<'f> {
+    /// A requirement of the group (datacenter, driver, constraint) or its
+    /// `distinct_hosts` is not met: the reason it is counted under.
+    Filtered(&'f str),
+    /// The node meets the requirements but the ask does not fit: the first
+    /// dimension short, and what is held there (by the snapshot's
+    /// allocations and this plan's) of what it can give.
+    Exhausted {
+        dimension: Dimension,
+        used: Resources,
+        capacity: Resources,
+    },
+}
+
+/// Sampling's checks of one node, in the order it makes them: the group's
+/// requirements, `distinct_hosts`, then room for `ask`. What the scorer is
+/// told of the node when it passes. `usage(node)` is only asked of a node
+/// that meets the requirements. [`collect`] walks the nodes with it, and
+/// `why_not` explains one node with it, so the two cannot disagree.
+#[inline]
+pub fn examine<'f>(
+    node: &Node,
+    usage: impl Fn(&str) -> (Resources, u32),
+    feasibility: &'f Feasibility,
+    ask: Resources,
+    job_allocs: &dyn JobAllocs,
+    overlay: &Overlay,
+) -> Result<ScorerNode, PassedOver<'f>> {
+    feasibility.check(node).map_err(PassedOver::Filtered)?;
+    let added = overlay.get(&node.id);
+    let job_here = job_allocs.on_node(&node.id) + added.job_allocs;
+    let apart = match feasibility.distinct_hosts {
+        None => false,
+        Some(DistinctHosts::Job) => job_here > 0,
+        Some(DistinctHosts::Group) => job_allocs.group_on_node(&node.id) > 0,
+    };
+    if apart {
+        return Err(PassedOver::Filtered(DISTINCT_HOSTS));
+    }
+    let (held, allocs) = usage(&node.id);
+    let used = held.saturating_add(added.resources);
+    let capacity = node.allocatable();
+    if let Some(dimension) = capacity.exhausted(used, ask) {
+        return Err(PassedOver::Exhausted {
+            dimension,
+            used,
+            capacity,
+        });
+    }
+    Ok(ScorerNode {
+        capacity: scorer_resources(capacity),
+        allocated: scorer_resources(used),
+        job_allocs: job_here,
+        total_allocs: allocs + added.allocs,
+    })
+}
+
+/// What a node `distinct_hosts` keeps the allocation off is filtered under.
+const DISTINCT_HOSTS: &str = "distinct_hosts";
 
 pub fn scorer_resources(r: Resources) -> ScorerResources {
     ScorerResources {

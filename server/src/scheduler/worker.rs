@@ -117,6 +117,10 @@ pub fn process_eval(
             } else {
                 let mut blocked = blocked_eval(eval, now_ms);
                 blocked.snapshot_index = state.index();
+                // It waits on these failures, and says so (`orch eval
+                // status` of it), as Nomad's blocked evaluations do.
+                blocked.failed_tg_allocs = computed.failed_tg_allocs.clone();
+                blocked.queued_allocations = computed.queued.clone();
                 done.blocked_eval = Some(blocked.id.clone());
                 evals.push(blocked);
             }

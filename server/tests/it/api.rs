@@ -868,7 +868,10 @@ fn openapi_lists_every_route_served() {
     assert_eq!(documented, served);
     // And each of them is really served: no route answers "no route".
     for (method, path) in &served {
-        let path = path.replace("{id}", "x").replace("{task}", "t");
+        let path = path
+            .replace("{id}", "x")
+            .replace("{task}", "t")
+            .replace("{node}", "n");
         let answer = match method.as_str() {
             "GET" => server.get(&path),
             "DELETE" => server.delete(&path),
