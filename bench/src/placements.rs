@@ -2,14 +2,17 @@
 //! submitted to the store, evaluations through the broker, scheduler
 //! workers, the plan applier and the SQLite commit — on simulated clusters,
 //! with the binpack component and, in the same run, the same crate built
-//! natively.
+//! natively; with `--shadows 0,1,3`, the component primary again with that
+//! many shadow candidates beside it (spread, epvm, round-robin; or, with
+//! `--looping-shadow`, one that spins until its deadline on every call), so
+//! what shadows cost the primary is read off the same run.
 
 use anyhow::{Context, Result};
 use orch_model::{EvalStatus, Job, Node};
 use orch_plugin_runtime::{Limits, Runtime, RuntimeConfig};
 use orch_server::{
     ComponentScorer as Component, ControlPlane, Durability, NativeScorer as Native, Op, Sampling,
-    Scheduler, Scorer, Store, StoreOptions,
+    Scheduler, Scorer, ShadowSpec, Shadows, Store, StoreOptions,
 };
 use serde::Serialize;
 use std::io::Write as _;
@@ -37,6 +40,14 @@ pub struct PlacementArgs {
     /// `full` (fsync every commit, the server's default) or `normal`.
     #[arg(long, default_value = "full")]
     durability: String,
+    /// Shadow candidates beside the component primary, one run per count
+    /// (0 to 3); the native baseline runs without.
+    #[arg(long, value_delimiter = ',', default_values_t = [0])]
+    shadows: Vec<usize>,
+    /// The shadow candidate is the `loop-forever` fixture (every call runs
+    /// into its deadline, then its breaker opens) instead of the built-ins.
+    #[arg(long)]
+    looping_shadow: bool,
     /// Print as JSON.
     #[arg(long)]
     json: bool,
@@ -46,6 +57,8 @@ pub struct PlacementArgs {
 struct Row {
     nodes: usize,
     scorer: String,
+    /// Shadow candidates beside it.
+    shadows: usize,
     placements: usize,
     evaluations: usize,
     seconds: f64,
@@ -55,6 +68,12 @@ struct Row {
     decision_us: f64,
     /// Mean time inside the scorer call.
     scorer_us: f64,
+    /// p99 of the placement decisions' time (of the first 2,000 records).
+    decision_p99_us: f64,
+    /// Shadow decisions scored, faulted and dropped (queue full).
+    shadow_scored: u64,
+    shadow_faults: u64,
+    shadow_dropped: u64,
 }
 
 pub fn run(args: PlacementArgs) -> Result<ExitCode> {
@@ -76,11 +95,29 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         candidates: args.candidates,
         percent: 0,
     };
+    if args.shadows.iter().any(|&n| n > 3) {
+        anyhow::bail!("--shadows: at most 3 shadow candidates (spread, epvm, round-robin)");
+    }
+    let shadow_scorers = shadow_scorers(&runtime, args.looping_shadow)?;
     let mut rows = Vec::new();
     for &n in &args.nodes {
         for (name, scorer) in [("component", &component), ("native", &native)] {
             eprint!("{n} nodes, binpack {name}: ");
-            let row = one_run(&args, n, scorer.clone(), sampling, durability, name)?;
+            let row = one_run(&args, n, scorer.clone(), sampling, durability, name, &[])?;
+            eprintln!(" {:.0} placements/s", row.placements_per_sec);
+            rows.push(row);
+        }
+        for &k in args.shadows.iter().filter(|&&k| k > 0) {
+            eprint!("{n} nodes, binpack component + {k} shadows: ");
+            let row = one_run(
+                &args,
+                n,
+                component.clone(),
+                sampling,
+                durability,
+                "component",
+                &shadow_scorers[..k.min(shadow_scorers.len())],
+            )?;
             eprintln!(" {:.0} placements/s", row.placements_per_sec);
             rows.push(row);
         }
@@ -94,39 +131,59 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         args.jobs, args.count, args.workers, args.candidates, args.durability
     );
     println!(
-        "{:>7}  {:<10}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>16}",
+        "{:>7}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}",
         "NODES",
         "SCORER",
+        "SHADOWS",
         "PLACEMENTS",
         "SECONDS",
         "PLACEMENTS/S",
         "DECISION µs",
         "SCORER µs",
-        "COMPONENT/NATIVE"
+        "p99 µs",
+        "VS BASE",
+        "VS NATIVE",
+        "SHADOW OK/FAULT/DROP"
     );
-    for pair in rows.chunks(2) {
-        let ratio = match pair {
-            [c, n] => c.placements_per_sec / n.placements_per_sec.max(1e-9),
-            _ => f64::NAN,
+    for r in &rows {
+        let same = |s: &str, k: usize| {
+            rows.iter()
+                .find(|o| o.nodes == r.nodes && o.scorer == s && o.shadows == k)
         };
-        for (i, r) in pair.iter().enumerate() {
-            let ratio = if i == 0 {
-                format!("{ratio:.2}x")
-            } else {
-                String::new()
-            };
-            println!(
-                "{:>7}  {:<10}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>16}",
-                r.nodes,
-                r.scorer,
-                r.placements,
-                r.seconds,
-                r.placements_per_sec,
-                r.decision_us,
-                r.scorer_us,
-                ratio
-            );
-        }
+        let vs_native = match (r.scorer.as_str(), r.shadows, same("native", 0)) {
+            ("component", 0, Some(n)) => {
+                format!("{:.2}x", r.placements_per_sec / n.placements_per_sec.max(1e-9))
+            }
+            _ => String::new(),
+        };
+        let vs_base = match (r.shadows, same("component", 0)) {
+            (k, Some(b)) if k > 0 => format!(
+                "{:.2}x p/s, {:.2}x p99",
+                r.placements_per_sec / b.placements_per_sec.max(1e-9),
+                r.decision_p99_us / b.decision_p99_us.max(1e-9)
+            ),
+            _ => String::new(),
+        };
+        let shadow = if r.shadows > 0 {
+            format!("{}/{}/{}", r.shadow_scored, r.shadow_faults, r.shadow_dropped)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:>7}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}",
+            r.nodes,
+            r.scorer,
+            r.shadows,
+            r.placements,
+            r.seconds,
+            r.placements_per_sec,
+            r.decision_us,
+            r.scorer_us,
+            r.decision_p99_us,
+            vs_native,
+            vs_base,
+            shadow
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -138,10 +195,12 @@ fn one_run(
     sampling: Sampling,
     durability: Durability,
     name: &str,
+    shadows: &[ShadowSpec],
 ) -> Result<Row> {
     let dir = std::env::temp_dir().join(format!(
-        "orch-bench-placements-{}-{nodes}-{name}",
-        std::process::id()
+        "orch-bench-placements-{}-{nodes}-{name}-{}",
+        std::process::id(),
+        shadows.len()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -153,9 +212,11 @@ fn one_run(
         },
     )?;
     store.apply(Op::UpsertNodes((0..nodes).map(node).collect()))?;
+    let lanes = Shadows::start(store.clone())?;
+    lanes.sync(shadows.to_vec());
     let plane = ControlPlane::start(
         store.clone(),
-        Scheduler::new(scorer, sampling),
+        Scheduler::new(scorer, sampling).with_shadows(lanes.clone()),
         args.workers,
         None,
     )?;
@@ -203,16 +264,25 @@ fn one_run(
         shown += 1;
     }
     plane.shutdown();
+    let lane_stats = lanes.stats();
+    lanes.sync(Vec::new());
     let state = store.snapshot();
     let evaluations = state.evals().count();
     let (mut decision, mut scorer_us, mut sampled) = (0u64, 0u64, 0u64);
-    for alloc in state.allocs().take(500) {
+    let mut times = Vec::new();
+    for alloc in state.allocs().take(2_000) {
         if let Some(d) = store.decision(&alloc.id)? {
             decision += d.total_micros;
             scorer_us += d.scorer_micros;
             sampled += 1;
+            times.push(d.total_micros);
         }
     }
+    times.sort_unstable();
+    let p99 = times
+        .get((times.len() * 99 / 100).min(times.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0);
     let _ = std::fs::remove_dir_all(&dir);
     let placements = state.alloc_count();
     Ok(Row {
@@ -224,7 +294,52 @@ fn one_run(
         placements_per_sec: placements as f64 / elapsed.as_secs_f64().max(1e-9),
         decision_us: decision as f64 / sampled.max(1) as f64,
         scorer_us: scorer_us as f64 / sampled.max(1) as f64,
+        shadows: shadows.len(),
+        decision_p99_us: p99 as f64,
+        shadow_scored: lane_stats.iter().map(|l| l.scored).sum(),
+        shadow_faults: lane_stats.iter().map(|l| l.faults).sum(),
+        shadow_dropped: lane_stats.iter().map(|l| l.dropped).sum(),
     })
+}
+
+/// The shadow candidates: the three other built-ins, or the looping
+/// fixture (with a 50 ms deadline, so its breaker opens after five).
+fn shadow_scorers(runtime: &Runtime, looping: bool) -> Result<Vec<ShadowSpec>> {
+    let candidate = orch_model::Candidate {
+        mode: orch_model::CandidateMode::Shadow,
+        weight: None,
+        jobs: Vec::new(),
+    };
+    let spec = |name: &str, bytes: &[u8], limits: Limits| -> Result<ShadowSpec> {
+        let loaded = runtime.load(name, bytes, &limits)?;
+        let scorer: Arc<dyn Scorer> = Arc::new(
+            Component::new(runtime.scorer(&loaded, limits)?).map_err(|e| anyhow::anyhow!(e))?,
+        );
+        Ok(ShadowSpec {
+            name: name.to_owned(),
+            scorer,
+            candidate: candidate.clone(),
+        })
+    };
+    if looping {
+        let path = orch_conformance::fixture_wasm("loop-forever");
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("the loop-forever fixture at {}", path.display()))?;
+        let limits = Limits {
+            deadline: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        return Ok(vec![spec("loop-forever", &bytes, limits)?]);
+    }
+    ["spread", "epvm", "round-robin"]
+        .iter()
+        .map(|name| {
+            let wasm = orch_builtins::get(name)
+                .with_context(|| format!("{name} is built in"))?
+                .wasm;
+            spec(name, wasm, Limits::default())
+        })
+        .collect()
 }
 
 /// A simulated node: 8 to 16 cores and 32 to 64 GiB (spread over the
