@@ -152,7 +152,10 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         };
         let vs_native = match (r.scorer.as_str(), r.shadows, same("native", 0)) {
             ("component", 0, Some(n)) => {
-                format!("{:.2}x", r.placements_per_sec / n.placements_per_sec.max(1e-9))
+                format!(
+                    "{:.2}x",
+                    r.placements_per_sec / n.placements_per_sec.max(1e-9)
+                )
             }
             _ => String::new(),
         };
@@ -165,7 +168,10 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             _ => String::new(),
         };
         let shadow = if r.shadows > 0 {
-            format!("{}/{}/{}", r.shadow_scored, r.shadow_faults, r.shadow_dropped)
+            format!(
+                "{}/{}/{}",
+                r.shadow_scored, r.shadow_faults, r.shadow_dropped
+            )
         } else {
             String::new()
         };

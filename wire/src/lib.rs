@@ -41,5 +41,5 @@ pub use openapi::{OPENAPI_JSON, schema_problems};
 pub use routes::{AGENT_ROUTES, Method, ROUTES, Route, path_segment};
 pub use scheduler::{
     CandidateStatus, Comparison, DecisionPage, NamedScorer, Packing, ResourcePacking,
-    SchedulerStatus, ScorerFigures, ScorerRole, ShadowCounters, SpreadCount,
+    SchedulerStatus, ScorerFigures, ScorerRole, ShadowCounters, SpreadCount, UsageSample,
 };

@@ -495,6 +495,7 @@ mod tests {
             "Packing",
             "ResourcePacking",
             "SpreadCount",
+            "UsageSample",
             "PlanWhyNot",
             "GroupWhyNot",
             "PlacementWhyNot",
@@ -598,6 +599,13 @@ mod tests {
                         }],
                         per_node: vec![0.5, 0.25],
                     }),
+                }],
+                history: vec![UsageSample {
+                    time_ms: 3,
+                    scorer: "spread".into(),
+                    nodes_used: 2,
+                    cpu: 0.5,
+                    memory: 0.25,
                 }],
             },
         );

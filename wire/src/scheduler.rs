@@ -87,6 +87,21 @@ pub struct Comparison {
     pub since_ms: u64,
     pub index: u64,
     pub scorers: Vec<ScorerFigures>,
+    /// Each cluster's packing over time (sampled every 10 s since the
+    /// server started), oldest first.
+    #[serde(default)]
+    pub history: Vec<UsageSample>,
+}
+
+/// One cluster's packing at one time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageSample {
+    pub time_ms: u64,
+    pub scorer: String,
+    pub nodes_used: u64,
+    /// Mean utilization of the used nodes, 0 to 1.
+    pub cpu: f64,
+    pub memory: f64,
 }
 
 /// One scorer's figures in a comparison.

@@ -534,6 +534,48 @@ pub fn compare_view(c: &Comparison, spread_by: &str, now_ms: u64) -> String {
     for (name, _, p) in &packed {
         let _ = writeln!(out, "{name:<width$}  {}", bars(&p.per_node, 60));
     }
+    out.push_str(&history_view(c, &packed, width));
+    out
+}
+
+/// Nodes in use and mean cpu of each cluster over time, one line each.
+fn history_view(c: &Comparison, packed: &[(&str, &str, &Packing)], width: usize) -> String {
+    let mut out = String::new();
+    let mut lines = Vec::new();
+    for (name, _, p) in packed {
+        let mine: Vec<&orch_wire::UsageSample> =
+            c.history.iter().filter(|s| s.scorer == *name).collect();
+        if mine.len() < 2 {
+            continue;
+        }
+        let total = p.nodes.max(1) as f64;
+        let used: Vec<f64> = mine.iter().map(|s| s.nodes_used as f64 / total).collect();
+        let cpu: Vec<f64> = mine.iter().map(|s| s.cpu).collect();
+        let (first, last) = (mine[0], mine[mine.len() - 1]);
+        lines.push(format!(
+            "{name:<width$}  nodes used  {}  {} → {} of {}",
+            bars(&used, 60),
+            first.nodes_used,
+            last.nodes_used,
+            p.nodes
+        ));
+        lines.push(format!(
+            "{:<width$}  mean cpu    {}  {} → {}",
+            "",
+            bars(&cpu, 60),
+            percent(first.cpu),
+            percent(last.cpu)
+        ));
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOver time (a sample every 10 s since the server started, oldest left)"
+        );
+        for line in lines {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
 }
 
@@ -688,7 +730,20 @@ mod tests {
             drops: 0,
             packing: p,
         };
+        let sample = |t: u64, scorer: &str, nodes_used: u64, cpu: f64| orch_wire::UsageSample {
+            time_ms: NOW - 3_600_000 + t * 10_000,
+            scorer: scorer.into(),
+            nodes_used,
+            cpu,
+            memory: cpu,
+        };
+        let mut history = Vec::new();
+        for t in 0..12 {
+            history.push(sample(t, "binpack", 1 + t / 4, 0.5 + t as f64 / 30.0));
+            history.push(sample(t, "spread", (1 + t).min(10), 0.36));
+        }
         let c = Comparison {
+            history,
             since_ms: NOW - 3_600_000,
             index: 77,
             scorers: vec![

@@ -292,6 +292,13 @@ pub async fn compare(
         )));
     }
     let state = params.block(&ctx.store).await?;
+    // The picture over time has a point for now too.
+    lineup.history().record_if_due(
+        &ctx.store,
+        lineup.current(),
+        lineup.shadows(),
+        std::time::Duration::from_secs(1),
+    );
     let store = ctx.store.clone();
     let (decisions, shadows) =
         blocking_io(move || store.compare_rows(since_ms).map_err(ApiError::from)).await?;
@@ -333,6 +340,7 @@ pub async fn compare(
             since_ms,
             index: state.index(),
             scorers,
+            history: lineup.history().since(since_ms),
         }),
     ))
 }

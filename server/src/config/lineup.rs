@@ -10,6 +10,7 @@
 use super::scorer::{ScorerLoadError, ScorerSource, accept, builtin_names};
 use super::settings::Settings;
 use super::{Config, ConfigError, LimitsConfig, RegistryAuthConfig, Reloaded, SchedulerConfig};
+use crate::scheduler::compare::History;
 use crate::scheduler::score::Scorer;
 use crate::scheduler::{Current, Scheduler, ShadowSpec, Shadows, Split};
 use crate::{Op, Store, StoreError};
@@ -84,6 +85,8 @@ pub struct Lineup {
     core: Core,
     current: Current,
     state: Mutex<LineupState>,
+    /// Each cluster's packing over time, for `orch scheduler compare`.
+    history: Arc<History>,
 }
 
 /// What loading scorers needs.
@@ -185,11 +188,19 @@ impl Lineup {
         let (scheduler, specs) = built?;
         log_lineup(&scheduler, &specs);
         core.shadows.sync(specs);
+        let current = Current::new(scheduler);
+        let history = History::start(store.clone(), current.clone(), core.shadows.clone());
         Ok(Self {
             core,
-            current: Current::new(scheduler),
+            current,
             state: Mutex::new(st),
+            history,
         })
+    }
+
+    /// Each cluster's packing over time.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// The scheduler in force, shared with the workers and the API.

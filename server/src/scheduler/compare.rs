@@ -4,11 +4,15 @@
 //! packed its cluster is now: the real one for the primary, its shadow
 //! cluster for a shadow.
 
-use super::shadow::Delta;
+use super::Current;
+use super::shadow::{Delta, Shadows};
+use crate::Store;
 use crate::state::{DecisionRow, ShadowRow, State};
-use orch_model::{Node, Resources};
-use orch_wire::{Packing, ResourcePacking, ScorerFigures, SpreadCount};
-use std::collections::{BTreeMap, HashMap};
+use orch_model::{Node, Resources, now_ms};
+use orch_wire::{Packing, ResourcePacking, ScorerFigures, SpreadCount, UsageSample};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 /// A dimension counts as exhausted on a node when less than this share of
 /// its capacity is free; what is free on the node's other dimensions is
@@ -132,7 +136,7 @@ pub fn packing(
     }
     let mut spread: BTreeMap<String, u64> = BTreeMap::new();
     for (node, _, _, allocs) in &rows {
-        if *allocs > 0 {
+        if *allocs > 0 && !spread_by.is_empty() {
             let value = node.lookup(spread_by).unwrap_or("(none)").to_owned();
             *spread.entry(value).or_default() += allocs;
         }
@@ -206,6 +210,107 @@ pub fn packing(
 
 /// A resource dimension: its name and how to read it.
 type Dim = (&'static str, fn(Resources) -> f64);
+
+/// How often the packing of each cluster is sampled for the picture over
+/// time, and how many samples are kept (two hours' worth).
+pub const HISTORY_EVERY: Duration = Duration::from_secs(10);
+const HISTORY_KEPT: usize = 720;
+
+/// The packing of the primary's and each shadow's cluster over time, in
+/// memory (it starts again at a restart).
+#[derive(Default)]
+pub struct History {
+    samples: Mutex<VecDeque<Vec<UsageSample>>>,
+}
+
+impl History {
+    /// A history sampled every [`HISTORY_EVERY`] by a thread that ends
+    /// when the history is dropped. Without the thread (it could not be
+    /// started, which is logged), samples are only taken when asked for.
+    pub fn start(store: Store, current: Current, shadows: Arc<Shadows>) -> Arc<Self> {
+        let history = Arc::new(Self::default());
+        let weak: Weak<Self> = Arc::downgrade(&history);
+        let started = std::thread::Builder::new()
+            .name("orch-packing-history".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(HISTORY_EVERY);
+                    let Some(history) = weak.upgrade() else {
+                        return;
+                    };
+                    history.record_if_due(&store, &current, &shadows, HISTORY_EVERY);
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!(
+                "cannot start the packing history's thread: {e}; compare samples only when asked"
+            );
+        }
+        history
+    }
+
+    /// Takes a sample unless the last one is younger than `every`.
+    pub fn record_if_due(
+        &self,
+        store: &Store,
+        current: &Current,
+        shadows: &Shadows,
+        every: Duration,
+    ) {
+        let now = now_ms();
+        let last = {
+            let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+            samples
+                .back()
+                .and_then(|s| s.first())
+                .map_or(0, |s| s.time_ms)
+        };
+        if now.saturating_sub(last) < u64::try_from(every.as_millis()).unwrap_or(u64::MAX) {
+            return;
+        }
+        let state = store.snapshot();
+        let primary = current.get().name().to_owned();
+        let mut sample = vec![usage_sample(now, &primary, &packing(&state, None, 0, ""))];
+        for lane in shadows.stats() {
+            if let Some((delta, unplaced)) = shadows.cluster_delta(&lane.name) {
+                let p = packing(&state, Some(&delta), unplaced, "");
+                sample.push(usage_sample(now, &lane.name, &p));
+            }
+        }
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.push_back(sample);
+        while samples.len() > HISTORY_KEPT {
+            samples.pop_front();
+        }
+    }
+
+    /// The samples taken at or after `since_ms`, oldest first.
+    pub fn since(&self, since_ms: u64) -> Vec<UsageSample> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples
+            .iter()
+            .flatten()
+            .filter(|s| s.time_ms >= since_ms)
+            .cloned()
+            .collect()
+    }
+}
+
+fn usage_sample(time_ms: u64, scorer: &str, p: &Packing) -> UsageSample {
+    let mean_of = |name: &str| {
+        p.resources
+            .iter()
+            .find(|r| r.resource == name)
+            .map_or(0.0, |r| r.mean)
+    };
+    UsageSample {
+        time_ms,
+        scorer: scorer.to_owned(),
+        nodes_used: p.nodes_used,
+        cpu: mean_of("cpu"),
+        memory: mean_of("memory"),
+    }
+}
 
 fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
