@@ -70,9 +70,24 @@ pub struct Agent {
     /// Set (under the runners' lock) when the agent stops its tasks: no
     /// new allocation starts after that.
     closing: Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the server has taken the node's registration.
+    registered: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl Agent {
+    /// Waits up to `timeout` for the server to take the node's first
+    /// registration (the heartbeat thread makes it); whether it did. Until
+    /// then the node is not schedulable, so `orch dev` waits before saying
+    /// the agent runs.
+    pub fn wait_registered(&self, timeout: Duration) -> bool {
+        let (flag, changed) = &*self.registered;
+        let guard = flag.lock().unwrap_or_else(|p| p.into_inner());
+        match changed.wait_timeout_while(guard, timeout, |done| !*done) {
+            Ok((done, _)) => *done,
+            Err(p) => *p.into_inner().0,
+        }
+    }
+
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
@@ -202,9 +217,11 @@ impl Agent {
             runners: Arc::clone(&runners),
             jobs: HashMap::new(),
         };
+        let registered: Arc<(Mutex<bool>, std::sync::Condvar)> = Arc::default();
+        let told = Arc::clone(&registered);
         std::thread::Builder::new()
             .name("orch-agent-heartbeat".into())
-            .spawn(move || heartbeat_forever(&client, &node))
+            .spawn(move || heartbeat_forever(&client, &node, &told))
             .map_err(|e| AgentError::Other(format!("starting the heartbeat: {e}")))?;
         std::thread::Builder::new()
             .name("orch-agent-watch".into())
@@ -215,6 +232,7 @@ impl Agent {
             http_addr: advertised,
             runners,
             closing,
+            registered,
         })
     }
 }
@@ -345,7 +363,7 @@ fn load_drivers(
 /// Registers, then heartbeats at a third of the TTL; a server that forgot
 /// the node (404) gets it registered again; a server that is away is
 /// retried every second.
-fn heartbeat_forever(client: &Client, node: &Node) {
+fn heartbeat_forever(client: &Client, node: &Node, told: &(Mutex<bool>, std::sync::Condvar)) {
     let mut registered = false;
     let mut ttl = Duration::from_secs(10);
     loop {
@@ -358,6 +376,9 @@ fn heartbeat_forever(client: &Client, node: &Node) {
             Ok(alive) => {
                 if !registered {
                     tracing::info!(node = %node.id, server = client.address(), "registered");
+                    let (flag, changed) = told;
+                    *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                    changed.notify_all();
                 }
                 registered = true;
                 ttl = Duration::from_millis(alive.heartbeat_ttl_ms.max(300));

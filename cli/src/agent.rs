@@ -171,6 +171,13 @@ impl DevArgs {
                 },
             };
             let agent = orch_agent::Agent::start(config).map_err(|e| e.to_string())?;
+            // Jobs submitted before the node is registered would find no
+            // node at all: say it runs once the server has it.
+            if !agent.wait_registered(std::time::Duration::from_secs(30)) {
+                eprintln!(
+                    "orch dev: the agent has not registered its node after 30 s; jobs wait for it"
+                );
+            }
             println!(
                 "orch dev: agent running as node {}; export ORCH_ADDR=http://{addr}",
                 agent.node_id()
