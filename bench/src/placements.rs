@@ -74,6 +74,10 @@ struct Row {
     shadow_scored: u64,
     shadow_faults: u64,
     shadow_dropped: u64,
+    /// Recorded decisions (up to 2,000) replayed with the spread component
+    /// from their stored requests, per second (`orch scheduler replay`'s
+    /// work, less fetching the pages); 0 when not measured.
+    replay_per_sec: f64,
 }
 
 pub fn run(args: PlacementArgs) -> Result<ExitCode> {
@@ -98,12 +102,27 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
     if args.shadows.iter().any(|&n| n > 3) {
         anyhow::bail!("--shadows: at most 3 shadow candidates (spread, epvm, round-robin)");
     }
+    let spread = shadow_scorers(&runtime, false)?
+        .into_iter()
+        .next()
+        .context("spread is built in")?
+        .scorer;
     let shadow_scorers = shadow_scorers(&runtime, args.looping_shadow)?;
     let mut rows = Vec::new();
     for &n in &args.nodes {
         for (name, scorer) in [("component", &component), ("native", &native)] {
             eprint!("{n} nodes, binpack {name}: ");
-            let row = one_run(&args, n, scorer.clone(), sampling, durability, name, &[])?;
+            let replayer = (name == "component").then_some(spread.as_ref());
+            let row = one_run(
+                &args,
+                n,
+                scorer.clone(),
+                sampling,
+                durability,
+                name,
+                &[],
+                replayer,
+            )?;
             eprintln!(" {:.0} placements/s", row.placements_per_sec);
             rows.push(row);
         }
@@ -117,6 +136,7 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
                 durability,
                 "component",
                 &shadow_scorers[..k.min(shadow_scorers.len())],
+                None,
             )?;
             eprintln!(" {:.0} placements/s", row.placements_per_sec);
             rows.push(row);
@@ -131,7 +151,7 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         args.jobs, args.count, args.workers, args.candidates, args.durability
     );
     println!(
-        "{:>7}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}",
+        "{:>7}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}  {:>9}",
         "NODES",
         "SCORER",
         "SHADOWS",
@@ -143,7 +163,8 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         "p99 µs",
         "VS BASE",
         "VS NATIVE",
-        "SHADOW OK/FAULT/DROP"
+        "SHADOW OK/FAULT/DROP",
+        "REPLAY/S"
     );
     for r in &rows {
         let same = |s: &str, k: usize| {
@@ -176,7 +197,7 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             String::new()
         };
         println!(
-            "{:>7}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}",
+            "{:>7}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}  {:>9}",
             r.nodes,
             r.scorer,
             r.shadows,
@@ -188,7 +209,12 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             r.decision_p99_us,
             vs_native,
             vs_base,
-            shadow
+            shadow,
+            if r.replay_per_sec > 0.0 {
+                format!("{:.0}", r.replay_per_sec)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -202,6 +228,7 @@ fn one_run(
     durability: Durability,
     name: &str,
     shadows: &[ShadowSpec],
+    replayer: Option<&dyn Scorer>,
 ) -> Result<Row> {
     let dir = std::env::temp_dir().join(format!(
         "orch-bench-placements-{}-{nodes}-{name}-{}",
@@ -270,6 +297,10 @@ fn one_run(
         shown += 1;
     }
     plane.shutdown();
+    let replay_per_sec = match replayer {
+        Some(with) => replay_rate(&store, with)?,
+        None => 0.0,
+    };
     let lane_stats = lanes.stats();
     lanes.sync(Vec::new());
     let state = store.snapshot();
@@ -305,7 +336,19 @@ fn one_run(
         shadow_scored: lane_stats.iter().map(|l| l.scored).sum(),
         shadow_faults: lane_stats.iter().map(|l| l.faults).sum(),
         shadow_dropped: lane_stats.iter().map(|l| l.dropped).sum(),
+        replay_per_sec,
     })
+}
+
+/// Replays up to 2,000 of the run's decisions with `with`; per second.
+fn replay_rate(store: &Store, with: &dyn Scorer) -> Result<f64> {
+    let (page, _) = store.decisions_since(0, None, 0, 2_000)?;
+    let started = Instant::now();
+    for (_, d) in &page {
+        orch_server::replay(with, d)
+            .map_err(|e| anyhow::anyhow!("replaying {}: {e}", d.alloc_id))?;
+    }
+    Ok(page.len() as f64 / started.elapsed().as_secs_f64().max(1e-9))
 }
 
 /// The shadow candidates: the three other built-ins, or the looping
