@@ -522,6 +522,7 @@ mod tests {
             candidates: vec![N3.into(), N1.into(), N2.into()],
             scores: vec![0.5, 0.75, 0.75],
             host_adjustments: vec![0.0, 0.125, -0.25],
+            host_divisor: 0.0,
             part_names: vec!["cpu".into(), "memory".into()],
             parts: vec![0.4, 0.6, 0.7, 0.8, 0.7, 0.8],
             pick: 1,

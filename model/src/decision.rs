@@ -71,6 +71,14 @@ pub struct Decision {
     /// (empty when the job has none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_adjustments: Vec<f64>,
+    /// What the final score averages over (1 for the scorer's score, plus
+    /// one per kind of preference): `final = (score + preferences) /
+    /// host_divisor`, so the adjustment above is `final - score`. Another
+    /// scorer's final score on the same candidates (a shadow's, a replay's)
+    /// is `final + (its score - score) / host_divisor`. Absent (0) in
+    /// records without preferences or written before it was kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_divisor: f64,
     pub part_names: Vec<String>,
     /// Row-major: candidates × part names.
     pub parts: Vec<f64>,
@@ -109,6 +117,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 impl Decision {
     pub fn picked_node(&self) -> Option<&str> {
         self.candidates.get(self.pick as usize).map(String::as_str)
@@ -119,5 +131,20 @@ impl Decision {
     pub fn final_score(&self, i: usize) -> Option<f64> {
         let base = *self.scores.get(i)?;
         Some(base + self.host_adjustments.get(i).copied().unwrap_or(0.0))
+    }
+
+    /// The final score candidate `i` would have had with `score` from
+    /// another scorer, the job's preferences weighed as they were.
+    pub fn final_score_with(&self, i: usize, score: f64) -> f64 {
+        let Some(recorded) = self.final_score(i) else {
+            return score;
+        };
+        let divisor = if self.host_divisor > 0.0 {
+            self.host_divisor
+        } else {
+            1.0
+        };
+        let base = self.scores.get(i).copied().unwrap_or(0.0);
+        recorded + (score - base) / divisor
     }
 }

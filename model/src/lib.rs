@@ -44,7 +44,7 @@ pub use resources::{Dimension, Resources};
 pub use sampling::Sampling;
 pub use scheduler::{
     Candidate, CandidateMode, Origin, SchedulerOverrides, ScorerSpec, ShadowDecision, Stamped,
-    glob_matches, job_bucket,
+    bucket, glob_matches,
 };
 pub use validate::{job_warnings, validate_job};
 pub use version::VersionRange;

@@ -207,11 +207,14 @@ pub fn glob_matches(glob: &str, text: &str) -> bool {
     g[gi..].iter().all(|&c| c == '*')
 }
 
-/// A stable bucket, 0 to 99, for `job_id`: which split (if any) places the
-/// job. FNV-1a, so it is the same on every server and every version.
-pub fn job_bucket(job_id: &str) -> u32 {
+/// A stable bucket, 0 to 99, for `job_id` as candidate `salt` draws it: a
+/// candidate with weight W takes the jobs whose bucket is below W. Each
+/// candidate draws with its own name, so adding, removing or reweighting
+/// one never moves another's jobs. FNV-1a, the same on every server and
+/// every version.
+pub fn bucket(salt: &str, job_id: &str) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in job_id.bytes() {
+    for byte in salt.bytes().chain([0]).chain(job_id.bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -221,6 +224,9 @@ pub fn job_bucket(job_id: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `bucket("spread", "web")`, as FNV-1a gives it.
+    const PINNED: u32 = 36;
 
     #[test]
     fn globs_match_like_a_shell() {
@@ -250,14 +256,20 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_stable_and_spread() {
+    fn buckets_are_stable_spread_and_independent_per_candidate() {
         // Pinned: a change would move jobs between policies mid-experiment.
-        assert_eq!(job_bucket("web"), job_bucket("web"));
+        assert_eq!(bucket("spread", "web"), PINNED);
         let mut counts = [0u32; 2];
+        let mut both = 0;
         for i in 0..10_000 {
-            counts[usize::from(job_bucket(&format!("job-{i}")) < 50)] += 1;
+            let job = format!("job-{i}");
+            let a = bucket("a", &job) < 50;
+            counts[usize::from(a)] += 1;
+            both += u32::from(a && bucket("b", &job) < 50);
         }
         assert!((4_500..5_500).contains(&counts[1]), "{counts:?}");
+        // Independent draws: about a quarter in both halves.
+        assert!((2_200..2_800).contains(&both), "{both}");
     }
 
     #[test]

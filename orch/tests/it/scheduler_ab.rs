@@ -440,7 +440,7 @@ fn a_shadow_measures_its_own_cluster_and_promote_and_split_switch_policies_live(
     shadow_drained(&server, "binpack", 2);
 
     // A 50% split: each job placed whole by one policy, the jobs whose id
-    // hashes below 50 by the split.
+    // the split draws below 50 by the split.
     orch_ok(
         &server,
         &[
@@ -475,7 +475,7 @@ fn a_shadow_measures_its_own_cluster_and_promote_and_split_switch_policies_live(
     for id in &ids {
         let scorers = &by_job[id];
         assert_eq!(scorers.len(), 1, "job {id} placed by {scorers:?}");
-        let expected = if orch_model::job_bucket(id) < 50 {
+        let expected = if orch_model::bucket("binpack", id) < 50 {
             "binpack"
         } else {
             "spread"

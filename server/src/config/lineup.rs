@@ -500,13 +500,12 @@ impl Core {
             scheduler = scheduler.with_fallback(fallback).fallback_named(display);
         }
         let mut splits = Vec::new();
-        for (name, candidate, buckets) in settings.splits() {
+        for (name, candidate) in settings.splits() {
             let scorer = self.load(st, settings, name)?;
             running.insert(name.to_owned(), scorer.clone());
             splits.push(Split {
                 name: name.to_owned(),
                 scorer,
-                buckets,
                 candidate: candidate.clone(),
             });
         }
@@ -627,7 +626,7 @@ fn log_lineup(scheduler: &Scheduler, shadows: &[ShadowSpec]) {
             "; split {} = {} on {}% of jobs",
             s.name,
             s.scorer.label(),
-            s.buckets.len()
+            s.candidate.weight()
         ));
     }
     for s in shadows {

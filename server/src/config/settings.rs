@@ -8,7 +8,6 @@ use orch_model::{
     Candidate, CandidateMode, Origin, Problem, SchedulerOverrides, ScorerSpec, closest,
 };
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
 
 /// A setting and where it came from.
@@ -143,19 +142,13 @@ impl Settings {
         names
     }
 
-    /// The split candidates in name order, each with the job buckets
-    /// (0 to 99, see [`orch_model::job_bucket`]) it places.
-    pub fn splits(&self) -> Vec<(&str, &Candidate, Range<u32>)> {
-        let mut start = 0u32;
-        let mut out = Vec::new();
-        for (name, entry) in &self.candidates {
-            if entry.value.mode == CandidateMode::Split {
-                let end = start.saturating_add(entry.value.weight()).min(100);
-                out.push((name.as_str(), &entry.value, start..end));
-                start = end;
-            }
-        }
-        out
+    /// The split candidates, in name order (the order they draw jobs in).
+    pub fn splits(&self) -> Vec<(&str, &Candidate)> {
+        self.candidates
+            .iter()
+            .filter(|(_, e)| e.value.mode == CandidateMode::Split)
+            .map(|(name, e)| (name.as_str(), &e.value))
+            .collect()
     }
 
     /// Everything wrong with these settings, each at its field; empty when
@@ -219,7 +212,7 @@ impl Settings {
                 _ => {}
             }
             if c.mode == CandidateMode::Split {
-                split_total += c.weight();
+                split_total = c.weight().min(101).saturating_add(split_total);
             }
             if let Some(bad) = c.jobs.iter().find(|g| g.trim().is_empty()) {
                 problems.push(
@@ -397,10 +390,7 @@ mod tests {
         assert!(!s.candidates.contains_key("spread"), "removed at run time");
         assert_eq!(s.candidates["epvm"].value.weight, Some(30));
         assert_eq!(s.limits_of(&s.spec("tight").unwrap()).deadline_ms, 50);
-        assert_eq!(
-            s.splits(),
-            vec![("epvm", &s.candidates["epvm"].value, 0..30)]
-        );
+        assert_eq!(s.splits(), vec![("epvm", &s.candidates["epvm"].value)]);
         assert_eq!(fields(&s), Vec::<String>::new());
     }
 

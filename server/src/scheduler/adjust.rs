@@ -99,6 +99,14 @@ impl Preferences {
         self.affinities.is_empty() && self.spreads.is_empty()
     }
 
+    /// What the scorer's score and the preference terms are averaged over:
+    /// 1 for the score, plus one per kind of preference the job has. A
+    /// final score is `(score + preferences) / divisor`.
+    pub(super) fn divisor(&self) -> f64 {
+        1.0 + f64::from(u8::from(!self.affinities.is_empty()))
+            + f64::from(u8::from(!self.spreads.is_empty()))
+    }
+
     /// Live allocations of the group per spread value, less those the plan
     /// stops.
     pub(super) fn initial_counts(
@@ -143,13 +151,7 @@ impl Preferences {
         if self.is_empty() {
             return vec![0.0; nodes.len()];
         }
-        let mut kinds = 1.0;
-        if !self.affinities.is_empty() {
-            kinds += 1.0;
-        }
-        if !self.spreads.is_empty() {
-            kinds += 1.0;
-        }
+        let kinds = self.divisor();
         // Per spread: allocations so far, and how many values share them
         // (the values already used and the candidates' values).
         let even: Vec<(f64, usize)> = self

@@ -99,12 +99,11 @@ pub struct Scheduler {
     shadows: Option<Arc<Shadows>>,
 }
 
-/// A split candidate: places the jobs whose bucket ([`orch_model::job_bucket`])
-/// falls in `buckets` and whose id its globs match.
+/// A split candidate: places the jobs its globs match whose bucket, drawn
+/// with its name ([`orch_model::bucket`]), is below its weight.
 pub struct Split {
     pub name: String,
     pub scorer: Arc<dyn Scorer>,
-    pub buckets: std::ops::Range<u32>,
     pub candidate: orch_model::Candidate,
 }
 
@@ -167,12 +166,14 @@ impl Scheduler {
         self.shadows.as_ref()
     }
 
-    /// The split that places `job_id`, if one does.
+    /// The split that places `job_id`, if one does: the first by name
+    /// whose draw takes it (each split draws with its own name, so one
+    /// split's change never moves another's jobs; a job two splits both
+    /// draw goes to the first).
     pub fn split_for(&self, job_id: &str) -> Option<&Split> {
-        let bucket = orch_model::job_bucket(job_id);
-        self.splits
-            .iter()
-            .find(|s| s.buckets.contains(&bucket) && s.candidate.covers(job_id))
+        self.splits.iter().find(|s| {
+            s.candidate.covers(job_id) && orch_model::bucket(&s.name, job_id) < s.candidate.weight()
+        })
     }
 
     /// Who scores `job_id`'s placements, in order: its split or the

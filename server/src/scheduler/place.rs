@@ -225,6 +225,11 @@ impl<'a> Run<'_, 'a> {
                 } else {
                     adjustments
                 },
+                host_divisor: if prefs.is_empty() {
+                    0.0
+                } else {
+                    prefs.divisor()
+                },
                 part_names: response.part_names,
                 parts: response.parts,
                 pick: pick as u32,
@@ -342,6 +347,7 @@ impl<'a> Run<'_, 'a> {
                 candidates: vec![node.id.clone()],
                 scores: response.scores.get(i).copied().into_iter().collect(),
                 host_adjustments: Vec::new(),
+                host_divisor: 0.0,
                 part_names: response.part_names.clone(),
                 parts: response
                     .parts
@@ -394,6 +400,7 @@ impl<'a> Run<'_, 'a> {
             candidates: Vec::new(),
             scores: Vec::new(),
             host_adjustments: Vec::new(),
+            host_divisor: 0.0,
             part_names: Vec::new(),
             parts: Vec::new(),
             pick: 0,

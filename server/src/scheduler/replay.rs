@@ -34,7 +34,7 @@ pub fn replay(scorer: &dyn Scorer, d: &Decision) -> Result<Replayed, String> {
     let response = scorer.score(&request).map_err(|e| e.to_string())?;
     orch_plugin_runtime::validate_response(&response, nodes).map_err(|p| p.to_string())?;
     Ok(Replayed {
-        pick: pick(&response.scores, &d.host_adjustments),
+        pick: pick(d, &response.scores, None),
         scores: response.scores,
         part_names: response.part_names,
         parts: response.parts,

@@ -26,7 +26,7 @@
 
 use super::score::{Scorer, request_of};
 use crate::{Op, Store};
-use orch_model::{Candidate, Decision, Resources, ShadowDecision, job_bucket, now_ms};
+use orch_model::{Candidate, Decision, Resources, ShadowDecision, bucket, now_ms};
 use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -55,8 +55,11 @@ pub struct ShadowSpec {
 }
 
 impl ShadowSpec {
+    /// Whether this shadow watches `job_id`: its globs match and the job
+    /// falls in its share (drawn with its own name as the salt, so it is
+    /// independent of the splits' draws and of other shadows').
     fn covers(&self, job_id: &str) -> bool {
-        self.candidate.covers(job_id) && job_bucket(job_id) < self.candidate.weight()
+        self.candidate.covers(job_id) && bucket(&self.name, job_id) < self.candidate.weight()
     }
 }
 
@@ -147,10 +150,12 @@ impl Shadows {
         let wanted: HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
         lanes.retain(|name, _| wanted.contains(name));
         for spec in specs {
-            let same = lanes.get(&spec.name).is_some_and(|lane| {
-                lane.spec.scorer.digest() == spec.scorer.digest()
-                    && lane.spec.scorer.label() == spec.scorer.label()
-            });
+            // The same loaded scorer (digest and limits): the lane goes on.
+            // Another one (new limits, say) gets a new lane, whose cluster
+            // is rebuilt from the stored answers.
+            let same = lanes
+                .get(&spec.name)
+                .is_some_and(|lane| Arc::ptr_eq(&lane.spec.scorer, &spec.scorer));
             if same {
                 if let Some(lane) = lanes.get_mut(&spec.name) {
                     // Weight and globs apply at once; the cluster stays.
@@ -201,9 +206,11 @@ impl Shadows {
     /// in `placed`) to every lane that covers their job; never blocks.
     pub fn offer(&self, decisions: Vec<Decision>, placed: &[String]) {
         let placed: HashSet<&str> = placed.iter().map(String::as_str).collect();
+        // Only the primary's decisions: a shadow is compared with the
+        // primary, not with a split.
         let decisions: Vec<Arc<Decision>> = decisions
             .into_iter()
-            .filter(|d| placed.contains(d.alloc_id.as_str()))
+            .filter(|d| !d.split && placed.contains(d.alloc_id.as_str()))
             .map(Arc::new)
             .collect();
         let lanes = self.lanes.read().unwrap_or_else(|p| p.into_inner());
@@ -485,13 +492,16 @@ fn subset(r: &ScoreRequest, keep: &[usize]) -> ScoreRequest {
     }
 }
 
-/// The final scores (the scorer's plus the host's adjustments, which are
-/// absent when the job has no preferences) and the index of the best.
-pub(crate) fn pick(scores: &[f64], adjustments: &[f64]) -> usize {
+/// Which of `d`'s candidates another scorer's `scores` pick: each final
+/// score is what `d` recorded with the recorded score swapped for the new
+/// one, the job's preferences weighed as the primary's were. `scores[j]`
+/// is of candidate `indices[j]` (all candidates in order when `None`);
+/// the answer indexes `scores`.
+pub(crate) fn pick(d: &Decision, scores: &[f64], indices: Option<&[usize]>) -> usize {
     let finals: Vec<f64> = scores
         .iter()
         .enumerate()
-        .map(|(i, s)| s + adjustments.get(i).copied().unwrap_or(0.0))
+        .map(|(j, s)| d.final_score_with(indices.map_or(j, |ix| ix[j]), *s))
         .collect();
     super::select::best(&finals)
 }
@@ -632,7 +642,7 @@ impl LaneWorker {
                 return record;
             }
         };
-        let same = pick(&response.scores, &d.host_adjustments);
+        let same = pick(d, &response.scores, None);
         record.pick = u32::try_from(same).ok();
         record.agrees = record.pick == Some(d.pick);
         record.cluster_node = self.place_in_cluster(d, &request, same);
@@ -643,19 +653,24 @@ impl LaneWorker {
     }
 
     /// Where the allocation goes in the shadow cluster (and puts it there).
+    /// The cluster's lock is held to read it and to write it, never while
+    /// the scorer runs.
     fn place_in_cluster(
         &self,
         d: &Decision,
         request: &ScoreRequest,
         same: usize,
     ) -> Option<String> {
-        let mut cluster = self
-            .shared
-            .cluster
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        cluster.prune(&self.store);
-        let node = match cluster.adjusted(request, &d.candidates, &d.job_id) {
+        let shifted = {
+            let mut cluster = self
+                .shared
+                .cluster
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            cluster.prune(&self.store);
+            cluster.adjusted(request, &d.candidates, &d.job_id)
+        };
+        let node = match shifted {
             // Nothing differs on these candidates: the same answer.
             None => d.candidates.get(same).cloned(),
             Some(shifted) => {
@@ -664,15 +679,11 @@ impl LaneWorker {
                     None
                 } else {
                     let sub = subset(&shifted, &room);
-                    let adjustments: Vec<f64> = room
-                        .iter()
-                        .map(|&i| d.host_adjustments.get(i).copied().unwrap_or(0.0))
-                        .collect();
                     // A fault here leaves it where the same-request answer
                     // put it: the cluster still holds the allocation.
                     match self.ask(&sub, room.len()) {
                         Ok(r) => {
-                            let best = pick(&r.scores, &adjustments);
+                            let best = pick(d, &r.scores, Some(&room));
                             room.get(best).and_then(|&i| d.candidates.get(i).cloned())
                         }
                         Err(_) => d.candidates.get(same).cloned(),
@@ -687,6 +698,11 @@ impl LaneWorker {
                 .fetch_add(1, Ordering::Relaxed);
         }
         if let Some(from) = d.picked_node() {
+            let mut cluster = self
+                .shared
+                .cluster
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             cluster.insert(
                 d.alloc_id.clone(),
                 Moved {
@@ -843,7 +859,35 @@ mod tests {
         let s = subset(&r, &[2, 0]);
         assert_eq!(s.nodes.cpu_allocated, vec![3, 1]);
         assert_eq!(s.attributes, vec![30, 31, 10, 11]);
-        assert_eq!(pick(&[0.1, 0.5], &[]), 1);
-        assert_eq!(pick(&[0.1, 0.5], &[0.9, 0.0]), 0);
+    }
+
+    #[test]
+    fn another_scorer_is_weighed_with_the_preferences_as_the_primary_was() {
+        // Two candidates; the job has one kind of preference (divisor 2),
+        // worth 1.0 on node 0 and 0.0 on node 1. The primary scored them
+        // 0.0 and 0.2: finals (0.0+1.0)/2 = 0.5 and (0.2+0.0)/2 = 0.1.
+        let mut d: Decision = serde_json::from_value(serde_json::json!({
+            "alloc_id": "a", "eval_id": "e", "job_id": "j", "group": "g",
+            "scorer": "s", "scorer_digest": "d", "placement": 0,
+            "nodes_evaluated": 2, "candidates": ["n0", "n1"],
+            "scores": [0.0, 0.2], "part_names": [], "parts": [], "pick": 0,
+            "scorer_micros": 0, "total_micros": 0,
+        }))
+        .unwrap();
+        d.host_adjustments = vec![0.5, -0.1];
+        d.host_divisor = 2.0;
+        // Another scorer says 0.0 and 0.9: finals (0.0+1.0)/2 = 0.5 and
+        // (0.9+0.0)/2 = 0.45; node 0 still wins. Adding the adjustments to
+        // its scores as they are would have picked node 1 (0.5 vs 0.8).
+        assert_eq!(pick(&d, &[0.0, 0.9], None), 0);
+        assert!((d.final_score_with(1, 0.9) - 0.45).abs() < 1e-12);
+        // With 1.0 on node 1 it wins: 0.5 vs 0.5 is a tie (the first), but
+        // 1.0 on node 1 and -0.2 on node 0 is not.
+        assert_eq!(pick(&d, &[-0.2, 1.0], None), 1);
+        // Without preferences the scores alone decide.
+        d.host_adjustments.clear();
+        d.host_divisor = 0.0;
+        assert_eq!(pick(&d, &[0.1, 0.5], None), 1);
+        assert_eq!(pick(&d, &[0.5, 0.1], Some(&[1, 0])), 0);
     }
 }

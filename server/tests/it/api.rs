@@ -237,6 +237,7 @@ fn decision(alloc_id: &str, node: &str) -> Decision {
         candidates: vec![node.into()],
         scores: vec![0.5],
         host_adjustments: vec![],
+        host_divisor: 0.0,
         part_names: vec!["cpu".into()],
         parts: vec![0.5],
         pick: 0,
