@@ -1,8 +1,8 @@
 //! The engine, the linker and the call path every plugin kind shares.
 
 use crate::cache::Cache;
-use crate::sandbox::Sandbox;
-use crate::{Digest, Limits, PluginError};
+use crate::sandbox::{MemoryBudget, Reclaim, Refusal, Sandbox};
+use crate::{Digest, Limits, MemoryScope, PluginError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -212,10 +212,11 @@ impl Runtime {
     }
 
     /// Runs one call with `limits` on an idle instance from `pool`, or a new
-    /// one made by `instantiate`. An instance whose call failed in any way
-    /// (trap, deadline, memory, fuel) is dropped with its store, so a fault
-    /// never leaks into the next call; one that succeeded goes back to the
-    /// pool.
+    /// one made by `instantiate` (its memory counted in the pool's budget).
+    /// An instance whose call failed in any way (trap, deadline, memory,
+    /// fuel) is dropped with its store, so a fault never leaks into the next
+    /// call and its memory goes back to the budget; one that succeeded goes
+    /// back to the pool.
     pub(crate) fn call<I, R>(
         &self,
         plugin: &Component,
@@ -229,7 +230,8 @@ impl Runtime {
         let mut warm = match pool.take() {
             Some(warm) => warm,
             None => {
-                let mut store = Store::new(&self.inner.engine, Sandbox::deny_all(limits));
+                let sandbox = Sandbox::deny_all(limits, Arc::clone(&pool.budget));
+                let mut store = Store::new(&self.inner.engine, sandbox);
                 store.limiter(|s| &mut s.limiter);
                 store.epoch_deadline_trap();
                 self.arm(&mut store, limits, fuel)?;
@@ -303,13 +305,31 @@ impl Runtime {
     ) -> PluginError {
         let name = plugin.name.clone();
         let digest = plugin.digest;
-        if let Some(requested) = store.data().limiter.refused {
-            return PluginError::MemoryLimit {
-                plugin: name,
-                digest,
+        let limiter = &store.data().limiter;
+        match limiter.refused {
+            Some(Refusal::Instance { requested }) => {
+                return PluginError::MemoryLimit {
+                    plugin: name,
+                    digest,
+                    requested,
+                    cap: limiter.cap,
+                    scope: MemoryScope::Instance,
+                };
+            }
+            Some(Refusal::Plugin {
                 requested,
-                cap: limits.memory_bytes,
-            };
+                together,
+                total,
+            }) => {
+                return PluginError::MemoryLimit {
+                    plugin: name,
+                    digest,
+                    requested,
+                    cap: total,
+                    scope: MemoryScope::Plugin { together },
+                };
+            }
+            None => {}
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginError::Deadline {
@@ -350,31 +370,67 @@ pub(crate) struct Warm<I> {
 }
 
 /// Idle instances of one plugin. Scheduler workers call a plugin from
-/// several threads; each call takes an instance, so none is shared.
+/// several threads; each call takes an instance, so none is shared. Every
+/// instance made for the pool, idle or in a call, holds a share of the
+/// plugin's memory budget; idle ones are dropped when a call needs room.
 pub(crate) struct Pool<I> {
     idle: Mutex<Vec<Warm<I>>>,
+    budget: Arc<MemoryBudget>,
 }
 
 /// Idle instances kept per plugin; more concurrent callers than this make
 /// and drop extra instances.
 const MAX_IDLE: usize = 8;
 
-impl<I> Pool<I> {
-    pub(crate) fn new() -> Self {
-        Self {
+impl<I: Send + 'static> Pool<I> {
+    /// An empty pool whose instances count against `budget`.
+    pub(crate) fn new(budget: Arc<MemoryBudget>) -> Arc<Self> {
+        let pool = Arc::new(Self {
             idle: Mutex::new(Vec::new()),
-        }
+            budget,
+        });
+        let weak = Arc::downgrade(&pool);
+        pool.budget.watch(weak);
+        pool
+    }
+
+    /// Another empty pool of the same plugin, sharing its budget.
+    pub(crate) fn sibling(&self) -> Arc<Self> {
+        Self::new(Arc::clone(&self.budget))
+    }
+}
+
+impl<I> Pool<I> {
+    /// What all the plugin's instances hold now, in bytes.
+    pub(crate) fn memory_held(&self) -> usize {
+        self.budget.held()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Warm<I>>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn take(&self) -> Option<Warm<I>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        self.lock().pop()
     }
 
     fn put(&self, warm: Warm<I>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
             idle.push(warm);
         }
+    }
+}
+
+impl<I: Send + 'static> Reclaim for Pool<I> {
+    fn drop_idle(&self) -> bool {
+        // Dropped after the lock is released: dropping a store gives its
+        // memory back to the budget.
+        let oldest = {
+            let mut idle = self.lock();
+            (!idle.is_empty()).then(|| idle.remove(0))
+        };
+        oldest.is_some()
     }
 }
 
