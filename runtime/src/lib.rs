@@ -14,8 +14,9 @@
 //!    was granted: [`Runtime::driver`]);
 //! 3. **instantiate with limits**: every call runs on an instance (warm
 //!    from an earlier call, or new) in a store with a memory cap, a share of
-//!    the plugin's total memory budget, a deadline (epoch interruption),
-//!    optional fuel and a wasm stack cap; WASI is linked but grants nothing;
+//!    the plugin's total memory budget, a deadline (epoch interruption for
+//!    wasm code; every wait in the host ends at it too), optional fuel and a
+//!    wasm stack cap; WASI is linked but grants nothing;
 //! 4. **call** and **check**: output is validated, never trusted; a trap, a
 //!    timeout or a limit hit is a [`PluginError`] naming the plugin and its
 //!    digest, and the instance is thrown away.
@@ -26,6 +27,7 @@
 
 mod breaker;
 mod cache;
+mod deadline;
 mod driver;
 mod driver_host;
 mod error;

@@ -23,7 +23,12 @@ pub struct Limits {
     /// component starts at about 1 MiB). A `memory_bytes` above it can never
     /// be reached: raise both.
     pub total_memory_bytes: usize,
-    /// Wall-clock deadline of one call, enforced by epoch interruption.
+    /// Wall-clock deadline of one call: epoch interruption stops wasm code
+    /// at it, and any wait the plugin starts in the host (a WASI sleep or
+    /// poll, a driver capability's timeout) ends at it, so a call ends
+    /// within about a tick of its deadline whatever the plugin does. Host
+    /// work with no timeout of its own (a driver's spawn or image pull) is
+    /// bounded by the host, not by this deadline.
     #[serde(with = "millis", rename = "deadline_ms")]
     pub deadline: Duration,
     /// Fuel (roughly, wasm instructions) one call may burn. `None` leaves it

@@ -22,8 +22,9 @@ pub struct RuntimeConfig {
     pub fuel: bool,
     /// Wasm stack each instance may use, in bytes.
     pub max_stack_bytes: usize,
-    /// How often deadlines are checked; a call overruns its deadline by at
-    /// most about this much.
+    /// How often deadlines are checked in wasm code; a call overruns its
+    /// deadline by at most about this much (waits in the host end at the
+    /// deadline itself).
     pub epoch_tick: Duration,
 }
 
@@ -96,8 +97,9 @@ pub struct CallStats {
 
 impl Runtime {
     /// Makes an engine with epoch interruption and the given settings, a
-    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`]) for
-    /// scorers, and one that adds the driver capabilities for drivers.
+    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`], and
+    /// whose waits end at the call's deadline) for scorers, and one that adds
+    /// the driver capabilities for drivers.
     pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
@@ -230,11 +232,11 @@ impl Runtime {
         let mut warm = match pool.take() {
             Some(warm) => warm,
             None => {
-                let sandbox = Sandbox::deny_all(limits, Arc::clone(&pool.budget));
+                let sandbox = Sandbox::deny_all(limits, Arc::clone(&pool.budget), started);
                 let mut store = Store::new(&self.inner.engine, sandbox);
                 store.limiter(|s| &mut s.limiter);
                 store.epoch_deadline_trap();
-                self.arm(&mut store, limits, fuel)?;
+                self.arm(&mut store, limits, fuel, started)?;
                 match instantiate(&mut store) {
                     Ok(instance) => Warm { store, instance },
                     Err(e) => return Err(self.classify(plugin, limits, fuel, &store, e)),
@@ -242,7 +244,7 @@ impl Runtime {
             }
         };
         let instantiated = Instant::now();
-        self.arm(&mut warm.store, limits, fuel)?;
+        self.arm(&mut warm.store, limits, fuel, instantiated)?;
         warm.store.data_mut().start_call();
         let result = call(&warm.instance, &mut warm.store);
         let done = Instant::now();
@@ -263,17 +265,22 @@ impl Runtime {
         }
     }
 
-    /// Sets the deadline and fuel of the next call.
+    /// Sets the deadline and fuel of the next call, which starts `now`: the
+    /// epoch deadline for wasm code, and the instant waits in the host end.
     fn arm(
         &self,
         store: &mut Store<Sandbox>,
         limits: &Limits,
         fuel: Option<u64>,
+        now: Instant,
     ) -> Result<(), PluginError> {
         let tick = self.inner.config.epoch_tick.as_nanos().max(1);
         // One tick more than the deadline: the first tick may come at once.
         let ticks = limits.deadline.as_nanos().div_ceil(tick) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store
+            .data_mut()
+            .set_deadline(crate::deadline::after(now, limits.deadline));
         if let Some(fuel) = fuel {
             store
                 .set_fuel(fuel)
@@ -330,6 +337,13 @@ impl Runtime {
                 };
             }
             None => {}
+        }
+        if crate::deadline::passed_in_host(&error) {
+            return PluginError::Deadline {
+                plugin: name,
+                digest,
+                deadline: limits.deadline,
+            };
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginError::Deadline {
@@ -434,11 +448,14 @@ impl<I: Send + 'static> Reclaim for Pool<I> {
     }
 }
 
-/// A linker with WASI 0.2, which the sandbox makes grant nothing.
+/// A linker with WASI 0.2, which the sandbox makes grant nothing, and whose
+/// waits end at the call's deadline.
 fn wasi_linker(engine: &Engine) -> Result<Linker<Sandbox>, PluginError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
+    crate::deadline::link_bounded_poll(&mut linker)
+        .map_err(|e| PluginError::Runtime(format!("linking wasi:io/poll with deadlines: {e:#}")))?;
     Ok(linker)
 }
 

@@ -1,11 +1,12 @@
 //! The store every plugin call runs in: WASI linked but granting nothing,
-//! deterministic clocks and randomness, capped output and memory.
+//! deterministic clocks and randomness, capped output and memory, and the
+//! call's deadline for the host functions it may wait in.
 
 use crate::Limits;
 use crate::driver::DriverCtx;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -26,6 +27,9 @@ pub(crate) struct Sandbox {
     /// What a driver's host capabilities act on; `None` in a scorer's store,
     /// whose linker has no capabilities anyway.
     driver: Option<DriverCtx>,
+    /// When the current call must end; every wait the plugin starts in the
+    /// host ends here (see `crate::deadline`).
+    deadline: Instant,
 }
 
 impl Sandbox {
@@ -37,8 +41,9 @@ impl Sandbox {
     /// rather than passing by luck.
     ///
     /// Its memory counts against `budget`, the plugin's total, until the
-    /// store is dropped.
-    pub(crate) fn deny_all(limits: &Limits, budget: Arc<MemoryBudget>) -> Self {
+    /// store is dropped. The deadline is set by [`Self::set_deadline`]
+    /// before each call; until then it is `limits.deadline` from now.
+    pub(crate) fn deny_all(limits: &Limits, budget: Arc<MemoryBudget>, now: Instant) -> Self {
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
         let mut builder = WasiCtxBuilder::new();
         builder
@@ -59,7 +64,23 @@ impl Sandbox {
             stderr_mark: 0,
             stderr_cap: limits.output_bytes,
             driver: None,
+            deadline: crate::deadline::after(now, limits.deadline),
         }
+    }
+
+    /// Sets when the next call (or the instantiation) must end.
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// When the current call must end.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The table WASI's and the capabilities' resources live in.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// Gives a driver's store what its capabilities act on. Called before
@@ -68,10 +89,11 @@ impl Sandbox {
         self.driver = Some(driver);
     }
 
-    /// The driver's context and the table its `child` resources live in,
-    /// borrowed together for the capability implementations.
-    pub(crate) fn driver_parts(&mut self) -> (Option<&mut DriverCtx>, &mut ResourceTable) {
-        (self.driver.as_mut(), &mut self.table)
+    /// The driver's context, the table its `child` resources live in and
+    /// the call's deadline, borrowed together for the capability
+    /// implementations.
+    pub(crate) fn driver_parts(&mut self) -> (Option<&mut DriverCtx>, &mut ResourceTable, Instant) {
+        (self.driver.as_mut(), &mut self.table, self.deadline)
     }
 
     /// Marks the start of a call: error messages only quote what the plugin
