@@ -271,6 +271,8 @@ fn load_drivers(
             plugin: config.plugin.clone(),
             detail,
         };
+        // The runtime's defaults; the ceiling they set is stated in
+        // config.rs's docs.
         let limits = Limits::default();
         let component = match config.plugin.strip_prefix("builtin:") {
             Some(name) => {

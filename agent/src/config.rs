@@ -31,6 +31,16 @@
 //! username = "ci"
 //! password_env = "REGISTRY_PASSWORD"
 //! ```
+//!
+//! Drivers run with the runtime's default limits (`orch_plugin_runtime::Limits`),
+//! which this file does not set. A call may take the 1 s deadline plus what
+//! its verb waits on (a start's `start_timeout`, a wait's or a stop's own
+//! timeout), and every wait the driver starts in the host ends there. Memory:
+//! 256 MiB per instance, and 1 GiB for all instances of one driver together
+//! (an instance per call in flight, such as one per task being waited on, plus
+//! up to eight kept warm), so the drivers' ceiling is 1 GiB per loaded driver,
+//! whatever the number of tasks. A call that would pass it fails as a memory
+//! fault saying so.
 
 use crate::host::ContainerSettings;
 use orch_model::Resources;

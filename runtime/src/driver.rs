@@ -13,7 +13,7 @@ use crate::breaker::Breaker;
 use crate::error::printable;
 use crate::inspect::{DRIVER_INTERFACE, check_export, is_linked_wasi, same_minor, split_version};
 use crate::runtime::Pool;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{MemoryBudget, Sandbox};
 use crate::{
     Component, Digest, DriverHost, ExitStatus, Grants, Limits, PluginError, Runtime, TaskRef,
 };
@@ -293,7 +293,7 @@ impl Runtime {
             grants,
             host,
             pre,
-            pool: Arc::new(Pool::new()),
+            pool: Pool::new(MemoryBudget::new(limits.total_memory_bytes)),
             breaker: Arc::new(Breaker::new(
                 limits.breaker_threshold,
                 limits.breaker_cooldown,
@@ -346,6 +346,13 @@ impl DriverPlugin {
     /// The capabilities it may use.
     pub fn grants(&self) -> Grants {
         self.grants
+    }
+
+    /// Linear memory all of this driver's instances hold now, warm and in
+    /// calls, in bytes: what counts against
+    /// [`Limits::total_memory_bytes`].
+    pub fn memory_held(&self) -> usize {
+        self.pool.memory_held()
     }
 
     /// The same driver, whose `start` may spend up to `allowance` blocked in

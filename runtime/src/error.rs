@@ -60,14 +60,18 @@ pub enum PluginError {
         digest: Digest,
         deadline: Duration,
     },
-    #[error(
-        "plugin {plugin}@{digest:?}: tried to grow its memory to {requested} bytes, over its cap of {cap} bytes, and was stopped"
-    )]
+    /// The instance's own cap (`memory_bytes`) or the plugin's total budget
+    /// across its instances (`total_memory_bytes`), as `scope` says.
+    #[error("plugin {plugin}@{digest:?}: {}", memory_limit(*.requested, *.cap, .scope))]
     MemoryLimit {
         plugin: String,
         digest: Digest,
+        /// What the instance tried to grow to, in bytes.
         requested: usize,
+        /// The limit it ran into, in bytes: the instance's cap, or the
+        /// plugin's total budget.
         cap: usize,
+        scope: MemoryScope,
     },
     #[error(
         "plugin {plugin}@{digest:?}: recursed too deep: overflowed its wasm stack of {cap} bytes"
@@ -125,6 +129,28 @@ pub enum PluginError {
     Config { plugin: String, detail: String },
     #[error("plugin runtime: {0}")]
     Runtime(String),
+}
+
+/// Which memory limit a plugin ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryScope {
+    /// The cap of one instance, [`crate::Limits::memory_bytes`].
+    Instance,
+    /// The budget of all the plugin's instances together,
+    /// [`crate::Limits::total_memory_bytes`]; `together` is what they would
+    /// have held had the growth been allowed.
+    Plugin { together: usize },
+}
+
+fn memory_limit(requested: usize, cap: usize, scope: &MemoryScope) -> String {
+    match scope {
+        MemoryScope::Instance => format!(
+            "tried to grow its memory to {requested} bytes, over its cap of {cap} bytes, and was stopped"
+        ),
+        MemoryScope::Plugin { together } => format!(
+            "tried to grow an instance's memory to {requested} bytes, which would bring all its instances together to {together} bytes, over the plugin's total memory budget of {cap} bytes (not the per-instance cap), and was stopped; raise total_memory_mib, or let fewer calls of this plugin run at once"
+        ),
+    }
 }
 
 fn stderr_suffix(stderr: &Option<String>) -> String {

@@ -12,9 +12,11 @@
 //!    this host speaks and imports nothing beyond WASI 0.2 and what the world
 //!    allows ([`Runtime::scorer`]; for a driver, only the capabilities it
 //!    was granted: [`Runtime::driver`]);
-//! 3. **instantiate with limits**: every call gets a fresh instance in a
-//!    store with a memory cap, a deadline (epoch interruption), optional fuel
-//!    and a wasm stack cap; WASI is linked but grants nothing;
+//! 3. **instantiate with limits**: every call runs on an instance (warm
+//!    from an earlier call, or new) in a store with a memory cap, a share of
+//!    the plugin's total memory budget, a deadline (epoch interruption for
+//!    wasm code; every wait in the host ends at it too), optional fuel and a
+//!    wasm stack cap; WASI is linked but grants nothing;
 //! 4. **call** and **check**: output is validated, never trusted; a trap, a
 //!    timeout or a limit hit is a [`PluginError`] naming the plugin and its
 //!    digest, and the instance is thrown away.
@@ -25,6 +27,7 @@
 
 mod breaker;
 mod cache;
+mod deadline;
 mod driver;
 mod driver_host;
 mod error;
@@ -42,7 +45,7 @@ pub use driver_host::{
     CapabilityError, ContainerSpec, DriverHost, EngineInfo, ExitStatus, FetchSpec, Grants,
     LogLevel, Mount, PortMapping, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef, UsageStats,
 };
-pub use error::{OutputProblem, PluginError};
+pub use error::{MemoryScope, OutputProblem, PluginError};
 pub use inspect::{Inspection, WorldKind};
 pub use limits::Limits;
 pub use orch_model::Digest;

@@ -6,9 +6,29 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Linear memory the instance may grow to, in bytes (all memories together).
+    /// Linear memory one instance may grow to, in bytes (all memories together).
     pub memory_bytes: usize,
-    /// Wall-clock deadline of one call, enforced by epoch interruption.
+    /// Linear memory all instances of one plugin may hold together, in
+    /// bytes: the warm ones kept between calls and those in calls at once.
+    /// Without it the ceiling would be `memory_bytes` times the number of
+    /// calls in flight (scheduler workers, tasks a driver waits on), plus
+    /// the warm pool; with it, this is the plugin's ceiling whatever the
+    /// concurrency. Idle warm instances are dropped to make room before a
+    /// call is refused. A call refused by it is a
+    /// [`crate::PluginError::MemoryLimit`] that says so.
+    ///
+    /// The default, 1 GiB, holds four instances at the default per-instance
+    /// cap (four scheduler workers each at its full 256 MiB), or hundreds of
+    /// the small instances a typical scorer or driver makes (a Rust
+    /// component starts at about 1 MiB). A `memory_bytes` above it can never
+    /// be reached: raise both.
+    pub total_memory_bytes: usize,
+    /// Wall-clock deadline of one call: epoch interruption stops wasm code
+    /// at it, and any wait the plugin starts in the host (a WASI sleep or
+    /// poll, a driver capability's timeout) ends at it, so a call ends
+    /// within about a tick of its deadline whatever the plugin does. Host
+    /// work with no timeout of its own (a driver's spawn or image pull) is
+    /// bounded by the host, not by this deadline.
     #[serde(with = "millis", rename = "deadline_ms")]
     pub deadline: Duration,
     /// Fuel (roughly, wasm instructions) one call may burn. `None` leaves it
@@ -32,6 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_bytes: 256 << 20,
+            total_memory_bytes: 1 << 30,
             deadline: Duration::from_secs(1),
             fuel: None,
             output_bytes: 64 << 10,

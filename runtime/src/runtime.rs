@@ -1,8 +1,8 @@
 //! The engine, the linker and the call path every plugin kind shares.
 
 use crate::cache::Cache;
-use crate::sandbox::Sandbox;
-use crate::{Digest, Limits, PluginError};
+use crate::sandbox::{MemoryBudget, Reclaim, Refusal, Sandbox};
+use crate::{Digest, Limits, MemoryScope, PluginError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,9 @@ pub struct RuntimeConfig {
     pub fuel: bool,
     /// Wasm stack each instance may use, in bytes.
     pub max_stack_bytes: usize,
-    /// How often deadlines are checked; a call overruns its deadline by at
-    /// most about this much.
+    /// How often deadlines are checked in wasm code; a call overruns its
+    /// deadline by at most about this much (waits in the host end at the
+    /// deadline itself).
     pub epoch_tick: Duration,
 }
 
@@ -96,8 +97,9 @@ pub struct CallStats {
 
 impl Runtime {
     /// Makes an engine with epoch interruption and the given settings, a
-    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`]) for
-    /// scorers, and one that adds the driver capabilities for drivers.
+    /// linker with WASI 0.2 (which grants nothing: see [`Sandbox`], and
+    /// whose waits end at the call's deadline) for scorers, and one that adds
+    /// the driver capabilities for drivers.
     pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
@@ -212,10 +214,11 @@ impl Runtime {
     }
 
     /// Runs one call with `limits` on an idle instance from `pool`, or a new
-    /// one made by `instantiate`. An instance whose call failed in any way
-    /// (trap, deadline, memory, fuel) is dropped with its store, so a fault
-    /// never leaks into the next call; one that succeeded goes back to the
-    /// pool.
+    /// one made by `instantiate` (its memory counted in the pool's budget).
+    /// An instance whose call failed in any way (trap, deadline, memory,
+    /// fuel) is dropped with its store, so a fault never leaks into the next
+    /// call and its memory goes back to the budget; one that succeeded goes
+    /// back to the pool.
     pub(crate) fn call<I, R>(
         &self,
         plugin: &Component,
@@ -229,10 +232,11 @@ impl Runtime {
         let mut warm = match pool.take() {
             Some(warm) => warm,
             None => {
-                let mut store = Store::new(&self.inner.engine, Sandbox::deny_all(limits));
+                let sandbox = Sandbox::deny_all(limits, Arc::clone(&pool.budget), started);
+                let mut store = Store::new(&self.inner.engine, sandbox);
                 store.limiter(|s| &mut s.limiter);
                 store.epoch_deadline_trap();
-                self.arm(&mut store, limits, fuel)?;
+                self.arm(&mut store, limits, fuel, started)?;
                 match instantiate(&mut store) {
                     Ok(instance) => Warm { store, instance },
                     Err(e) => return Err(self.classify(plugin, limits, fuel, &store, e)),
@@ -240,7 +244,7 @@ impl Runtime {
             }
         };
         let instantiated = Instant::now();
-        self.arm(&mut warm.store, limits, fuel)?;
+        self.arm(&mut warm.store, limits, fuel, instantiated)?;
         warm.store.data_mut().start_call();
         let result = call(&warm.instance, &mut warm.store);
         let done = Instant::now();
@@ -261,17 +265,22 @@ impl Runtime {
         }
     }
 
-    /// Sets the deadline and fuel of the next call.
+    /// Sets the deadline and fuel of the next call, which starts `now`: the
+    /// epoch deadline for wasm code, and the instant waits in the host end.
     fn arm(
         &self,
         store: &mut Store<Sandbox>,
         limits: &Limits,
         fuel: Option<u64>,
+        now: Instant,
     ) -> Result<(), PluginError> {
         let tick = self.inner.config.epoch_tick.as_nanos().max(1);
         // One tick more than the deadline: the first tick may come at once.
         let ticks = limits.deadline.as_nanos().div_ceil(tick) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store
+            .data_mut()
+            .set_deadline(crate::deadline::after(now, limits.deadline));
         if let Some(fuel) = fuel {
             store
                 .set_fuel(fuel)
@@ -303,12 +312,37 @@ impl Runtime {
     ) -> PluginError {
         let name = plugin.name.clone();
         let digest = plugin.digest;
-        if let Some(requested) = store.data().limiter.refused {
-            return PluginError::MemoryLimit {
+        let limiter = &store.data().limiter;
+        match limiter.refused {
+            Some(Refusal::Instance { requested }) => {
+                return PluginError::MemoryLimit {
+                    plugin: name,
+                    digest,
+                    requested,
+                    cap: limiter.cap,
+                    scope: MemoryScope::Instance,
+                };
+            }
+            Some(Refusal::Plugin {
+                requested,
+                together,
+                total,
+            }) => {
+                return PluginError::MemoryLimit {
+                    plugin: name,
+                    digest,
+                    requested,
+                    cap: total,
+                    scope: MemoryScope::Plugin { together },
+                };
+            }
+            None => {}
+        }
+        if crate::deadline::passed_in_host(&error) {
+            return PluginError::Deadline {
                 plugin: name,
                 digest,
-                requested,
-                cap: limits.memory_bytes,
+                deadline: limits.deadline,
             };
         }
         match error.downcast_ref::<Trap>() {
@@ -350,39 +384,78 @@ pub(crate) struct Warm<I> {
 }
 
 /// Idle instances of one plugin. Scheduler workers call a plugin from
-/// several threads; each call takes an instance, so none is shared.
+/// several threads; each call takes an instance, so none is shared. Every
+/// instance made for the pool, idle or in a call, holds a share of the
+/// plugin's memory budget; idle ones are dropped when a call needs room.
 pub(crate) struct Pool<I> {
     idle: Mutex<Vec<Warm<I>>>,
+    budget: Arc<MemoryBudget>,
 }
 
 /// Idle instances kept per plugin; more concurrent callers than this make
 /// and drop extra instances.
 const MAX_IDLE: usize = 8;
 
-impl<I> Pool<I> {
-    pub(crate) fn new() -> Self {
-        Self {
+impl<I: Send + 'static> Pool<I> {
+    /// An empty pool whose instances count against `budget`.
+    pub(crate) fn new(budget: Arc<MemoryBudget>) -> Arc<Self> {
+        let pool = Arc::new(Self {
             idle: Mutex::new(Vec::new()),
-        }
+            budget,
+        });
+        let weak = Arc::downgrade(&pool);
+        pool.budget.watch(weak);
+        pool
+    }
+
+    /// Another empty pool of the same plugin, sharing its budget.
+    pub(crate) fn sibling(&self) -> Arc<Self> {
+        Self::new(Arc::clone(&self.budget))
+    }
+}
+
+impl<I> Pool<I> {
+    /// What all the plugin's instances hold now, in bytes.
+    pub(crate) fn memory_held(&self) -> usize {
+        self.budget.held()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Warm<I>>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn take(&self) -> Option<Warm<I>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        self.lock().pop()
     }
 
     fn put(&self, warm: Warm<I>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
             idle.push(warm);
         }
     }
 }
 
-/// A linker with WASI 0.2, which the sandbox makes grant nothing.
+impl<I: Send + 'static> Reclaim for Pool<I> {
+    fn drop_idle(&self) -> bool {
+        // Dropped after the lock is released: dropping a store gives its
+        // memory back to the budget.
+        let oldest = {
+            let mut idle = self.lock();
+            (!idle.is_empty()).then(|| idle.remove(0))
+        };
+        oldest.is_some()
+    }
+}
+
+/// A linker with WASI 0.2, which the sandbox makes grant nothing, and whose
+/// waits end at the call's deadline.
 fn wasi_linker(engine: &Engine) -> Result<Linker<Sandbox>, PluginError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .map_err(|e| PluginError::Runtime(format!("linking WASI: {e:#}")))?;
+    crate::deadline::link_bounded_poll(&mut linker)
+        .map_err(|e| PluginError::Runtime(format!("linking wasi:io/poll with deadlines: {e:#}")))?;
     Ok(linker)
 }
 

@@ -1,9 +1,12 @@
 //! The store every plugin call runs in: WASI linked but granting nothing,
-//! deterministic clocks and randomness, capped output and memory.
+//! deterministic clocks and randomness, capped output and memory, and the
+//! call's deadline for the host functions it may wait in.
 
 use crate::Limits;
 use crate::driver::DriverCtx;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -24,6 +27,9 @@ pub(crate) struct Sandbox {
     /// What a driver's host capabilities act on; `None` in a scorer's store,
     /// whose linker has no capabilities anyway.
     driver: Option<DriverCtx>,
+    /// When the current call must end; every wait the plugin starts in the
+    /// host ends here (see `crate::deadline`).
+    deadline: Instant,
 }
 
 impl Sandbox {
@@ -33,7 +39,11 @@ impl Sandbox {
     /// stopped and random numbers a fixed sequence, so a plugin that uses
     /// them anyway is caught by the conformance suite's determinism check
     /// rather than passing by luck.
-    pub(crate) fn deny_all(limits: &Limits) -> Self {
+    ///
+    /// Its memory counts against `budget`, the plugin's total, until the
+    /// store is dropped. The deadline is set by [`Self::set_deadline`]
+    /// before each call; until then it is `limits.deadline` from now.
+    pub(crate) fn deny_all(limits: &Limits, budget: Arc<MemoryBudget>, now: Instant) -> Self {
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
         let mut builder = WasiCtxBuilder::new();
         builder
@@ -49,12 +59,28 @@ impl Sandbox {
         Self {
             wasi: builder.build(),
             table: ResourceTable::new(),
-            limiter: Limiter::new(limits.memory_bytes),
+            limiter: Limiter::new(limits.memory_bytes, budget),
             stderr,
             stderr_mark: 0,
             stderr_cap: limits.output_bytes,
             driver: None,
+            deadline: crate::deadline::after(now, limits.deadline),
         }
+    }
+
+    /// Sets when the next call (or the instantiation) must end.
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// When the current call must end.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The table WASI's and the capabilities' resources live in.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// Gives a driver's store what its capabilities act on. Called before
@@ -63,10 +89,11 @@ impl Sandbox {
         self.driver = Some(driver);
     }
 
-    /// The driver's context and the table its `child` resources live in,
-    /// borrowed together for the capability implementations.
-    pub(crate) fn driver_parts(&mut self) -> (Option<&mut DriverCtx>, &mut ResourceTable) {
-        (self.driver.as_mut(), &mut self.table)
+    /// The driver's context, the table its `child` resources live in and
+    /// the call's deadline, borrowed together for the capability
+    /// implementations.
+    pub(crate) fn driver_parts(&mut self) -> (Option<&mut DriverCtx>, &mut ResourceTable, Instant) {
+        (self.driver.as_mut(), &mut self.table, self.deadline)
     }
 
     /// Marks the start of a call: error messages only quote what the plugin
@@ -135,12 +162,121 @@ impl HostMonotonicClock for FixedClock {
     }
 }
 
-/// Caps linear memory and tables, and remembers the total and any refusal so
-/// the caller can tell a memory-limit trap from any other.
+/// What all instances of one plugin may hold together
+/// ([`Limits::total_memory_bytes`]), and what they hold now. Shared by the
+/// plugin's clones and its fresh copies; every store of the plugin takes its
+/// share as its memory grows and gives it back when it is dropped.
+pub(crate) struct MemoryBudget {
+    total: usize,
+    held: AtomicUsize,
+    /// The plugin's pools, whose idle instances are dropped to make room
+    /// before a growth is refused.
+    pools: Mutex<Vec<Weak<dyn Reclaim>>>,
+}
+
+/// Something holding idle instances that can be let go.
+pub(crate) trait Reclaim: Send + Sync {
+    /// Drops one idle instance, giving its memory back to the budget;
+    /// `false` if there was none.
+    fn drop_idle(&self) -> bool;
+}
+
+impl MemoryBudget {
+    pub(crate) fn new(total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            total,
+            held: AtomicUsize::new(0),
+            pools: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// What the plugin's instances hold now, in bytes.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// The budget, in bytes.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Lets `pool`'s idle instances be dropped when room is needed.
+    pub(crate) fn watch(&self, pool: Weak<dyn Reclaim>) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(pool);
+    }
+
+    /// Takes `bytes` more, dropping idle instances while that would pass the
+    /// total. `Err` carries what all instances would have held.
+    fn take(&self, bytes: usize) -> Result<(), usize> {
+        loop {
+            let held = self.held();
+            let after = held.saturating_add(bytes);
+            if after > self.total {
+                if self.drop_one_idle() {
+                    continue;
+                }
+                return Err(after);
+            }
+            if self
+                .held
+                .compare_exchange(held, after, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn give_back(&self, bytes: usize) {
+        // Never below zero, even if a share were given back twice.
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(bytes))
+            });
+    }
+
+    fn drop_one_idle(&self) -> bool {
+        // Upgraded under the lock, used after it: dropping an instance gives
+        // its share back, and must not wait on this lock.
+        let pools: Vec<Arc<dyn Reclaim>> = {
+            let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+            pools.retain(|p| p.strong_count() > 0);
+            pools.iter().filter_map(Weak::upgrade).collect()
+        };
+        pools.iter().any(|pool| pool.drop_idle())
+    }
+}
+
+/// Which limit refused a growth, and what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The instance would have passed its own cap.
+    Instance { requested: usize },
+    /// All the plugin's instances together would have held `together`,
+    /// over its total budget of `total`.
+    Plugin {
+        requested: usize,
+        together: usize,
+        total: usize,
+    },
+}
+
+/// Caps linear memory and tables, holds the instance's share of the
+/// plugin's [`MemoryBudget`], and remembers the total and any refusal so the
+/// caller can tell a memory-limit trap from any other.
 pub(crate) struct Limiter {
-    cap: usize,
+    pub(crate) cap: usize,
+    budget: Arc<MemoryBudget>,
+    /// All memories of the instance together, which is also its share of
+    /// the budget; memories only grow, so it is also the peak.
     pub(crate) peak: usize,
-    pub(crate) refused: Option<usize>,
+    /// `peak` before the last growth, to give back if that growth fails
+    /// after it was allowed.
+    before_growth: usize,
+    pub(crate) refused: Option<Refusal>,
 }
 
 /// Table elements an instance may have; generous for any toolchain's
@@ -148,12 +284,21 @@ pub(crate) struct Limiter {
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl Limiter {
-    fn new(cap: usize) -> Self {
+    fn new(cap: usize, budget: Arc<MemoryBudget>) -> Self {
         Self {
             cap,
+            budget,
             peak: 0,
+            before_growth: 0,
             refused: None,
         }
+    }
+}
+
+impl Drop for Limiter {
+    /// The store is gone, and its memory with it.
+    fn drop(&mut self) {
+        self.budget.give_back(self.peak);
     }
 }
 
@@ -168,14 +313,36 @@ impl ResourceLimiter for Limiter {
         // they only grow, so the running total is also the peak.
         let total = self.peak.saturating_sub(current).saturating_add(desired);
         if total > self.cap {
-            self.refused = Some(total);
+            self.refused = Some(Refusal::Instance { requested: total });
             return Err(wasmtime::format_err!(
                 "memory limit: growing to {total} bytes would pass the cap of {} bytes",
                 self.cap
             ));
         }
-        self.peak = self.peak.max(total);
+        let more = total.saturating_sub(self.peak);
+        if let Err(together) = self.budget.take(more) {
+            self.refused = Some(Refusal::Plugin {
+                requested: total,
+                together,
+                total: self.budget.total(),
+            });
+            return Err(wasmtime::format_err!(
+                "memory limit: growing to {total} bytes would bring the plugin's instances together to {together} bytes, over its total budget of {} bytes",
+                self.budget.total()
+            ));
+        }
+        self.before_growth = self.peak;
+        self.peak += more;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed, then failed (the host had no memory to give): the share
+        // taken for it goes back. The guest sees the failed `memory.grow`.
+        self.budget
+            .give_back(self.peak.saturating_sub(self.before_growth));
+        self.peak = self.before_growth;
+        Ok(())
     }
 
     fn table_growing(
@@ -185,5 +352,102 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests may")]
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    fn grow(limiter: &mut Limiter, to: usize) -> bool {
+        let current = limiter.peak;
+        limiter.memory_growing(current, to, None).is_ok()
+    }
+
+    #[test]
+    fn instances_of_a_plugin_share_its_total_budget() {
+        let budget = MemoryBudget::new(10 * MIB);
+        let mut a = Limiter::new(8 * MIB, Arc::clone(&budget));
+        let mut b = Limiter::new(8 * MIB, Arc::clone(&budget));
+        let mut c = Limiter::new(8 * MIB, Arc::clone(&budget));
+        assert!(grow(&mut a, 4 * MIB));
+        assert!(grow(&mut b, 4 * MIB));
+        assert_eq!(budget.held(), 8 * MIB);
+
+        // Each is well under its own cap; together they would pass the total.
+        assert!(!grow(&mut c, 4 * MIB));
+        assert_eq!(
+            c.refused,
+            Some(Refusal::Plugin {
+                requested: 4 * MIB,
+                together: 12 * MIB,
+                total: 10 * MIB,
+            })
+        );
+        assert_eq!(budget.held(), 8 * MIB, "a refused growth takes nothing");
+
+        // A dropped store gives its share back.
+        drop(a);
+        assert_eq!(budget.held(), 4 * MIB);
+        let mut d = Limiter::new(8 * MIB, Arc::clone(&budget));
+        assert!(grow(&mut d, 6 * MIB));
+        assert_eq!(budget.held(), 10 * MIB);
+
+        // The instance's own cap is checked first, and says so.
+        let mut e = Limiter::new(2 * MIB, Arc::clone(&budget));
+        assert!(!grow(&mut e, 3 * MIB));
+        assert_eq!(e.refused, Some(Refusal::Instance { requested: 3 * MIB }));
+
+        drop((b, c, d, e));
+        assert_eq!(budget.held(), 0, "every share came back");
+    }
+
+    #[test]
+    fn growth_counts_only_what_is_added_and_a_failed_growth_is_given_back() {
+        let budget = MemoryBudget::new(10 * MIB);
+        let mut a = Limiter::new(8 * MIB, Arc::clone(&budget));
+        assert!(grow(&mut a, MIB));
+        assert!(grow(&mut a, 3 * MIB));
+        assert_eq!(budget.held(), 3 * MIB);
+        assert!(grow(&mut a, 5 * MIB));
+        a.memory_grow_failed(wasmtime::format_err!("no memory"))
+            .unwrap();
+        assert_eq!((a.peak, budget.held()), (3 * MIB, 3 * MIB));
+    }
+
+    /// Idle instances, as a pool holds them.
+    struct Idle(Mutex<Vec<Limiter>>);
+
+    impl Reclaim for Idle {
+        fn drop_idle(&self) -> bool {
+            let one = self.0.lock().unwrap().pop();
+            one.is_some()
+        }
+    }
+
+    #[test]
+    fn idle_instances_are_dropped_to_make_room_before_a_refusal() {
+        let budget = MemoryBudget::new(10 * MIB);
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            let mut warm = Limiter::new(8 * MIB, Arc::clone(&budget));
+            assert!(grow(&mut warm, 3 * MIB));
+            idle.push(warm);
+        }
+        let pool: Arc<dyn Reclaim> = Arc::new(Idle(Mutex::new(idle)));
+        budget.watch(Arc::downgrade(&pool));
+        assert_eq!(budget.held(), 9 * MIB);
+
+        let mut busy = Limiter::new(16 * MIB, Arc::clone(&budget));
+        assert!(grow(&mut busy, 5 * MIB), "two idle instances made room");
+        assert_eq!(budget.held(), 8 * MIB);
+        assert!(grow(&mut busy, 8 * MIB), "and then the last one");
+        assert_eq!(budget.held(), 8 * MIB);
+        // With nothing idle left to drop, the total holds.
+        assert!(!grow(&mut busy, 11 * MIB));
+        assert!(matches!(busy.refused, Some(Refusal::Plugin { .. })));
     }
 }

@@ -4,6 +4,7 @@ use crate::breaker::Breaker;
 use crate::error::printable;
 use crate::inspect::{SCORER_INTERFACE, check_export, is_linked_wasi, same_minor, split_version};
 use crate::runtime::{CallStats, Pool};
+use crate::sandbox::MemoryBudget;
 use crate::{Component, Digest, Limits, OutputProblem, PluginError, Runtime};
 use std::sync::Arc;
 use std::time::Instant;
@@ -171,7 +172,7 @@ impl Runtime {
             runtime: self.clone(),
             component: component.clone(),
             pre,
-            pool: Arc::new(Pool::new()),
+            pool: Pool::new(MemoryBudget::new(limits.total_memory_bytes)),
             breaker: Arc::new(Breaker::new(
                 limits.breaker_threshold,
                 limits.breaker_cooldown,
@@ -197,12 +198,20 @@ impl ScorerPlugin {
         &self.limits
     }
 
+    /// Linear memory all of this plugin's instances hold now, warm and in
+    /// calls, in bytes: what counts against
+    /// [`Limits::total_memory_bytes`].
+    pub fn memory_held(&self) -> usize {
+        self.pool.memory_held()
+    }
+
     /// The same plugin with no warm instances: its first call instantiates.
     /// Replays use it, and the conformance suite, to compare a fresh
-    /// instance's answer with a reused one's.
+    /// instance's answer with a reused one's. Its instances count against
+    /// the same total memory budget.
     pub fn fresh(&self) -> Self {
         Self {
-            pool: Arc::new(Pool::new()),
+            pool: self.pool.sibling(),
             breaker: Arc::new(Breaker::new(
                 self.limits.breaker_threshold,
                 self.limits.breaker_cooldown,

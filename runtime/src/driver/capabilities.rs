@@ -4,17 +4,22 @@
 //! The load check already refused any driver importing a capability it was
 //! not granted; every call checks again, so a gap in that check cannot hand
 //! out a capability.
+//!
+//! A timeout the driver chooses (`child.wait`, `containers.wait` and
+//! `containers.stop`) is cut to the time left in the call (see
+//! `crate::deadline`).
 
 use super::bindings::orch::driver::{artifacts, containers, process, types};
 use super::bindings::orch::types::{log, types as shared};
 use super::granted;
+use crate::deadline::{DeadlinePassed, clamp};
 use crate::error::printable;
 use crate::sandbox::Sandbox;
 use crate::{
     DriverHost, FetchSpec, Grants, LogLevel, ProcessHandle, ProcessLimits, SpawnSpec, TaskRef,
 };
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 /// Live `child` resources one instance may hold; a driver that never drops
@@ -68,11 +73,17 @@ impl HasData for Caps {
 struct View<'a> {
     ctx: Option<&'a mut DriverCtx>,
     table: &'a mut ResourceTable,
+    /// When the call must end.
+    deadline: Instant,
 }
 
 fn view(sandbox: &mut Sandbox) -> View<'_> {
-    let (ctx, table) = sandbox.driver_parts();
-    View { ctx, table }
+    let (ctx, table, deadline) = sandbox.driver_parts();
+    View {
+        ctx,
+        table,
+        deadline,
+    }
 }
 
 /// Adds every driver capability to `linker`.
@@ -120,6 +131,16 @@ impl View<'_> {
         let child = self.table.push(Child(handle))?;
         ctx.children += 1;
         Ok(Ok(child))
+    }
+
+    /// The part of `timeout_ms`, a wait the driver asked for, that fits
+    /// before the call's deadline, and whether it was cut.
+    fn bounded(&self, timeout_ms: u32) -> (Duration, bool) {
+        clamp(
+            Duration::from_millis(u64::from(timeout_ms)),
+            self.deadline,
+            Instant::now(),
+        )
     }
 
     fn has_room(&self) -> Result<(), String> {
@@ -245,11 +266,15 @@ impl process::HostChild for View<'_> {
         if let Err(e) = self.host("process") {
             return Ok(Err(e));
         }
+        let (timeout, cut) = self.bounded(timeout_ms);
         let handle = &mut self.table.get_mut(&child)?.0;
-        Ok(handle
-            .wait(Duration::from_millis(u64::from(timeout_ms)))
-            .map(|exit| exit.map(exit_result))
-            .map_err(|e| e.to_string()))
+        match handle.wait(timeout) {
+            // Still running at the deadline, though asked to wait longer.
+            Ok(None) if cut => Err(DeadlinePassed.into()),
+            outcome => Ok(outcome
+                .map(|exit| exit.map(exit_result))
+                .map_err(|e| e.to_string())),
+        }
     }
 
     fn drop(&mut self, child: Resource<Child>) -> wasmtime::Result<()> {
@@ -405,10 +430,14 @@ impl containers::Host for View<'_> {
             Ok(host) => host,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(host
-            .wait_container(&id, Duration::from_millis(u64::from(timeout_ms)))
-            .map(|exit| exit.map(exit_result))
-            .map_err(container_error))
+        let (timeout, cut) = self.bounded(timeout_ms);
+        match host.wait_container(&id, timeout) {
+            // Still running at the deadline, though asked to wait longer.
+            Ok(None) if cut => Err(DeadlinePassed.into()),
+            outcome => Ok(outcome
+                .map(|exit| exit.map(exit_result))
+                .map_err(container_error)),
+        }
     }
 
     fn kill(&mut self, id: String, signal: String) -> ContainerResult<()> {
@@ -436,8 +465,12 @@ impl containers::Host for View<'_> {
                 printable(&signal, MAX_SIGNAL_NAME)
             ))));
         }
+        // Cut or not, "stopped" is true; a stop cut short returns after the
+        // deadline (the kill came then), and the epoch ends the call at the
+        // driver's next instruction.
+        let (timeout, _cut) = self.bounded(timeout_ms);
         Ok(host
-            .stop_container(&id, &signal, Duration::from_millis(u64::from(timeout_ms)))
+            .stop_container(&id, &signal, timeout)
             .map_err(container_error))
     }
 
@@ -592,6 +625,7 @@ mod tests {
         let mut view = View {
             ctx: Some(&mut ctx),
             table: &mut table,
+            deadline: Instant::now() + Duration::from_secs(60),
         };
         let request = process::SpawnRequest {
             argv: vec!["/bin/true".into()],
@@ -656,6 +690,7 @@ mod tests {
         let mut view = View {
             ctx: Some(&mut ctx),
             table: &mut table,
+            deadline: Instant::now() + Duration::from_secs(60),
         };
         let err = process::Host::attach(&mut view, task(), 7, 1)
             .unwrap()

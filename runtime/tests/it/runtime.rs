@@ -178,3 +178,63 @@ fn builtins_rank_nodes_as_their_algorithms_say() {
         "placement 1 of 2 nodes starts at node 1"
     );
 }
+
+#[test]
+fn a_plugin_over_its_total_memory_budget_is_told_which_limit_it_hit() {
+    use orch_plugin_runtime::MemoryScope;
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    // Less than any instance starts with: the first instantiation is refused.
+    let limits = Limits {
+        total_memory_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let component = runtime.load("binpack", binpack(), &limits).unwrap();
+    let scorer = runtime.scorer(&component, limits).unwrap();
+    let err = scorer.info().unwrap_err();
+    let PluginError::MemoryLimit {
+        requested,
+        cap,
+        scope: MemoryScope::Plugin { together },
+        ..
+    } = &err
+    else {
+        panic!("expected the total budget to refuse it: {err}")
+    };
+    assert_eq!(*cap, 64 << 10);
+    assert!(together > cap && requested <= together, "{err}");
+    assert_eq!(err.kind(), "memory");
+    assert!(err.is_fault());
+    let message = err.to_string();
+    assert!(message.starts_with("plugin binpack@"), "{message}");
+    assert!(
+        message.contains(
+            "over the plugin's total memory budget of 65536 bytes (not the per-instance cap), and was stopped; raise total_memory_mib"
+        ),
+        "{message}"
+    );
+    // The refused store gave back what it had taken.
+    assert_eq!(scorer.memory_held(), 0);
+
+    // The per-instance cap says it is the instance's own.
+    let limits = Limits {
+        memory_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let scorer = runtime.scorer(&component, limits).unwrap();
+    let err = scorer.info().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PluginError::MemoryLimit {
+                scope: MemoryScope::Instance,
+                cap: 65536,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("over its cap of 65536 bytes"),
+        "{err}"
+    );
+}

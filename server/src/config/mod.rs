@@ -176,6 +176,10 @@ pub struct LimitsConfig {
     /// Memory one instance may grow to, in MiB (1 to 4096: a wasm32 memory
     /// cannot be larger).
     pub memory_mib: u64,
+    /// Memory all instances of one scorer may hold together, in MiB (the
+    /// warm ones and the calls in flight, whatever the worker count): the
+    /// real ceiling per scorer. At least `memory_mib`.
+    pub total_memory_mib: u64,
     /// Fuel (about one unit per wasm instruction) one call may burn; unset
     /// leaves calls unmetered. Setting it makes the runtime meter fuel for
     /// every plugin, which takes a restart to turn on.
@@ -192,6 +196,7 @@ impl Default for LimitsConfig {
         Self {
             deadline_ms: u64::try_from(l.deadline.as_millis()).unwrap_or(1000),
             memory_mib: (l.memory_bytes >> 20) as u64,
+            total_memory_mib: (l.total_memory_bytes >> 20) as u64,
             fuel: l.fuel,
         }
     }
@@ -203,6 +208,7 @@ impl LimitsConfig {
         Self {
             deadline_ms: spec.deadline_ms.unwrap_or(self.deadline_ms),
             memory_mib: spec.memory_mib.unwrap_or(self.memory_mib),
+            total_memory_mib: self.total_memory_mib,
             fuel: spec.fuel.or(self.fuel),
         }
     }
@@ -232,6 +238,18 @@ impl LimitsConfig {
                 )),
             );
         }
+        if self.total_memory_mib < self.memory_mib {
+            problems.push(
+                Problem::new(
+                    format!("{at}.total_memory_mib"),
+                    format!(
+                        "{} MiB is less than memory_mib ({} MiB): no instance could grow to its cap",
+                        self.total_memory_mib, self.memory_mib
+                    ),
+                )
+                .hint("raise total_memory_mib to at least memory_mib (the default is 1024)"),
+            );
+        }
         if self.fuel == Some(0) {
             problems.push(
                 Problem::new(format!("{at}.fuel"), "0 fuel would stop every call at once")
@@ -247,6 +265,8 @@ impl LimitsConfig {
         Limits {
             deadline: Duration::from_millis(self.deadline_ms),
             memory_bytes: usize::try_from(self.memory_mib.min(MAX_MEMORY_MIB) << 20)
+                .unwrap_or(usize::MAX),
+            total_memory_bytes: usize::try_from(self.total_memory_mib.min(1 << 20) << 20)
                 .unwrap_or(usize::MAX),
             fuel: self.fuel,
             ..Limits::default()
