@@ -119,6 +119,7 @@ pub const ALLOCATION_LOGS: Route =
 pub const ALLOCATION_STATUS: Route =
     Route::new(Post, "/v1/allocations/status", "updateAllocationStatus");
 pub const OPENAPI: Route = Route::new(Get, "/v1/openapi.json", "getOpenApi");
+pub const METRICS: Route = Route::new(Get, "/v1/metrics", "getMetrics");
 pub const SCHEDULER: Route = Route::new(Get, "/v1/scheduler", "getScheduler");
 pub const SCHEDULER_SCORER: Route =
     Route::new(Post, "/v1/scheduler/scorer/{name}", "putSchedulerScorer");
@@ -172,6 +173,7 @@ pub const ROUTES: &[Route] = &[
     ALLOCATION_LOGS,
     ALLOCATION_STATUS,
     OPENAPI,
+    METRICS,
     SCHEDULER,
     SCHEDULER_SCORER,
     SCHEDULER_SCORER_DELETE,

@@ -25,6 +25,7 @@
 //! rows and the live allocations, so it survives a restart.
 
 use super::score::{Scorer, request_of};
+use crate::metrics::{Metrics, Role, Tally};
 use crate::{Op, Store};
 use orch_model::{Candidate, Decision, Resources, ShadowDecision, job_bucket, now_ms};
 use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
@@ -63,6 +64,7 @@ impl ShadowSpec {
 /// The lanes, and the thread that writes their answers.
 pub struct Shadows {
     store: Store,
+    metrics: Metrics,
     lanes: RwLock<BTreeMap<String, Lane>>,
     records: mpsc::SyncSender<ShadowDecision>,
     queue: usize,
@@ -76,6 +78,9 @@ struct Lane {
 
 struct LaneShared {
     counters: Counters,
+    /// What `/v1/metrics` shows of it; unlike the counters, kept across
+    /// a restart of the lane (a new scorer under the same name).
+    tally: Tally,
     cluster: Mutex<Cluster>,
     started_ms: u64,
 }
@@ -119,13 +124,14 @@ pub struct LaneStats {
 
 impl Shadows {
     /// No lanes yet; starts the thread that writes answers to `store`.
-    pub fn start(store: Store) -> std::io::Result<Arc<Self>> {
-        Self::with_queue(store, LANE_QUEUE)
+    /// Each lane counts in `metrics`.
+    pub fn start(store: Store, metrics: &Metrics) -> std::io::Result<Arc<Self>> {
+        Self::with_queue(store, metrics, LANE_QUEUE)
     }
 
     /// [`Self::start`] with lanes of `queue` decisions (tests make it small
     /// to see drops).
-    pub fn with_queue(store: Store, queue: usize) -> std::io::Result<Arc<Self>> {
+    pub fn with_queue(store: Store, metrics: &Metrics, queue: usize) -> std::io::Result<Arc<Self>> {
         let (records, rx) = mpsc::sync_channel(RECORD_QUEUE);
         let writer = store.clone();
         std::thread::Builder::new()
@@ -133,6 +139,7 @@ impl Shadows {
             .spawn(move || write_records(&writer, &rx))?;
         Ok(Arc::new(Self {
             store,
+            metrics: metrics.clone(),
             lanes: RwLock::new(BTreeMap::new()),
             records,
             queue: queue.max(1),
@@ -171,6 +178,7 @@ impl Shadows {
         let (queue, rx) = mpsc::sync_channel(self.queue);
         let shared = Arc::new(LaneShared {
             counters: Counters::default(),
+            tally: self.metrics.tally(&spec.name, Role::Shadow),
             cluster: Mutex::new(Cluster::default()),
             started_ms: now_ms(),
         });
@@ -216,6 +224,7 @@ impl Shadows {
                 c.offered.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::TrySendError::Full(_)) = lane.queue.try_send(d.clone()) {
                     c.dropped.fetch_add(1, Ordering::Relaxed);
+                    lane.shared.tally.dropped();
                 }
             }
         }
@@ -517,6 +526,12 @@ impl LaneWorker {
         while let Ok(decision) = rx.recv() {
             let record = self.answer(&decision);
             let c = &self.shared.counters;
+            let tally = &self.shared.tally;
+            // The call on the same request, as the record times it.
+            tally.called(
+                Duration::from_micros(record.scorer_micros),
+                record.fault.is_none(),
+            );
             match &record.fault {
                 Some(fault) => {
                     c.faults.fetch_add(1, Ordering::Relaxed);
@@ -537,6 +552,7 @@ impl LaneWorker {
                 }
                 None => {
                     c.scored.fetch_add(1, Ordering::Relaxed);
+                    tally.decided();
                     if streak > 0 {
                         tracing::info!(
                             "shadow {}: answering again after {streak} faults",
@@ -549,6 +565,7 @@ impl LaneWorker {
             }
             if record.agrees {
                 c.agreed.fetch_add(1, Ordering::Relaxed);
+                tally.agreed();
             }
             c.micros.fetch_add(record.scorer_micros, Ordering::Relaxed);
             if self.records.try_send(record).is_err() {
