@@ -245,7 +245,7 @@ fn one_run(
         },
     )?;
     store.apply(Op::UpsertNodes((0..nodes).map(node).collect()))?;
-    let lanes = Shadows::start(store.clone())?;
+    let lanes = Shadows::start(store.clone(), &orch_server::Metrics::new())?;
     lanes.sync(shadows.to_vec());
     let plane = ControlPlane::start(
         store.clone(),

@@ -22,6 +22,9 @@
 //!   `orch scheduler …` changed at run time on top) and the scorers behind
 //!   them.
 //! - [`Heartbeats`]: node TTLs and the reaper that marks nodes down.
+//! - [`Metrics`] (`metrics/`): what `/v1/metrics` shows — per-scorer
+//!   counters the workers and shadow lanes add to, and the state, broker
+//!   and writer read at each scrape.
 //! - [`run`] (`serve.rs`): all of it wired together in one process.
 //! - [`testing`]: a scheduler harness for tests, like Nomad's
 //!   `scheduler/testing.go`.
@@ -33,6 +36,7 @@ mod api;
 mod broker;
 mod config;
 mod heartbeat;
+mod metrics;
 mod plan;
 mod scheduler;
 mod serve;
@@ -49,6 +53,7 @@ pub use config::{
     load_scorer, load_scorer_with,
 };
 pub use heartbeat::Heartbeats;
+pub use metrics::{Metrics, Role, Scrape, Tally};
 pub use plan::{AllocStop, Plan, PlanResult};
 pub use scheduler::replay::{Replayed, replay, row as parts_row};
 pub use scheduler::{
@@ -59,6 +64,6 @@ pub use scheduler::{
 pub use serve::{ControlPlane, OnListening, ServeError, ServerOptions, run};
 pub use state::{
     AllocUpdate, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome, Refusal, State,
-    Store, StoreError, StoreOptions, Usage,
+    Store, StoreError, StoreOptions, Usage, WriterStats,
 };
 pub use state::{DecisionRow, ShadowRow};

@@ -10,6 +10,7 @@ use crate::api::{ApiContext, router};
 use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, Lineup, Reloaded, Reloader};
 use crate::heartbeat::Heartbeats;
+use crate::metrics::Metrics;
 use crate::scheduler::{Current, Shadows, Worker, WorkerOptions};
 use crate::{Store, StoreOptions};
 use orch_model::EvalStatus;
@@ -214,8 +215,12 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
         },
     )?;
     tracing::info!("state: {} at index {}", db.display(), store.index());
-    let shadows = Shadows::start(store.clone()).map_err(start("the shadow answers' writer"))?;
-    let lineup = Arc::new(Lineup::start(&config, runtime, &store, shadows)?);
+    // This control plane's counters: the scorers' (through the lineup and
+    // the shadow lanes); the API reads the rest at each scrape.
+    let metrics = Metrics::new();
+    let shadows =
+        Shadows::start(store.clone(), &metrics).map_err(start("the shadow answers' writer"))?;
+    let lineup = Arc::new(Lineup::start(&config, runtime, &store, shadows, &metrics)?);
     {
         let scheduler = lineup.current().get();
         tracing::info!(
@@ -253,6 +258,7 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
         dry_runs: Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS)),
         heartbeats,
         lineup: Some(lineup),
+        metrics,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

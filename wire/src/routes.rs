@@ -124,6 +124,7 @@ pub const ALLOCATION_WHY_NOT: Route = Route::new(
 pub const ALLOCATION_STATUS: Route =
     Route::new(Post, "/v1/allocations/status", "updateAllocationStatus");
 pub const OPENAPI: Route = Route::new(Get, "/v1/openapi.json", "getOpenApi");
+pub const METRICS: Route = Route::new(Get, "/v1/metrics", "getMetrics");
 pub const SCHEDULER: Route = Route::new(Get, "/v1/scheduler", "getScheduler");
 pub const SCHEDULER_SCORER: Route =
     Route::new(Post, "/v1/scheduler/scorer/{name}", "putSchedulerScorer");
@@ -178,6 +179,7 @@ pub const ROUTES: &[Route] = &[
     ALLOCATION_WHY_NOT,
     ALLOCATION_STATUS,
     OPENAPI,
+    METRICS,
     SCHEDULER,
     SCHEDULER_SCORER,
     SCHEDULER_SCORER_DELETE,

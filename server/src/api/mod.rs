@@ -19,6 +19,7 @@ mod error;
 mod evals;
 mod jobs;
 mod logs;
+mod metrics;
 mod nodes;
 mod query;
 mod scheduler;
@@ -63,6 +64,9 @@ pub struct ApiContext {
     /// server embedded with a fixed scheduler (the `/v1/scheduler` routes
     /// then answer 503).
     pub lineup: Option<Arc<crate::config::Lineup>>,
+    /// The counters `/v1/metrics` shows (the scheduler's and the shadow
+    /// lanes' count into the same).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl ApiContext {
@@ -120,6 +124,7 @@ fn table() -> Vec<Served> {
         route(r::ALLOCATION_WHY_NOT, why_not::alloc),
         route(r::ALLOCATION_STATUS, allocs::update_status),
         route(r::OPENAPI, openapi),
+        route(r::METRICS, metrics::metrics),
         route(r::SCHEDULER, scheduler::status),
         route(r::SCHEDULER_SCORER, scheduler::put_scorer),
         route(r::SCHEDULER_SCORER_DELETE, scheduler::delete_scorer),

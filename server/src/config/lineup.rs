@@ -10,6 +10,7 @@
 use super::scorer::{ScorerLoadError, ScorerSource, accept, builtin_names};
 use super::settings::Settings;
 use super::{Config, ConfigError, LimitsConfig, RegistryAuthConfig, Reloaded, SchedulerConfig};
+use crate::metrics::{Metrics, Tally};
 use crate::scheduler::compare::History;
 use crate::scheduler::score::Scorer;
 use crate::scheduler::{Current, Scheduler, ShadowSpec, Shadows, Split};
@@ -96,6 +97,7 @@ struct Core {
     registry: BTreeMap<String, RegistryAuthConfig>,
     shadows: Arc<Shadows>,
     counter: Arc<AtomicU64>,
+    metrics: Metrics,
 }
 
 struct LineupState {
@@ -126,11 +128,13 @@ impl Lineup {
     /// the stored settings cannot be applied over this config (a scorer
     /// they name is gone from the file, say), the file's alone are used and
     /// the status says why; when those fail too, the server cannot start.
+    /// Every scheduler it builds counts in `metrics`.
     pub fn start(
         config: &Config,
         runtime: Runtime,
         store: &Store,
         shadows: Arc<Shadows>,
+        metrics: &Metrics,
     ) -> Result<Self, ScorerLoadError> {
         let overrides = (**store.snapshot().scheduler_overrides()).clone();
         let file = config.scheduler.clone();
@@ -149,6 +153,7 @@ impl Lineup {
             registry: config.registry.clone(),
             shadows,
             counter: Arc::new(AtomicU64::new(0)),
+            metrics: metrics.clone(),
         };
         let built = if st.overrides.is_empty() {
             {
@@ -507,6 +512,7 @@ impl Core {
                 name: name.to_owned(),
                 scorer,
                 candidate: candidate.clone(),
+                tally: Tally::detached(),
             });
         }
         let mut specs = Vec::new();
@@ -524,7 +530,8 @@ impl Core {
         }
         let scheduler = scheduler
             .with_splits(splits)
-            .with_shadows(self.shadows.clone());
+            .with_shadows(self.shadows.clone())
+            .with_metrics(&self.metrics);
         st.running = running;
         Ok((scheduler, specs))
     }

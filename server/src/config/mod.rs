@@ -15,7 +15,7 @@
 //! let runtime = Runtime::new(config.runtime_config())?;
 //! // The scorers [scheduler] and the store's run-time settings name,
 //! // loaded and checked; refuses to start on a bad one:
-//! let lineup = Arc::new(Lineup::start(&config, runtime, &store, shadows)?);
+//! let lineup = Arc::new(Lineup::start(&config, runtime, &store, shadows, &metrics)?);
 //! let reloader = Arc::new(Reloader::new(&path, config, lineup.clone()));
 //! reloader.spawn_watch()?; // follows edits of the file; stops when dropped
 //! // on each SIGHUP, off the async threads (it may compile a component):

@@ -46,7 +46,8 @@ pub use score::{Component, Native, ScoreError, Scorer, request_of, to_sdk};
 pub use why_not::alloc_why_not;
 pub use worker::{ProcessError, Worker, WorkerOptions, process_eval};
 
-use crate::{Plan, State};
+use crate::metrics::{Metrics, Role, Tally};
+use crate::{Plan, PlanResult, State};
 use orch_model::{AllocMetric, Evaluation, Job, TriggeredBy};
 use orch_wire::{GroupPlan, PlannedPlacement};
 use std::collections::BTreeMap;
@@ -74,6 +75,9 @@ pub struct Computed {
     pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
     /// Per group, allocations that could not be placed now.
     pub queued: BTreeMap<String, u64>,
+    /// For each of the plan's decisions, who of the job's chain answered
+    /// (0: the policy placing it): counted once the plan is committed.
+    pub answered_by: Vec<usize>,
     /// When a failed allocation waiting out its reschedule delay may be
     /// replaced (ms since the epoch): the job needs an evaluation then.
     pub followup_at: Option<u64>,
@@ -97,6 +101,9 @@ pub struct Scheduler {
     placements: Arc<AtomicU64>,
     splits: Vec<Split>,
     shadows: Option<Arc<Shadows>>,
+    /// The primary's counters, and the fallback's.
+    tally: Tally,
+    fallback_tally: Tally,
 }
 
 /// A split candidate: places the jobs its globs match whose bucket, drawn
@@ -105,6 +112,8 @@ pub struct Split {
     pub name: String,
     pub scorer: Arc<dyn Scorer>,
     pub candidate: orch_model::Candidate,
+    /// Its counters ([`Scheduler::with_metrics`] resolves them).
+    pub tally: Tally,
 }
 
 impl Scheduler {
@@ -118,7 +127,24 @@ impl Scheduler {
             placements: Arc::new(AtomicU64::new(0)),
             splits: Vec::new(),
             shadows: None,
+            tally: Tally::detached(),
+            fallback_tally: Tally::detached(),
         }
+    }
+
+    /// Counts each scorer's calls and placements in `metrics`, under its
+    /// name and role as set so far: call it last. Without it they are
+    /// counted where nothing shows them.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.tally = metrics.tally(&self.name, Role::Primary);
+        if self.fallback.is_some() {
+            self.fallback_tally = metrics.tally(&self.fallback_name, Role::Fallback);
+        }
+        for split in &mut self.splits {
+            split.tally = metrics.tally(&split.name, Role::Split);
+        }
+        self
     }
 
     /// The primary's name in the settings (`primary` unless named).
@@ -185,19 +211,55 @@ impl Scheduler {
             chain.push(score::Named {
                 name: &s.name,
                 scorer: s.scorer.as_ref(),
+                tally: &s.tally,
             });
         }
         chain.push(score::Named {
             name: &self.name,
             scorer: self.scorer.as_ref(),
+            tally: &self.tally,
         });
         if let Some(f) = &self.fallback {
             chain.push(score::Named {
                 name: &self.fallback_name,
                 scorer: f.as_ref(),
+                tally: &self.fallback_tally,
             });
         }
         (chain, split.is_some())
+    }
+
+    /// Counts the placements of `job_id` that `result` committed:
+    /// `answered` has each decision's allocation and who of the job's
+    /// chain answered it. A decision for whoever answered, and a fallback
+    /// for the policy when that was someone else.
+    pub(crate) fn count_committed(
+        &self,
+        job_id: &str,
+        answered: &[(String, usize)],
+        result: &PlanResult,
+    ) {
+        let (chain, _) = self.chain(job_id);
+        // Only a partial plan leaves some of them out.
+        let placed: Option<std::collections::HashSet<&str>> = result
+            .is_partial()
+            .then(|| result.placed.iter().map(String::as_str).collect());
+        for (alloc_id, at) in answered {
+            if placed
+                .as_ref()
+                .is_some_and(|p| !p.contains(alloc_id.as_str()))
+            {
+                continue;
+            }
+            if let Some(who) = chain.get(*at) {
+                who.tally.decided();
+            }
+            if *at > 0
+                && let Some(policy) = chain.first()
+            {
+                policy.tally.fell_back();
+            }
+        }
     }
 
     /// Scores with `fallback` whatever the scorer fails on.
@@ -265,6 +327,7 @@ impl Scheduler {
             groups: Vec::new(),
             failed_tg_allocs: BTreeMap::new(),
             queued: BTreeMap::new(),
+            answered_by: Vec::new(),
             followup_at: reconciled.followup_at,
         };
         if let Some(job) = job.filter(|j| !j.stop) {
@@ -289,6 +352,7 @@ impl Scheduler {
                     .push(alloc);
             }
             computed.plan.decisions = placed.decisions;
+            computed.answered_by = placed.answered_by;
             computed.plan.stops.extend(placed.stops);
             computed.failed_tg_allocs = placed.failed;
             computed.queued = placed.queued;

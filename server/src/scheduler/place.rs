@@ -30,6 +30,8 @@ pub struct Placed {
     /// Stops of the allocations that placed replacements take over from.
     pub stops: Vec<AllocStop>,
     pub decisions: Vec<Decision>,
+    /// For each decision, who of the chain answered (0: the policy).
+    pub answered_by: Vec<usize>,
     pub failed: BTreeMap<String, AllocMetric>,
     pub queued: BTreeMap<String, u64>,
 }
@@ -238,6 +240,7 @@ impl<'a> Run<'_, 'a> {
                 ..self.base_decision(group, &answered, placement, ask)
             };
             self.commit(group, &hash, slot, &node, ask, decision);
+            self.out.answered_by.push(answered.at);
         }
         Ok(())
     }
@@ -360,6 +363,7 @@ impl<'a> Run<'_, 'a> {
                 ..self.base_decision(group, &answered, placement, ask)
             };
             self.commit(group, &hash, slot, &node, ask, decision);
+            self.out.answered_by.push(answered.at);
         }
         Ok(())
     }

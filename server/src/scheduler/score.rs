@@ -6,7 +6,9 @@
 //! config names one.
 
 use super::SchedError;
+use crate::metrics::Tally;
 use orch_plugin_runtime::{OutputProblem, PluginError, ScoreRequest, ScoreResponse, ScorerPlugin};
+use std::time::Instant;
 
 /// Why a scorer gave no answer the scheduler can use.
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +36,21 @@ pub trait Scorer: Send + Sync {
     fn score(&self, request: &ScoreRequest) -> Result<ScoreResponse, ScoreError>;
 }
 
-/// A scorer and its name in the scheduler settings.
+/// A scorer, its name in the scheduler settings and its counters in the
+/// role it has there.
 #[derive(Clone, Copy)]
 pub(super) struct Named<'s> {
     pub name: &'s str,
     pub scorer: &'s dyn Scorer,
+    pub tally: &'s Tally,
 }
 
 /// Which scorer answered a request, and why not the first one asked.
 pub(super) struct Answered<'s> {
     pub scorer: Named<'s>,
     pub failure: Option<String>,
+    /// Its place in the chain: 0 is the policy placing the job.
+    pub at: usize,
 }
 
 /// Scores `request` (`nodes` candidates) with the first scorer of `chain`
@@ -58,13 +64,17 @@ pub(super) fn score<'s>(
 ) -> Result<(ScoreResponse, Answered<'s>), SchedError> {
     let mut first: Option<SchedError> = None;
     for (i, named) in chain.iter().enumerate() {
-        match ask(named.scorer, request, nodes) {
+        let started = Instant::now();
+        let answer = ask(named.scorer, request, nodes);
+        named.tally.called(started.elapsed(), answer.is_ok());
+        match answer {
             Ok(response) => {
                 return Ok((
                     response,
                     Answered {
                         scorer: *named,
                         failure: first.map(|e| e.to_string()),
+                        at: i,
                     },
                 ));
             }

@@ -25,6 +25,7 @@
 //! rows and the live allocations, so it survives a restart.
 
 use super::score::{Scorer, request_of};
+use crate::metrics::{Metrics, Role, Tally};
 use crate::{Op, Store};
 use orch_model::{Candidate, Decision, Resources, ShadowDecision, bucket, now_ms};
 use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
@@ -66,6 +67,7 @@ impl ShadowSpec {
 /// The lanes, and the thread that writes their answers.
 pub struct Shadows {
     store: Store,
+    metrics: Metrics,
     lanes: RwLock<BTreeMap<String, Lane>>,
     records: mpsc::SyncSender<ShadowDecision>,
     queue: usize,
@@ -79,6 +81,9 @@ struct Lane {
 
 struct LaneShared {
     counters: Counters,
+    /// What `/v1/metrics` shows of it; unlike the counters, kept across
+    /// a restart of the lane (a new scorer under the same name).
+    tally: Tally,
     cluster: Mutex<Cluster>,
     started_ms: u64,
 }
@@ -122,13 +127,14 @@ pub struct LaneStats {
 
 impl Shadows {
     /// No lanes yet; starts the thread that writes answers to `store`.
-    pub fn start(store: Store) -> std::io::Result<Arc<Self>> {
-        Self::with_queue(store, LANE_QUEUE)
+    /// Each lane counts in `metrics`.
+    pub fn start(store: Store, metrics: &Metrics) -> std::io::Result<Arc<Self>> {
+        Self::with_queue(store, metrics, LANE_QUEUE)
     }
 
     /// [`Self::start`] with lanes of `queue` decisions (tests make it small
     /// to see drops).
-    pub fn with_queue(store: Store, queue: usize) -> std::io::Result<Arc<Self>> {
+    pub fn with_queue(store: Store, metrics: &Metrics, queue: usize) -> std::io::Result<Arc<Self>> {
         let (records, rx) = mpsc::sync_channel(RECORD_QUEUE);
         let writer = store.clone();
         std::thread::Builder::new()
@@ -136,6 +142,7 @@ impl Shadows {
             .spawn(move || write_records(&writer, &rx))?;
         Ok(Arc::new(Self {
             store,
+            metrics: metrics.clone(),
             lanes: RwLock::new(BTreeMap::new()),
             records,
             queue: queue.max(1),
@@ -176,6 +183,7 @@ impl Shadows {
         let (queue, rx) = mpsc::sync_channel(self.queue);
         let shared = Arc::new(LaneShared {
             counters: Counters::default(),
+            tally: self.metrics.tally(&spec.name, Role::Shadow),
             cluster: Mutex::new(Cluster::default()),
             started_ms: now_ms(),
         });
@@ -223,6 +231,7 @@ impl Shadows {
                 c.offered.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::TrySendError::Full(_)) = lane.queue.try_send(d.clone()) {
                     c.dropped.fetch_add(1, Ordering::Relaxed);
+                    lane.shared.tally.dropped();
                 }
             }
         }
@@ -527,6 +536,12 @@ impl LaneWorker {
         while let Ok(decision) = rx.recv() {
             let record = self.answer(&decision);
             let c = &self.shared.counters;
+            let tally = &self.shared.tally;
+            // The call on the same request, as the record times it.
+            tally.called(
+                Duration::from_micros(record.scorer_micros),
+                record.fault.is_none(),
+            );
             match &record.fault {
                 Some(fault) => {
                     c.faults.fetch_add(1, Ordering::Relaxed);
@@ -547,6 +562,7 @@ impl LaneWorker {
                 }
                 None => {
                     c.scored.fetch_add(1, Ordering::Relaxed);
+                    tally.decided();
                     if streak > 0 {
                         tracing::info!(
                             "shadow {}: answering again after {streak} faults",
@@ -559,6 +575,7 @@ impl LaneWorker {
             }
             if record.agrees {
                 c.agreed.fetch_add(1, Ordering::Relaxed);
+                tally.agreed();
             }
             c.micros.fetch_add(record.scorer_micros, Ordering::Relaxed);
             if self.records.try_send(record).is_err() {

@@ -133,6 +133,13 @@ pub fn process_eval(
             return Ok(Some(done));
         }
         plan.evals = evals;
+        // Who answered each placement: counted once it is committed.
+        let answered: Vec<(String, usize)> = plan
+            .decisions
+            .iter()
+            .zip(computed.answered_by)
+            .map(|(d, at)| (d.alloc_id.clone(), at))
+            .collect();
         // Shadow candidates see what was committed, once it is: a copy of
         // the decisions, only when one of them covers this job.
         let shadowed = scheduler
@@ -140,6 +147,9 @@ pub fn process_eval(
             .filter(|s| s.covers(&eval.job_id))
             .map(|_| plan.decisions.clone());
         let outcome = store.apply(Op::ApplyPlan(plan))?;
+        if let Outcome::Plan(result) = &outcome {
+            scheduler.count_committed(&eval.job_id, &answered, result);
+        }
         if let (Some(shadows), Some(decisions), Outcome::Plan(result)) =
             (scheduler.shadows(), shadowed, &outcome)
         {

@@ -18,7 +18,7 @@ mod writer;
 
 pub use memory::{State, Usage};
 pub use sql::{DecisionRow, Durability, ShadowRow};
-pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome};
+pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome, WriterStats};
 
 use orch_model::{Decision, Job};
 use rusqlite::Connection;
@@ -101,6 +101,7 @@ struct Inner {
     closing: watch::Sender<bool>,
     listener: Arc<RwLock<Option<CommitListener>>>,
     reader: Mutex<Connection>,
+    stats: Arc<WriterStats>,
 }
 
 impl Store {
@@ -114,6 +115,7 @@ impl Store {
         let current = Arc::new(RwLock::new(Arc::new(state)));
         let listener: Arc<RwLock<Option<CommitListener>>> = Arc::new(RwLock::new(None));
         let (requests, rx) = mpsc::sync_channel(4 * options.max_batch);
+        let stats = Arc::new(WriterStats::default());
         writer::spawn(
             conn,
             rx,
@@ -121,6 +123,7 @@ impl Store {
                 current: current.clone(),
                 index: index_tx,
                 listener: listener.clone(),
+                stats: stats.clone(),
             },
             options.max_batch,
         )?;
@@ -133,6 +136,7 @@ impl Store {
                 closing: watch::channel(false).0,
                 listener,
                 reader: Mutex::new(reader),
+                stats,
             }),
         })
     }
@@ -160,6 +164,11 @@ impl Store {
         *self.inner.index.borrow()
     }
 
+    /// The writer's queue and commits, as `/v1/metrics` shows them.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.inner.stats
+    }
+
     /// Waits until the index is above `after` or `timeout` passes (or the
     /// server starts shutting down); returns the index then. The heart of
     /// blocking queries.
@@ -182,9 +191,11 @@ impl Store {
     /// Sends `op` to the writer; the answer arrives once it is committed.
     pub fn submit(&self, op: Op) -> oneshot::Receiver<Result<Outcome, StoreError>> {
         let (reply, rx) = oneshot::channel();
+        self.inner.stats.sending(&op);
         if let Err(mpsc::SendError(request)) =
             self.inner.requests.send(writer::Request { op, reply })
         {
+            self.inner.stats.taken(&request.op);
             let _ = request.reply.send(Err(StoreError::Closed));
         }
         rx
@@ -202,17 +213,29 @@ impl Store {
     /// thread, never on the async threads that serve every request.
     pub async fn apply_async(&self, op: Op) -> Result<Outcome, StoreError> {
         let (reply, rx) = oneshot::channel();
+        let stats = &self.inner.stats;
+        stats.sending(&op);
         match self.inner.requests.try_send(writer::Request { op, reply }) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(request)) => {
                 let requests = self.inner.requests.clone();
-                let sent =
-                    tokio::task::spawn_blocking(move || requests.send(request).is_ok()).await;
+                let stats = self.inner.stats.clone();
+                let sent = tokio::task::spawn_blocking(move || match requests.send(request) {
+                    Ok(()) => true,
+                    Err(mpsc::SendError(request)) => {
+                        stats.taken(&request.op);
+                        false
+                    }
+                })
+                .await;
                 if !matches!(sent, Ok(true)) {
                     return Err(StoreError::Closed);
                 }
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+            Err(mpsc::TrySendError::Disconnected(request)) => {
+                stats.taken(&request.op);
+                return Err(StoreError::Closed);
+            }
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }

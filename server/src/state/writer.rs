@@ -4,6 +4,7 @@
 use super::memory::State;
 use super::sql;
 use super::{CommitListener, Refusal, StoreError};
+use crate::metrics::{COMMIT, Histogram, OPS};
 use crate::plan::{Plan, PlanResult};
 use orch_model::{
     Allocation, ClientStatus, DesiredStatus, Eligibility, EvalStatus, Evaluation, Job, JobType,
@@ -11,7 +12,9 @@ use orch_model::{
 };
 use rusqlite::{Connection, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, mpsc};
+use std::time::Instant;
 use tokio::sync::{oneshot, watch};
 
 /// A change to the state.
@@ -117,10 +120,61 @@ pub(super) struct Request {
     pub reply: oneshot::Sender<Result<Outcome, StoreError>>,
 }
 
+/// What the writer counts as it goes, for `/v1/metrics`: its queue, and
+/// each commit's time and size.
+#[derive(Debug)]
+pub struct WriterStats {
+    queued_ops: AtomicUsize,
+    queued_plans: AtomicUsize,
+    pub(crate) commits: Histogram,
+    pub(crate) ops: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            queued_ops: AtomicUsize::new(0),
+            queued_plans: AtomicUsize::new(0),
+            commits: Histogram::new(COMMIT),
+            ops: Histogram::new(OPS),
+        }
+    }
+}
+
+impl WriterStats {
+    /// Ops sent and not yet taken into a commit.
+    pub fn queued_ops(&self) -> usize {
+        self.queued_ops.load(Ordering::Relaxed)
+    }
+
+    /// Of those, plans (the plan applier's queue).
+    pub fn queued_plans(&self) -> usize {
+        self.queued_plans.load(Ordering::Relaxed)
+    }
+
+    /// Called before `op` is sent to the writer.
+    pub(super) fn sending(&self, op: &Op) {
+        self.queued_ops.fetch_add(1, Ordering::Relaxed);
+        if matches!(op, Op::ApplyPlan(_)) {
+            self.queued_plans.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Called when `op` leaves the queue: taken by the writer, or never
+    /// sent after all.
+    pub(super) fn taken(&self, op: &Op) {
+        self.queued_ops.fetch_sub(1, Ordering::Relaxed);
+        if matches!(op, Op::ApplyPlan(_)) {
+            self.queued_plans.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 pub(super) struct Shared {
     pub current: Arc<RwLock<Arc<State>>>,
     pub index: watch::Sender<u64>,
     pub listener: Arc<RwLock<Option<CommitListener>>>,
+    pub stats: Arc<WriterStats>,
 }
 
 pub(super) fn spawn(
@@ -138,10 +192,14 @@ pub(super) fn spawn(
 
 fn run(mut conn: Connection, requests: mpsc::Receiver<Request>, shared: Shared, max_batch: usize) {
     while let Ok(first) = requests.recv() {
+        shared.stats.taken(&first.op);
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match requests.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => {
+                    shared.stats.taken(&next.op);
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
@@ -150,6 +208,8 @@ fn run(mut conn: Connection, requests: mpsc::Receiver<Request>, shared: Shared, 
 }
 
 fn commit_batch(conn: &mut Connection, batch: Vec<Request>, shared: &Shared) {
+    let started = Instant::now();
+    let ops = batch.len() as u64;
     let base = match shared.current.read() {
         Ok(s) => s.clone(),
         Err(p) => p.into_inner().clone(),
@@ -178,6 +238,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Request>, shared: &Shared) {
         }
         return;
     }
+    shared.stats.commits.observe_duration(started.elapsed());
+    shared.stats.ops.observe(ops);
     let index = state.index;
     let state = Arc::new(state);
     match shared.current.write() {

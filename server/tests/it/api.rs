@@ -6,8 +6,8 @@
 
 use orch_model::{Allocation, ClientStatus, Decision, DesiredStatus, Resources};
 use orch_server::{
-    ApiContext, Broker, Current, NativeScorer as Native, Op, Plan, Sampling, Scheduler, Store,
-    StoreOptions, router, routes,
+    ApiContext, Broker, Current, Metrics, NativeScorer as Native, Op, Plan, Sampling, Scheduler,
+    Store, StoreOptions, router, routes,
 };
 use orch_testkit::FakeAgent;
 use orch_wire::ErrorBody;
@@ -64,7 +64,12 @@ fn start() -> Server {
     let store = Store::open(&dir.path().join("state.db"), StoreOptions::default()).unwrap();
     let broker = Arc::new(Broker::new(Default::default()));
     let scorer = Arc::new(Native::new(orch_scorer_binpack::Binpack));
-    let scheduler = Current::new(Scheduler::new(scorer, Sampling::default()));
+    let metrics = Metrics::new();
+    let scheduler = Current::new(
+        Scheduler::new(scorer, Sampling::default())
+            .named("binpack")
+            .with_metrics(&metrics),
+    );
     let dry_runs = Arc::new(tokio::sync::Semaphore::new(ApiContext::DRY_RUNS));
     let ctx = ApiContext {
         store: store.clone(),
@@ -80,6 +85,7 @@ fn start() -> Server {
         // A fixed scheduler: /v1/scheduler answers 503 here (tested with
         // a real server in orch's end-to-end tests).
         lineup: None,
+        metrics,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -837,6 +843,7 @@ fn every_answer_carries_the_index() {
         "/v1/evaluations",
         "/v1/allocations",
         "/v1/openapi.json",
+        "/v1/metrics",
         "/v1/nothing-here",
     ] {
         assert_eq!(server.get(path).index, Some(index), "{path}");
@@ -886,6 +893,40 @@ fn openapi_lists_every_route_served() {
         }
         assert_ne!(answer.status, 405, "{method} {path}");
     }
+}
+
+#[test]
+fn metrics_are_prometheus_text_and_unknown_parameters_a_json_400() {
+    let server = start();
+    server.post("/v1/nodes", &node_body("node-1234")).ok();
+    server.register(web_job(2));
+    // A dry run calls the scorer: the call is timed, no placement counted.
+    server
+        .post("/v1/job/web/plan", &json!({ "job": web_job(1) }))
+        .ok();
+    let answer = server.get("/v1/metrics").ok();
+    assert_eq!(
+        answer.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert_eq!(answer.index, Some(server.store.index()));
+    let text = &answer.body;
+    for line in [
+        "orch_nodes{status=\"ready\"} 1",
+        // No workers here: the job's evaluation waits.
+        "orch_evaluations{status=\"pending\"} 1",
+        "orch_scorer_call_duration_seconds_count{scorer=\"binpack\",role=\"primary\"} 1",
+        "orch_scorer_decisions_total{scorer=\"binpack\",role=\"primary\"} 0",
+        "# TYPE orch_store_commit_duration_seconds histogram",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    let refused = server.get("/v1/metrics?format=json");
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.error().message,
+        "unknown query parameter format; see /v1/openapi.json for what this route takes"
+    );
 }
 
 #[test]

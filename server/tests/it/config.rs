@@ -4,7 +4,7 @@
 
 use orch_plugin_runtime::{Runtime, RuntimeConfig};
 use orch_server::{
-    Config, Lineup, Reloaded, Reloader, ScorerLoadError, Shadows, Store, StoreOptions,
+    Config, Lineup, Metrics, Reloaded, Reloader, ScorerLoadError, Shadows, Store, StoreOptions,
     load_scheduler, load_scorer,
 };
 use std::path::{Path, PathBuf};
@@ -121,8 +121,9 @@ fn reloader(path: &Path) -> (Reloader, Arc<Lineup>) {
     let data = path.parent().unwrap().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let store = Store::open(&data.join("state.db"), StoreOptions::default()).unwrap();
-    let shadows = Shadows::start(store.clone()).unwrap();
-    let lineup = Arc::new(Lineup::start(&config, runtime(), &store, shadows).unwrap());
+    let metrics = Metrics::new();
+    let shadows = Shadows::start(store.clone(), &metrics).unwrap();
+    let lineup = Arc::new(Lineup::start(&config, runtime(), &store, shadows, &metrics).unwrap());
     let reloader = Reloader::new(path, config, lineup.clone());
     (reloader, lineup)
 }
