@@ -793,7 +793,7 @@ mod tests {
             "scorer": "binpack 0.1.0", "scorer_digest": "sha256:00",
             "scorer_name": "binpack", "policy": "tight", "split": true, "time_ms": 5,
             "scorer_failure": "tight: deadline", "nodes_filtered": {"missing driver exec": 2},
-            "host_adjustments": [0.1],
+            "host_adjustments": [0.1], "host_divisor": 2.0,
             "placement": 3, "snapshot_index": 9, "job_priority": 50,
             "ask": {"cpu": 100, "memory": 64, "disk": 0},
             "inputs": {

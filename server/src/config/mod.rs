@@ -238,7 +238,8 @@ impl LimitsConfig {
                 )),
             );
         }
-        if self.total_memory_mib < self.memory_mib {
+        // (A memory_mib out of range is reported above, once.)
+        if self.total_memory_mib < self.memory_mib && self.memory_mib <= MAX_MEMORY_MIB {
             problems.push(
                 Problem::new(
                     format!("{at}.total_memory_mib"),

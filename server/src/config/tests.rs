@@ -110,7 +110,8 @@ fn an_unknown_key_is_placed_and_the_meant_one_suggested() {
         errors("[scheduler.limits]\ndeadline = 5\n"),
         [
             "/etc/orch/orch.toml:2:1: scheduler.limits.deadline: unknown field `deadline`, \
-          expected one of `deadline_ms`, `memory_mib`, `fuel` (did you mean `deadline_ms`?)"
+          expected one of `deadline_ms`, `memory_mib`, `total_memory_mib`, `fuel` (did you mean \
+          `deadline_ms`?)"
         ]
     );
     let top = errors("listne = \"127.0.0.1:1\"\n");
@@ -170,6 +171,12 @@ fn ranges_are_checked_all_at_once_in_file_order() {
     assert!(e[4].starts_with("/etc/orch/orch.toml:7:1: scheduler.limits.fuel: "));
     assert_eq!(errors("workers = 65").len(), 1);
     assert_eq!(errors("[scheduler.limits]\ndeadline_ms = 60001").len(), 1);
+    let e = errors("[scheduler.limits]\nmemory_mib = 2048\ntotal_memory_mib = 512\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("total_memory_mib: 512 MiB is less than memory_mib"),
+        "{e:?}"
+    );
     // Left to their defaults, problems point at the table that holds them.
     let e = errors("[scheduler.sampling]\ncandidates = 0\n");
     assert!(
