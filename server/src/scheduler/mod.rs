@@ -180,9 +180,6 @@ impl Scheduler {
         &self.name
     }
 
-    pub fn counter(&self) -> &Arc<AtomicU64> {
-        &self.placements
-    }
 
     pub fn splits(&self) -> &[Split] {
         &self.splits
