@@ -74,6 +74,10 @@ struct Row {
     shadow_scored: u64,
     shadow_faults: u64,
     shadow_dropped: u64,
+    /// From the first submit until the shadow lanes had answered every
+    /// decision offered to them (they run at the lowest priority, after
+    /// the primary); 0 without shadows.
+    shadow_seconds: f64,
     /// Recorded decisions (up to 2,000) replayed with the spread component
     /// from their stored requests, per second (`orch scheduler replay`'s
     /// work, less fetching the pages); 0 when not measured.
@@ -151,7 +155,7 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         args.jobs, args.count, args.workers, args.candidates, args.durability
     );
     println!(
-        "{:>7}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}  {:>9}",
+        "{:>7}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}  {:>14}  {:>9}",
         "NODES",
         "SCORER",
         "SHADOWS",
@@ -164,6 +168,7 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         "VS BASE",
         "VS NATIVE",
         "SHADOW OK/FAULT/DROP",
+        "SHADOWS DONE s",
         "REPLAY/S"
     );
     for r in &rows {
@@ -197,7 +202,7 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             String::new()
         };
         println!(
-            "{:>7}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}  {:>9}",
+            "{:>7}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}  {:>14}  {:>9}",
             r.nodes,
             r.scorer,
             r.shadows,
@@ -210,6 +215,11 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             vs_native,
             vs_base,
             shadow,
+            if r.shadows > 0 {
+                format!("{:.2}", r.shadow_seconds)
+            } else {
+                String::new()
+            },
             if r.replay_per_sec > 0.0 {
                 format!("{:.0}", r.replay_per_sec)
             } else {
@@ -296,13 +306,20 @@ fn one_run(
         eprint!("#");
         shown += 1;
     }
+    // The lanes' backlog: how long after the primary they are done.
+    let shadows_done = loop {
+        let busy: usize = lanes.stats().iter().map(|l| l.queued).sum();
+        if busy == 0 || started.elapsed() > Duration::from_secs(900) {
+            break started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     plane.shutdown();
     let replay_per_sec = match replayer {
         Some(with) => replay_rate(&store, with)?,
         None => 0.0,
     };
-    let lane_stats = lanes.stats();
-    lanes.sync(Vec::new());
+    let lane_stats = lanes.shutdown(Duration::from_secs(60));
     let state = store.snapshot();
     let evaluations = state.evals().count();
     let (mut decision, mut scorer_us, mut sampled) = (0u64, 0u64, 0u64);
@@ -336,6 +353,11 @@ fn one_run(
         shadow_scored: lane_stats.iter().map(|l| l.scored).sum(),
         shadow_faults: lane_stats.iter().map(|l| l.faults).sum(),
         shadow_dropped: lane_stats.iter().map(|l| l.dropped).sum(),
+        shadow_seconds: if shadows.is_empty() {
+            0.0
+        } else {
+            shadows_done.as_secs_f64()
+        },
         replay_per_sec,
     })
 }

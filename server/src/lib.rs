@@ -66,4 +66,4 @@ pub use state::{
     AllocUpdate, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome, Refusal, State,
     Store, StoreError, StoreOptions, Usage, WriterStats,
 };
-pub use state::{DecisionRow, ShadowRow};
+pub use state::{DecisionRow, PackedDecision, PackedShadow, ShadowRow, pack_plan};

@@ -250,6 +250,7 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
             .spawn_watch()
             .map_err(start("watching the config file"))?;
     }
+    let shadows = lineup.shadows().clone();
     let ctx = ApiContext {
         store: plane.store.clone(),
         broker: plane.broker.clone(),
@@ -270,6 +271,9 @@ pub fn run(args: ServerOptions, on_listening: OnListening) -> Result<(), ServeEr
     // not waited for.
     tokio.shutdown_timeout(std::time::Duration::from_secs(2));
     plane.shutdown();
+    // The answers shadow candidates gave are written before the store
+    // closes; what they had not scored yet is dropped.
+    shadows.shutdown(std::time::Duration::from_secs(5));
     served
 }
 

@@ -24,6 +24,9 @@ pub struct Plan {
     pub stops: Vec<AllocStop>,
     /// One per new placement.
     pub decisions: Vec<Decision>,
+    /// The same, packed for the store by the worker that made them (the
+    /// store packs what is left in `decisions`).
+    pub records: Vec<crate::PackedDecision>,
     /// Commit all of it or none of it.
     pub all_at_once: bool,
     /// Evaluations to write in the same commit when the whole plan is

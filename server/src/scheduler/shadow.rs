@@ -26,7 +26,7 @@
 
 use super::score::{Scorer, request_of};
 use crate::metrics::{Metrics, Role, Tally};
-use crate::{Op, Store};
+use crate::{Op, PackedShadow, Store};
 use orch_model::{Candidate, Decision, Resources, ShadowDecision, bucket, now_ms};
 use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
 use serde::Serialize;
@@ -39,8 +39,10 @@ use std::time::{Duration, Instant};
 pub const LANE_QUEUE: usize = 4096;
 /// Shadow answers waiting to be written before new ones are dropped.
 const RECORD_QUEUE: usize = 16_384;
-/// Most answers written in one commit.
+/// Most answers written in one commit, and about the most bytes: a commit
+/// of shadow answers holds up the plans queued behind it.
 const RECORD_BATCH: usize = 1024;
+const RECORD_BATCH_BYTES: usize = 4 << 20;
 /// How long answers wait to be batched.
 const RECORD_EVERY: Duration = Duration::from_millis(200);
 /// How often a lane gives back what stopped allocations held in its
@@ -69,7 +71,10 @@ pub struct Shadows {
     store: Store,
     metrics: Metrics,
     lanes: RwLock<BTreeMap<String, Lane>>,
-    records: mpsc::SyncSender<ShadowDecision>,
+    /// `None` once shut down.
+    records: Mutex<Option<mpsc::SyncSender<ShadowDecision>>>,
+    /// Says when the answers' writer has written its last batch.
+    written: Mutex<Option<mpsc::Receiver<()>>>,
     queue: usize,
 }
 
@@ -81,6 +86,8 @@ struct Lane {
 
 struct LaneShared {
     counters: Counters,
+    /// Set at shutdown: what is still queued is dropped, not scored.
+    closing: std::sync::atomic::AtomicBool,
     /// What `/v1/metrics` shows of it; unlike the counters, kept across
     /// a restart of the lane (a new scorer under the same name).
     tally: Tally,
@@ -136,17 +143,63 @@ impl Shadows {
     /// to see drops).
     pub fn with_queue(store: Store, metrics: &Metrics, queue: usize) -> std::io::Result<Arc<Self>> {
         let (records, rx) = mpsc::sync_channel(RECORD_QUEUE);
+        let (done, written) = mpsc::sync_channel(1);
         let writer = store.clone();
         std::thread::Builder::new()
             .name("orch-shadow-records".into())
-            .spawn(move || write_records(&writer, &rx))?;
+            .spawn(move || {
+                write_records(&writer, &rx);
+                let _ = done.send(());
+            })?;
         Ok(Arc::new(Self {
             store,
             metrics: metrics.clone(),
             lanes: RwLock::new(BTreeMap::new()),
-            records,
+            records: Mutex::new(Some(records)),
+            written: Mutex::new(Some(written)),
             queue: queue.max(1),
         }))
+    }
+
+    /// Stops every lane and writes the answers they gave, waiting at most
+    /// `wait` for that; returns what each lane did in the end. What lanes
+    /// still had queued is dropped (and counted so); a lane in the middle
+    /// of a call ends it first (within its deadline). No lane starts after.
+    pub fn shutdown(&self, wait: Duration) -> Vec<LaneStats> {
+        let lanes = std::mem::take(&mut *self.lanes.write().unwrap_or_else(|p| p.into_inner()));
+        // Each lane's thread ends once its queue's sender is gone (here)
+        // and it sees `closing`; the writer ends once every lane's thread
+        // and this have let go of its queue.
+        let stopped: Vec<(ShadowSpec, Arc<LaneShared>)> = lanes
+            .into_values()
+            .map(|lane| {
+                lane.shared.closing.store(true, Ordering::Relaxed);
+                (lane.spec, lane.shared)
+            })
+            .collect();
+        drop(
+            self.records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(written) = written
+            && written.recv_timeout(wait).is_err()
+        {
+            tracing::warn!(
+                "shadow answers: not all written after {} s; the last ones may be lost",
+                wait.as_secs()
+            );
+        }
+        stopped
+            .iter()
+            .map(|(spec, shared)| lane_stats(spec, shared))
+            .collect()
     }
 
     /// Runs exactly `specs`: starts lanes for new candidates (or for a
@@ -180,9 +233,16 @@ impl Shadows {
     }
 
     fn spawn_lane(&self, spec: ShadowSpec) -> std::io::Result<Lane> {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| std::io::Error::other("the shadow lanes are shut down"))?;
         let (queue, rx) = mpsc::sync_channel(self.queue);
         let shared = Arc::new(LaneShared {
             counters: Counters::default(),
+            closing: std::sync::atomic::AtomicBool::new(false),
             tally: self.metrics.tally(&spec.name, Role::Shadow),
             cluster: Mutex::new(Cluster::default()),
             started_ms: now_ms(),
@@ -192,7 +252,7 @@ impl Shadows {
             scorer: spec.scorer.clone(),
             shared: shared.clone(),
             store: self.store.clone(),
-            records: self.records.clone(),
+            records,
         };
         std::thread::Builder::new()
             .name(format!("orch-shadow-{}", spec.name))
@@ -242,30 +302,7 @@ impl Shadows {
         let lanes = self.lanes.read().unwrap_or_else(|p| p.into_inner());
         lanes
             .values()
-            .map(|lane| {
-                let c = &lane.shared.counters;
-                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-                let offered = get(&c.offered);
-                let scored = get(&c.scored);
-                let faults = get(&c.faults);
-                let dropped = get(&c.dropped);
-                LaneStats {
-                    name: lane.spec.name.clone(),
-                    label: lane.spec.scorer.label().to_owned(),
-                    digest: lane.spec.scorer.digest().to_owned(),
-                    weight: lane.spec.candidate.weight(),
-                    started_ms: lane.shared.started_ms,
-                    offered,
-                    scored,
-                    faults,
-                    dropped,
-                    agreed: get(&c.agreed),
-                    unplaced: get(&c.unplaced),
-                    unrecorded: get(&c.unrecorded),
-                    queued: usize::try_from(offered.saturating_sub(scored + faults + dropped))
-                        .unwrap_or(usize::MAX),
-                }
-            })
+            .map(|lane| lane_stats(&lane.spec, &lane.shared))
             .collect()
     }
 
@@ -284,6 +321,31 @@ impl Shadows {
         cluster.prune(&self.store);
         let unplaced = cluster.moved.values().filter(|m| m.to.is_none()).count() as u64;
         Some((cluster.delta.clone(), unplaced))
+    }
+}
+
+fn lane_stats(spec: &ShadowSpec, shared: &LaneShared) -> LaneStats {
+    let c = &shared.counters;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let offered = get(&c.offered);
+    let scored = get(&c.scored);
+    let faults = get(&c.faults);
+    let dropped = get(&c.dropped);
+    LaneStats {
+        name: spec.name.clone(),
+        label: spec.scorer.label().to_owned(),
+        digest: spec.scorer.digest().to_owned(),
+        weight: spec.candidate.weight(),
+        started_ms: shared.started_ms,
+        offered,
+        scored,
+        faults,
+        dropped,
+        agreed: get(&c.agreed),
+        unplaced: get(&c.unplaced),
+        unrecorded: get(&c.unrecorded),
+        queued: usize::try_from(offered.saturating_sub(scored + faults + dropped))
+            .unwrap_or(usize::MAX),
     }
 }
 
@@ -534,6 +596,15 @@ impl LaneWorker {
         let mut told_open = false;
         // Ends when the lane is dropped (its sender with it).
         while let Ok(decision) = rx.recv() {
+            if self.shared.closing.load(Ordering::Relaxed) {
+                // Shutting down: what is left is dropped, and counted so.
+                let left = 1 + rx.try_iter().count() as u64;
+                self.shared
+                    .counters
+                    .dropped
+                    .fetch_add(left, Ordering::Relaxed);
+                break;
+            }
             let record = self.answer(&decision);
             let c = &self.shared.counters;
             let tally = &self.shared.tally;
@@ -741,15 +812,29 @@ impl LaneWorker {
 }
 
 /// Writes answers in batches until every lane and the [`Shadows`] are gone.
+/// Each answer is packed here, at the lowest priority like the lanes, so
+/// the store's writer only inserts rows.
 fn write_records(store: &Store, rx: &mpsc::Receiver<ShadowDecision>) {
+    lowest_priority();
     let mut batch = Vec::new();
     loop {
         let deadline = Instant::now() + RECORD_EVERY;
         let mut closed = false;
-        while batch.len() < RECORD_BATCH {
+        let mut bytes = 0;
+        while batch.len() < RECORD_BATCH && bytes < RECORD_BATCH_BYTES {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(record) => batch.push(record),
+                Ok(record) => match PackedShadow::of(&record) {
+                    Ok(packed) => {
+                        bytes += packed.size();
+                        batch.push(packed);
+                    }
+                    Err(e) => tracing::warn!(
+                        "shadow answer of {} for allocation {} not recorded: {e}",
+                        record.candidate,
+                        record.alloc_id
+                    ),
+                },
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     closed = true;

@@ -5,7 +5,7 @@
 
 use super::{Current, SchedError, Scheduler};
 use crate::broker::{Broker, Lease};
-use crate::{Op, Outcome, Store, StoreError};
+use crate::{Op, Outcome, Store, StoreError, pack_plan};
 use orch_model::now_ms;
 use orch_model::{EvalStatus, Evaluation, TriggeredBy};
 use std::collections::BTreeMap;
@@ -133,27 +133,23 @@ pub fn process_eval(
             return Ok(Some(done));
         }
         plan.evals = evals;
+        // Packed here, beside the other workers, not in the store's single
+        // writer that every plan waits on.
+        plan.records = pack_plan(&plan.decisions)?;
+        let decisions = std::mem::take(&mut plan.decisions);
         // Who answered each placement: counted once it is committed.
-        let answered: Vec<(String, usize)> = plan
-            .decisions
+        let answered: Vec<(String, usize)> = decisions
             .iter()
             .zip(computed.answered_by)
             .map(|(d, at)| (d.alloc_id.clone(), at))
             .collect();
-        // Shadow candidates see what was committed, once it is: a copy of
-        // the decisions, only when one of them covers this job.
-        let shadowed = scheduler
-            .shadows()
-            .filter(|s| s.covers(&eval.job_id))
-            .map(|_| plan.decisions.clone());
         let outcome = store.apply(Op::ApplyPlan(plan))?;
         if let Outcome::Plan(result) = &outcome {
             scheduler.count_committed(&eval.job_id, &answered, result);
-        }
-        if let (Some(shadows), Some(decisions), Outcome::Plan(result)) =
-            (scheduler.shadows(), shadowed, &outcome)
-        {
-            shadows.offer(decisions, &result.placed);
+            // Shadow candidates see what was committed, once it is.
+            if let Some(shadows) = scheduler.shadows().filter(|s| s.covers(&eval.job_id)) {
+                shadows.offer(decisions, &result.placed);
+            }
         }
         match outcome {
             Outcome::Plan(result) if result.is_partial() => {

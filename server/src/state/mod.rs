@@ -13,11 +13,13 @@
 //! index to pass a value (blocking queries).
 
 mod memory;
+mod record;
 mod sql;
 mod writer;
 
 pub use memory::{State, Usage};
-pub use sql::{DecisionRow, Durability, ShadowRow};
+pub use record::{PackedDecision, pack_plan};
+pub use sql::{DecisionRow, Durability, PackedShadow, ShadowRow};
 pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome, WriterStats};
 
 use orch_model::{Decision, Job};

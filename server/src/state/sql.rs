@@ -7,6 +7,7 @@
 
 use super::StoreError;
 use super::memory::State;
+use super::record::{self, PackedDecision};
 use orch_model::{Allocation, Decision, Evaluation, Job, Node, SchedulerOverrides, ShadowDecision};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
@@ -97,6 +98,16 @@ const MIGRATIONS: &[M<'static>] = &[
          key TEXT PRIMARY KEY,
          modify_index INTEGER NOT NULL,
          body TEXT NOT NULL) STRICT;",
+    ),
+    // Records with every node scored hold thousands of candidates: their
+    // arrays are kept in binary (`format` 2, see record.rs), large ones
+    // against a frame shared by the placements of one plan.
+    M::up(
+        "ALTER TABLE decisions ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE decisions ADD COLUMN frame_id TEXT;
+     CREATE TABLE decision_frames (
+         id TEXT PRIMARY KEY,
+         packed BLOB NOT NULL) STRICT;",
     ),
 ];
 
@@ -216,8 +227,46 @@ pub(super) fn put_scheduler(
     Ok(())
 }
 
-pub(super) fn put_shadow(tx: &Transaction<'_>, s: &ShadowDecision) -> Result<(), StoreError> {
-    let packed = lz4_flex::compress_prepend_size(encode(s)?.as_bytes());
+/// A shadow answer encoded for its row: the columns queries read and the
+/// LZ4-packed JSON. Packed off the store's writer (by the shadow answers'
+/// thread), so the writer, which every plan waits on, only inserts it.
+#[derive(Debug, Clone)]
+pub struct PackedShadow {
+    alloc_id: String,
+    candidate: String,
+    digest: String,
+    job_id: String,
+    time_ms: u64,
+    agrees: bool,
+    fault: bool,
+    scorer_micros: u64,
+    cluster_node: Option<String>,
+    packed: Vec<u8>,
+}
+
+impl PackedShadow {
+    pub fn of(s: &ShadowDecision) -> Result<Self, StoreError> {
+        Ok(Self {
+            alloc_id: s.alloc_id.clone(),
+            candidate: s.candidate.clone(),
+            digest: s.scorer_digest.clone(),
+            job_id: s.job_id.clone(),
+            time_ms: s.time_ms,
+            agrees: s.agrees,
+            fault: s.fault.is_some(),
+            scorer_micros: s.scorer_micros,
+            cluster_node: s.cluster_node.clone(),
+            packed: lz4_flex::compress_prepend_size(encode(s)?.as_bytes()),
+        })
+    }
+
+    /// Roughly what it takes to write, in bytes.
+    pub fn size(&self) -> usize {
+        self.packed.len() + self.alloc_id.len() + self.job_id.len() + 128
+    }
+}
+
+pub(super) fn put_shadow(tx: &Transaction<'_>, s: &PackedShadow) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO shadow_decisions
              (alloc_id, candidate, digest, job_id, time_ms, agrees, fault, scorer_micros, cluster_node, packed)
@@ -228,14 +277,14 @@ pub(super) fn put_shadow(tx: &Transaction<'_>, s: &ShadowDecision) -> Result<(),
     .execute(params![
         s.alloc_id,
         s.candidate,
-        s.scorer_digest,
+        s.digest,
         s.job_id,
-        s.time_ms as i64,
+        s.time_ms.min(i64::MAX as u64) as i64,
         s.agrees,
-        s.fault.is_some(),
-        s.scorer_micros as i64,
+        s.fault,
+        s.scorer_micros.min(i64::MAX as u64) as i64,
         s.cluster_node,
-        packed
+        s.packed
     ])?;
     Ok(())
 }
@@ -353,7 +402,7 @@ pub(super) fn decisions_since(
         )?
         .query_row(params![since, job], |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(
-        "SELECT rowid, alloc_id, body, packed FROM decisions
+        "SELECT rowid, alloc_id, body, packed, format, frame_id FROM decisions
          WHERE time_ms >= ?1 AND (?2 IS NULL OR job_id = ?2) AND rowid > ?3
          ORDER BY rowid LIMIT ?4",
     )?;
@@ -364,15 +413,17 @@ pub(super) fn decisions_since(
         limit.min(i64::MAX as usize) as i64
     ])?;
     let mut out = Vec::new();
+    let mut frames = Frames::default();
     while let Some(row) = rows.next()? {
         let rowid: i64 = row.get(0)?;
         let alloc_id: String = row.get(1)?;
-        let body: String = row.get(2)?;
-        let packed: Option<Vec<u8>> = row.get(3)?;
-        let decision = match packed {
-            Some(packed) => unpack("decisions", &alloc_id, &packed)?,
-            None => decode("decisions", &alloc_id, &body)?,
+        let stored = StoredDecision {
+            body: row.get(2)?,
+            packed: row.get(3)?,
+            format: row.get(4)?,
+            frame_id: row.get(5)?,
         };
+        let decision = read_decision(conn, &alloc_id, stored, &mut frames)?;
         out.push((rowid.max(0) as u64, decision));
     }
     Ok((out, total.max(0) as u64))
@@ -454,27 +505,32 @@ pub(super) fn put_eval(tx: &Transaction<'_>, eval: &Evaluation) -> Result<(), St
     Ok(())
 }
 
-pub(super) fn put_decision(tx: &Transaction<'_>, decision: &Decision) -> Result<(), StoreError> {
-    let packed = lz4_flex::compress_prepend_size(encode(decision)?.as_bytes());
+pub(super) fn put_decision(tx: &Transaction<'_>, d: &PackedDecision) -> Result<(), StoreError> {
+    if let Some(frame) = &d.frame {
+        tx.prepare_cached("INSERT OR IGNORE INTO decision_frames (id, packed) VALUES (?1, ?2)")?
+            .execute(params![frame.id, frame.packed])?;
+    }
     tx.prepare_cached(
         "INSERT INTO decisions (alloc_id, eval_id, body, packed, job_id, time_ms, scorer_name,
-                                policy, scorer_micros, fallback, picked)
-         VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                policy, scorer_micros, fallback, picked, format, frame_id)
+         VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (alloc_id) DO UPDATE SET eval_id = ?2, body = '', packed = ?3, job_id = ?4,
              time_ms = ?5, scorer_name = ?6, policy = ?7, scorer_micros = ?8, fallback = ?9,
-             picked = ?10",
+             picked = ?10, format = ?11, frame_id = ?12",
     )?
     .execute(params![
-        decision.alloc_id,
-        decision.eval_id,
-        packed,
-        decision.job_id,
-        decision.time_ms as i64,
-        decision.scorer_name,
-        decision.policy,
-        decision.scorer_micros.min(i64::MAX as u64) as i64,
-        decision.scorer_failure.is_some(),
-        decision.picked_node()
+        d.alloc_id,
+        d.eval_id,
+        d.packed,
+        d.job_id,
+        d.time_ms.min(i64::MAX as u64) as i64,
+        d.scorer_name,
+        d.policy,
+        d.scorer_micros.min(i64::MAX as u64) as i64,
+        d.fallback,
+        d.picked,
+        record::FORMAT,
+        d.frame.as_ref().map(|f| f.id.as_str())
     ])?;
     Ok(())
 }
@@ -537,17 +593,79 @@ pub(super) fn job_version(
 }
 
 pub(super) fn decision(conn: &Connection, alloc_id: &str) -> Result<Option<Decision>, StoreError> {
-    let row: Option<(String, Option<Vec<u8>>)> = conn
-        .prepare_cached("SELECT body, packed FROM decisions WHERE alloc_id = ?1")?
-        .query_row(params![alloc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let row = conn
+        .prepare_cached("SELECT body, packed, format, frame_id FROM decisions WHERE alloc_id = ?1")?
+        .query_row(params![alloc_id], |r| {
+            Ok(StoredDecision {
+                body: r.get(0)?,
+                packed: r.get(1)?,
+                format: r.get(2)?,
+                frame_id: r.get(3)?,
+            })
+        })
         .optional()?;
-    let Some((body, packed)) = row else {
-        return Ok(None);
+    row.map(|row| read_decision(conn, alloc_id, row, &mut Frames::default()))
+        .transpose()
+}
+
+/// A `decisions` row's record, in any format it was written in.
+struct StoredDecision {
+    body: String,
+    packed: Option<Vec<u8>>,
+    format: i64,
+    frame_id: Option<String>,
+}
+
+/// Frames read so far, by id: the records of one plan share one.
+#[derive(Default)]
+struct Frames {
+    last: Option<(String, record::Frame)>,
+}
+
+impl Frames {
+    fn get(
+        &mut self,
+        conn: &Connection,
+        alloc_id: &str,
+        id: &str,
+    ) -> Result<&record::Frame, StoreError> {
+        if self.last.as_ref().is_none_or(|(last, _)| last != id) {
+            let packed: Vec<u8> = conn
+                .prepare_cached("SELECT packed FROM decision_frames WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::Corrupt {
+                    detail: format!(
+                        "decisions row {alloc_id:?} refers to frame {id:?}, which is not stored"
+                    ),
+                })?;
+            self.last = Some((id.to_owned(), record::unpack_frame(alloc_id, &packed)?));
+        }
+        match &self.last {
+            Some((_, frame)) => Ok(frame),
+            None => Err(StoreError::Internal("a frame read was lost".into())),
+        }
+    }
+}
+
+/// One `decisions` row as the record it holds.
+fn read_decision(
+    conn: &Connection,
+    alloc_id: &str,
+    row: StoredDecision,
+    frames: &mut Frames,
+) -> Result<Decision, StoreError> {
+    let Some(packed) = row.packed else {
+        return decode("decisions", alloc_id, &row.body);
     };
-    let Some(packed) = packed else {
-        return decode("decisions", alloc_id, &body).map(Some);
+    if row.format != record::FORMAT {
+        return unpack("decisions", alloc_id, &packed);
+    }
+    let frame = match &row.frame_id {
+        Some(id) => Some(frames.get(conn, alloc_id, id)?),
+        None => None,
     };
-    unpack("decisions", alloc_id, &packed).map(Some)
+    record::unpack_record(alloc_id, &packed, frame)
 }
 
 /// An LZ4-packed JSON row.

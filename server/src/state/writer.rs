@@ -3,7 +3,7 @@
 
 use super::memory::State;
 use super::sql;
-use super::{CommitListener, Refusal, StoreError};
+use super::{CommitListener, PackedDecision, Refusal, StoreError};
 use crate::metrics::{COMMIT, Histogram, OPS};
 use crate::plan::{Plan, PlanResult};
 use orch_model::{
@@ -53,7 +53,7 @@ pub enum Op {
     /// Shadow candidates' answers, joined to decision records already
     /// written. Changes nothing readers of the state see, so it does not
     /// raise the index.
-    RecordShadows(Vec<orch_model::ShadowDecision>),
+    RecordShadows(Vec<super::PackedShadow>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -739,10 +739,14 @@ impl Writer<'_, '_> {
             self.state.put_alloc(alloc);
             result.stopped += 1;
         }
-        let decisions: BTreeMap<&str, &orch_model::Decision> = plan
-            .decisions
+        // Workers pack their decisions; a plan made elsewhere (a test) may
+        // come with them unpacked.
+        let unpacked = super::pack_plan(&plan.decisions)?;
+        let decisions: BTreeMap<&str, &PackedDecision> = plan
+            .records
             .iter()
-            .map(|d| (d.alloc_id.as_str(), d))
+            .chain(&unpacked)
+            .map(|d| (d.alloc_id(), d))
             .collect();
         for planned in verdict.accepted {
             let old = self.state.alloc(&planned.id).map(|a| a.as_ref());

@@ -276,6 +276,7 @@ fn with_allocations(server: &Server) -> (String, String) {
         .into(),
         stops: vec![],
         decisions: vec![decision(&a, "node-1234")],
+        records: vec![],
         all_at_once: false,
         evals: vec![],
     };

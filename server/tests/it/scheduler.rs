@@ -931,3 +931,117 @@ proptest! {
         check_invariants(&h.state())?;
     }
 }
+
+#[test]
+fn shadow_answers_are_written_by_shutdown_and_what_was_left_is_counted_as_dropped() {
+    let mut h = harness();
+    let metrics = orch_server::Metrics::new();
+    // A queue of 2: most of the 60 decisions are dropped on offer.
+    let lanes = orch_server::Shadows::with_queue(h.store.clone(), &metrics, 2).unwrap();
+    lanes.sync(vec![orch_server::ShadowSpec {
+        name: "spread".into(),
+        scorer: Arc::new(Native::new(orch_scorer_spread::Spread)),
+        candidate: orch_model::Candidate {
+            mode: orch_model::CandidateMode::Shadow,
+            weight: None,
+            jobs: Vec::new(),
+        },
+    }]);
+    h.scheduler = Scheduler::new(
+        Arc::new(Native::new(orch_scorer_binpack::Binpack)),
+        Sampling::default(),
+    )
+    .with_shadows(lanes.clone());
+    h.nodes(vec![
+        node("a", 64_000, 65_536, &[]),
+        node("b", 64_000, 65_536, &[]),
+        node("c", 64_000, 65_536, &[]),
+    ]);
+    h.register(job(count(60)));
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live.len(), 60, "the primary placed everything");
+    // The lane works through what it kept (the answers wait in the
+    // writer's batch), then shuts down.
+    let waited = std::time::Instant::now();
+    while lanes.stats()[0].queued > 0 {
+        assert!(waited.elapsed().as_secs() < 60, "the lane never caught up");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stats = lanes.shutdown(std::time::Duration::from_secs(30));
+    assert_eq!(stats.len(), 1);
+    let lane = &stats[0];
+    assert_eq!(lane.offered, 60);
+    assert_eq!(lane.queued, 0, "nothing is left waiting: {lane:?}");
+    // Every answer the lane gave is in the store once shutdown returns.
+    let recorded = live
+        .iter()
+        .filter(|a| !h.store.shadows(&a.id).unwrap().is_empty())
+        .count() as u64;
+    assert_eq!(recorded, lane.scored + lane.faults, "{lane:?}");
+    assert_eq!(recorded + lane.dropped, lane.offered, "{lane:?}");
+    assert!(lane.scored > 0, "{lane:?}");
+    assert!(lanes.stats().is_empty(), "no lane runs after shutdown");
+    // A lane asked for after shutdown does not start.
+    lanes.sync(vec![orch_server::ShadowSpec {
+        name: "late".into(),
+        scorer: Arc::new(Native::new(orch_scorer_spread::Spread)),
+        candidate: orch_model::Candidate {
+            mode: orch_model::CandidateMode::Shadow,
+            weight: None,
+            jobs: Vec::new(),
+        },
+    }]);
+    assert!(lanes.stats().is_empty());
+}
+
+#[test]
+fn with_every_node_scored_the_records_of_a_plan_share_a_frame_and_read_back_whole() {
+    let mut h = harness();
+    h.scheduler = Scheduler::new(
+        Arc::new(Native::new(orch_scorer_binpack::Binpack)),
+        Sampling {
+            candidates: 1_000,
+            percent: 0,
+        },
+    );
+    let nodes: Vec<_> = (0..300)
+        .map(|i| node(&format!("n{i:03}"), 4000 + (i % 7) * 500, 8192, &[]))
+        .collect();
+    h.nodes(nodes);
+    h.register(job(count(12)));
+    h.run();
+    let live = h.live("web");
+    assert_eq!(live.len(), 12);
+    let mut paged = BTreeMap::new();
+    let (page, total) = h.store.decisions_since(0, None, 0, 100).unwrap();
+    assert_eq!(total, 12);
+    for (_, d) in page {
+        paged.insert(d.alloc_id.clone(), d);
+    }
+    for alloc in &live {
+        let d = h.store.decision(&alloc.id).unwrap().unwrap();
+        // Every node with room: binpack fills one node (eight fit) before
+        // the next, which leaves it out of the later placements.
+        let full = usize::from(alloc.index >= 8);
+        assert_eq!(d.candidates.len(), 300 - full, "{}", alloc.name);
+        assert_eq!(d.picked_node(), Some(alloc.node_id.as_str()));
+        assert_eq!(d.inputs.cpu_allocated.len(), d.candidates.len());
+        assert_eq!(d.parts.len(), d.candidates.len() * d.part_names.len());
+        // The same record through a page (frames read once per page).
+        assert_eq!(paged.get(&alloc.id), Some(&d));
+        // Its inputs are the request the scorer got: a replay agrees.
+        let request = orch_server::request_of(&d);
+        let again = h.scheduler.scorer().score(&request).unwrap();
+        assert_eq!(again.scores, d.scores);
+        // The node picked held what earlier placements of the plan put
+        // there: the record's columns are this placement's, not the
+        // frame's.
+        let i = d.pick as usize;
+        let before = live
+            .iter()
+            .filter(|a| a.node_id == alloc.node_id && a.index < alloc.index)
+            .count() as u32;
+        assert_eq!(d.inputs.total_allocs[i], before, "{}", alloc.name);
+    }
+}
