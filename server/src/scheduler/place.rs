@@ -162,6 +162,19 @@ impl<'a> Run<'_, 'a> {
                 *group_on_node.entry(alloc.node_id.clone()).or_default() += 1;
             }
         }
+        let mut pool = {
+            let on_node = Counts {
+                job: &self.job_on_node,
+                group: &group_on_node,
+            };
+            sample::Pool::new(
+                &nodes,
+                feasibility,
+                |n| self.usage(n),
+                &on_node,
+                &self.overlay,
+            )
+        };
         for slot in slots {
             if failed {
                 // The same group on the same snapshot fails the same way.
@@ -170,6 +183,9 @@ impl<'a> Run<'_, 'a> {
             }
             // A replacement may use the room of the allocation it replaces.
             let taken_over = self.take_over(&slot);
+            if let Some((node, _)) = &taken_over {
+                self.refresh(&mut pool, node, &group_on_node);
+            }
             let started = Instant::now();
             let placement = p.counter.fetch_add(1, Ordering::Relaxed);
             let mut metric = AllocMetric::default();
@@ -179,24 +195,14 @@ impl<'a> Run<'_, 'a> {
             } else {
                 (placement % nodes.len() as u64) as usize
             };
-            let on_node = Counts {
-                job: &self.job_on_node,
-                group: &group_on_node,
-            };
-            let candidates = sample::collect(
-                &nodes,
-                |n| self.usage(n),
-                feasibility,
-                ask,
-                &on_node,
-                &self.overlay,
-                limit,
-                start,
-                &mut metric,
-            );
+            let candidates = pool.collect(ask, limit, start, &mut metric);
             if candidates.nodes.is_empty() {
                 failed = true;
-                self.give_back(taken_over);
+                if let Some((node, _)) = &taken_over {
+                    let node = node.clone();
+                    self.give_back(taken_over);
+                    self.refresh(&mut pool, &node, &group_on_node);
+                }
                 self.fail(&group.name, Some(metric));
                 continue;
             }
@@ -240,9 +246,24 @@ impl<'a> Run<'_, 'a> {
                 ..self.base_decision(group, &answered, placement, ask)
             };
             self.commit(group, &hash, slot, &node, ask, decision);
+            self.refresh(&mut pool, &node.id, &group_on_node);
             self.out.answered_by.push(answered.at);
         }
         Ok(())
+    }
+
+    /// Tells `pool` that `node`'s figures changed.
+    fn refresh(
+        &self,
+        pool: &mut sample::Pool<'_>,
+        node: &str,
+        group_on_node: &HashMap<String, u32>,
+    ) {
+        let on_node = Counts {
+            job: &self.job_on_node,
+            group: group_on_node,
+        };
+        pool.refresh(node, |n| self.usage(n), &on_node, &self.overlay);
     }
 
     /// Counts the room of the allocation `slot` replaces as free while the

@@ -77,48 +77,193 @@ impl<F: Fn(&str) -> u32> JobAllocs for F {
     }
 }
 
-/// Collects up to `limit` candidates for an allocation asking for `ask`,
-/// starting at `start` (mod the node count) and wrapping around.
-/// `usage(node)` is what the snapshot's allocations hold on a node.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "each is one input of the sampling stage; a struct would only rename them"
-)]
-pub fn collect(
-    nodes: &[Arc<Node>],
-    usage: impl Fn(&str) -> (Resources, u32),
-    feasibility: &Feasibility,
-    ask: Resources,
-    job_allocs: &dyn JobAllocs,
-    overlay: &Overlay,
-    limit: usize,
-    start: usize,
-    metric: &mut AllocMetric,
-) -> Candidates {
-    let n = nodes.len();
-    metric.nodes_evaluated = n as u64;
-    let mut picked = Vec::with_capacity(limit.min(n));
-    let mut scorer_nodes = Vec::with_capacity(limit.min(n));
-    let mut examined = 0usize;
-    for i in 0..n {
-        if picked.len() >= limit {
-            break;
+/// The nodes one group's placements are sampled from, with what sampling
+/// reads of each kept by position: the group's requirements are checked
+/// once per node, not once per placement, and usage, the job's and the
+/// group's allocations and this plan's additions are read from arrays, not
+/// looked up by node id — with every node of a large cluster a candidate,
+/// that lookup was most of a placement. The caller says when a node's
+/// figures change ([`Pool::refresh`]). The checks are [`examine`]'s, in
+/// its order, so `why_not` (which examines one node) agrees.
+pub struct Pool<'a> {
+    nodes: &'a [Arc<Node>],
+    feasibility: &'a Feasibility,
+    position: HashMap<&'a str, usize>,
+    /// Per node: the requirement it does not meet, if any.
+    filtered: Vec<Option<&'a str>>,
+    figures: Vec<Figures>,
+}
+
+/// What sampling reads of one node that meets the requirements.
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    capacity: Resources,
+    /// What the snapshot's allocations hold (less the plan's stops).
+    held: Resources,
+    allocs: u32,
+    /// The job's and the group's allocations there, in the snapshot.
+    job: u32,
+    group: u32,
+    /// What this plan put there so far.
+    added: Added,
+}
+
+impl<'a> Pool<'a> {
+    /// `usage(node)` is what the snapshot's allocations hold on a node; it
+    /// is only asked of nodes that meet the requirements.
+    pub fn new(
+        nodes: &'a [Arc<Node>],
+        feasibility: &'a Feasibility,
+        usage: impl Fn(&str) -> (Resources, u32),
+        job_allocs: &dyn JobAllocs,
+        overlay: &Overlay,
+    ) -> Self {
+        let filtered: Vec<Option<&'a str>> = nodes
+            .iter()
+            .map(|node| feasibility.check(node).err())
+            .collect();
+        let mut pool = Self {
+            nodes,
+            feasibility,
+            position: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.id.as_str(), i))
+                .collect(),
+            filtered,
+            figures: vec![Figures::default(); nodes.len()],
+        };
+        for i in 0..nodes.len() {
+            pool.read(i, &usage, job_allocs, overlay);
         }
-        examined += 1;
-        let node = &nodes[(start + i) % n];
-        match examine(node, &usage, feasibility, ask, job_allocs, overlay) {
-            Ok(scorer_node) => {
-                scorer_nodes.push(scorer_node);
-                picked.push(node.clone());
-            }
-            Err(PassedOver::Filtered(reason)) => metric.filter(reason),
-            Err(PassedOver::Exhausted { dimension, .. }) => metric.exhaust(dimension.as_str()),
+        pool
+    }
+
+    fn read(
+        &mut self,
+        i: usize,
+        usage: impl Fn(&str) -> (Resources, u32),
+        job_allocs: &dyn JobAllocs,
+        overlay: &Overlay,
+    ) {
+        if self.filtered[i].is_some() {
+            return;
+        }
+        let node = &self.nodes[i];
+        let (held, allocs) = usage(&node.id);
+        self.figures[i] = Figures {
+            capacity: node.allocatable(),
+            held,
+            allocs,
+            job: job_allocs.on_node(&node.id),
+            group: job_allocs.group_on_node(&node.id),
+            added: overlay.get(&node.id),
+        };
+    }
+
+    /// Reads `node`'s figures again after they changed (a placement there,
+    /// a replacement taking over the room of an allocation there).
+    pub fn refresh(
+        &mut self,
+        node: &str,
+        usage: impl Fn(&str) -> (Resources, u32),
+        job_allocs: &dyn JobAllocs,
+        overlay: &Overlay,
+    ) {
+        if let Some(&i) = self.position.get(node) {
+            self.read(i, usage, job_allocs, overlay);
         }
     }
-    Candidates {
-        nodes: picked,
-        columns: NodeColumns::from_nodes(&scorer_nodes),
-        skipped: (n - examined) as u64,
+
+    /// Up to `limit` candidates for an allocation asking for `ask`, walking
+    /// from `start` (mod the node count) and wrapping around; every node
+    /// passed over is counted in `metric`.
+    pub fn collect(
+        &self,
+        ask: Resources,
+        limit: usize,
+        start: usize,
+        metric: &mut AllocMetric,
+    ) -> Candidates {
+        let n = self.nodes.len();
+        metric.nodes_evaluated = n as u64;
+        let room = limit.min(n);
+        let mut picked = Vec::with_capacity(room);
+        let mut columns = NodeColumns {
+            cpu_capacity: Vec::with_capacity(room),
+            memory_capacity: Vec::with_capacity(room),
+            disk_capacity: Vec::with_capacity(room),
+            cpu_allocated: Vec::with_capacity(room),
+            memory_allocated: Vec::with_capacity(room),
+            disk_allocated: Vec::with_capacity(room),
+            job_allocs: Vec::with_capacity(room),
+            total_allocs: Vec::with_capacity(room),
+        };
+        // Counted here and added to the metric once: a node passed over
+        // costs no map update.
+        let mut filtered: Vec<(&str, u64)> = Vec::new();
+        let mut exhausted = [0u64; 3];
+        let mut examined = 0usize;
+        let order = (start.min(n)..n).chain(0..start.min(n));
+        for i in order {
+            if picked.len() >= limit {
+                break;
+            }
+            examined += 1;
+            if let Some(reason) = self.filtered[i] {
+                match filtered.iter_mut().find(|(r, _)| *r == reason) {
+                    Some((_, count)) => *count += 1,
+                    None => filtered.push((reason, 1)),
+                }
+                continue;
+            }
+            let f = &self.figures[i];
+            let job_here = f.job + f.added.job_allocs;
+            let apart = match self.feasibility.distinct_hosts {
+                None => false,
+                Some(DistinctHosts::Job) => job_here > 0,
+                Some(DistinctHosts::Group) => f.group > 0,
+            };
+            if apart {
+                match filtered.iter_mut().find(|(r, _)| *r == DISTINCT_HOSTS) {
+                    Some((_, count)) => *count += 1,
+                    None => filtered.push((DISTINCT_HOSTS, 1)),
+                }
+                continue;
+            }
+            let used = f.held.saturating_add(f.added.resources);
+            if let Some(dimension) = f.capacity.exhausted(used, ask) {
+                exhausted[dimension as usize] += 1;
+                continue;
+            }
+            columns.cpu_capacity.push(f.capacity.cpu);
+            columns.memory_capacity.push(f.capacity.memory);
+            columns.disk_capacity.push(f.capacity.disk);
+            columns.cpu_allocated.push(used.cpu);
+            columns.memory_allocated.push(used.memory);
+            columns.disk_allocated.push(used.disk);
+            columns.job_allocs.push(job_here);
+            columns.total_allocs.push(f.allocs + f.added.allocs);
+            picked.push(self.nodes[i].clone());
+        }
+        for (reason, count) in filtered {
+            *metric.nodes_filtered.entry(reason.to_owned()).or_default() += count;
+        }
+        for dimension in [Dimension::Cpu, Dimension::Memory, Dimension::Disk] {
+            let count = exhausted[dimension as usize];
+            if count > 0 {
+                metric.nodes_exhausted += count;
+                *metric
+                    .dimension_exhausted
+                    .entry(dimension.as_str().to_owned())
+                    .or_default() += count;
+            }
+        }
+        Candidates {
+            nodes: picked,
+            columns,
+            skipped: (n - examined) as u64,
+        }
     }
 }
 
@@ -254,17 +399,9 @@ mod tests {
         let f = Feasibility::new(&j, &j.groups[0]).unwrap();
         let mut metric = AllocMetric::default();
         let none = |_: &str| 0u32;
-        let c = collect(
-            &nodes,
-            |_| (Resources::ZERO, 0),
-            &f,
-            Resources::new(500, 100, 0),
-            &none,
-            &Overlay::default(),
-            2,
-            0,
-            &mut metric,
-        );
+        let mut overlay = Overlay::default();
+        let mut pool = Pool::new(&nodes, &f, |_| (Resources::ZERO, 0), &none, &overlay);
+        let c = pool.collect(Resources::new(500, 100, 0), 2, 0, &mut metric);
         let ids: Vec<&str> = c.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["a", "d"]);
         assert_eq!(c.skipped, 1);
@@ -277,21 +414,12 @@ mod tests {
         assert_eq!(metric.dimension_exhausted.get("cpu"), Some(&1));
         assert_eq!(c.columns.len(), Some(2));
 
-        // Starting elsewhere wraps around; the plan's own placements count.
-        let mut overlay = Overlay::default();
+        // Starting elsewhere wraps around; the plan's own placements count
+        // once the pool is told of them.
         overlay.place("e", Resources::new(600, 0, 0));
+        pool.refresh("e", |_| (Resources::ZERO, 0), &none, &overlay);
         let mut metric = AllocMetric::default();
-        let c = collect(
-            &nodes,
-            |_| (Resources::ZERO, 0),
-            &f,
-            Resources::new(500, 100, 0),
-            &none,
-            &overlay,
-            5,
-            3,
-            &mut metric,
-        );
+        let c = pool.collect(Resources::new(500, 100, 0), 5, 3, &mut metric);
         let ids: Vec<&str> = c.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["d", "a"]);
         assert_eq!(
@@ -307,17 +435,14 @@ mod tests {
         let f = Feasibility::new(&j, &j.groups[0]).unwrap();
         let on_a = |n: &str| u32::from(n == "a");
         let mut metric = AllocMetric::default();
-        let c = collect(
+        let pool = Pool::new(
             &nodes,
-            |_| (Resources::ZERO, 0),
             &f,
-            Resources::new(1, 1, 0),
+            |_| (Resources::ZERO, 0),
             &on_a,
             &Overlay::default(),
-            5,
-            0,
-            &mut metric,
         );
+        let c = pool.collect(Resources::new(1, 1, 0), 5, 0, &mut metric);
         assert_eq!(c.nodes.len(), 1);
         assert_eq!(metric.nodes_filtered.get("distinct_hosts"), Some(&1));
     }
