@@ -84,7 +84,9 @@ pub struct Decision {
     pub parts: Vec<f64>,
     /// Index into `candidates` of the node picked.
     pub pick: u32,
-    /// Time spent in the scorer call, in microseconds.
+    /// Time spent in the call of the scorer that answered, in
+    /// microseconds (a failed call before it, when the fallback answered,
+    /// is not in it).
     pub scorer_micros: u64,
     /// Time spent on the whole placement (filter, sample, score, pick).
     pub total_micros: u64,

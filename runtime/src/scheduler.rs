@@ -34,6 +34,24 @@ pub struct Node {
 }
 
 impl NodeColumns {
+    /// The rows `keep` (indices; those out of range are left out), in that
+    /// order.
+    pub fn select(&self, keep: &[usize]) -> Self {
+        fn pick<T: Copy>(v: &[T], keep: &[usize]) -> Vec<T> {
+            keep.iter().filter_map(|&i| v.get(i).copied()).collect()
+        }
+        Self {
+            cpu_capacity: pick(&self.cpu_capacity, keep),
+            memory_capacity: pick(&self.memory_capacity, keep),
+            disk_capacity: pick(&self.disk_capacity, keep),
+            cpu_allocated: pick(&self.cpu_allocated, keep),
+            memory_allocated: pick(&self.memory_allocated, keep),
+            disk_allocated: pick(&self.disk_allocated, keep),
+            job_allocs: pick(&self.job_allocs, keep),
+            total_allocs: pick(&self.total_allocs, keep),
+        }
+    }
+
     /// Lays `nodes` out as columns, in order.
     pub fn from_nodes(nodes: &[Node]) -> Self {
         Self {

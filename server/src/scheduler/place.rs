@@ -212,9 +212,8 @@ impl<'a> Run<'_, 'a> {
                 skipped,
             } = candidates;
             let request = prefs.request(placement, p.job.priority, ask, &candidates, columns);
-            let scored = Instant::now();
             let (response, answered) = self.score(&request, candidates.len())?;
-            let scorer_micros = micros(scored);
+            let scorer_micros = answered.micros;
             let adjustments = prefs.adjust(&candidates, &spread_counts, &response.scores);
             let pick = select::best(&select::final_scores(&response.scores, &adjustments));
             let node = candidates[pick].clone();
@@ -355,9 +354,8 @@ impl<'a> Run<'_, 'a> {
             strings: Vec::new(),
             attributes: Vec::new(),
         };
-        let scored = Instant::now();
         let (response, answered) = self.score(&request, fitting.len())?;
-        let scorer_micros = micros(scored);
+        let scorer_micros = answered.micros;
         let parts_per = response.part_names.len();
         let total_micros = micros(started);
         for (i, (slot, node)) in fitting.into_iter().enumerate() {
@@ -506,23 +504,13 @@ impl<'a> Run<'_, 'a> {
 /// Candidate `i`'s row of a request's columns (system jobs score all their
 /// nodes in one request; each decision keeps its own node's inputs).
 fn row_inputs(request: &ScoreRequest, i: usize) -> orch_model::CandidateInputs {
-    fn one<T: Copy>(column: &[T], i: usize) -> Vec<T> {
-        column.get(i).copied().into_iter().collect()
-    }
-    let n = &request.nodes;
-    orch_model::CandidateInputs {
-        cpu_capacity: one(&n.cpu_capacity, i),
-        memory_capacity: one(&n.memory_capacity, i),
-        disk_capacity: one(&n.disk_capacity, i),
-        cpu_allocated: one(&n.cpu_allocated, i),
-        memory_allocated: one(&n.memory_allocated, i),
-        disk_allocated: one(&n.disk_allocated, i),
-        job_allocs: one(&n.job_allocs, i),
-        total_allocs: one(&n.total_allocs, i),
+    super::score::inputs_of(ScoreRequest {
+        nodes: request.nodes.select(&[i]),
         attribute_names: Vec::new(),
         strings: Vec::new(),
         attributes: Vec::new(),
-    }
+        ..*request
+    })
 }
 
 /// The job's and the group's allocations per node, as sampling counts them.

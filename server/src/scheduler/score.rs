@@ -51,6 +51,9 @@ pub(super) struct Answered<'s> {
     pub failure: Option<String>,
     /// Its place in the chain: 0 is the policy placing the job.
     pub at: usize,
+    /// How long its call took: not the failed calls before it (those are
+    /// the failed scorers' latency, counted in their tallies).
+    pub micros: u64,
 }
 
 /// Scores `request` (`nodes` candidates) with the first scorer of `chain`
@@ -66,7 +69,8 @@ pub(super) fn score<'s>(
     for (i, named) in chain.iter().enumerate() {
         let started = Instant::now();
         let answer = ask(named.scorer, request, nodes);
-        named.tally.called(started.elapsed(), answer.is_ok());
+        let took = started.elapsed();
+        named.tally.called(took, answer.is_ok());
         match answer {
             Ok(response) => {
                 return Ok((
@@ -75,6 +79,7 @@ pub(super) fn score<'s>(
                         scorer: *named,
                         failure: first.map(|e| e.to_string()),
                         at: i,
+                        micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
                     },
                 ));
             }

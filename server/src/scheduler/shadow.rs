@@ -389,7 +389,16 @@ struct Moved {
     /// `None`: no candidate had room in the shadow cluster.
     to: Option<String>,
     resources: Resources,
+    /// The commit that placed the real allocation, and its evaluation: a
+    /// request made on an earlier snapshot did not see it (unless its own
+    /// plan placed it), so it must not see the move.
+    index: u64,
+    eval: String,
 }
+
+/// Moves kept in commit order for requests that lag behind them: as many
+/// as a lane's queue holds, and then some.
+const RECENT: usize = 2 * LANE_QUEUE;
 
 /// A lane's shadow cluster, as a delta from the real one.
 #[derive(Default)]
@@ -397,6 +406,8 @@ struct Cluster {
     moved: HashMap<String, Moved>,
     delta: HashMap<String, Delta>,
     job_delta: HashMap<(String, String), i64>,
+    /// The latest moves: commit index and allocation.
+    recent: std::collections::VecDeque<(u64, String)>,
     seen_index: u64,
     pruned_at: Option<Instant>,
 }
@@ -430,6 +441,10 @@ impl Cluster {
             return;
         }
         self.shift(&m, 1);
+        if self.recent.len() >= RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((m.index, alloc_id.clone()));
         self.moved.insert(alloc_id, m);
     }
 
@@ -464,8 +479,10 @@ impl Cluster {
         request: &ScoreRequest,
         candidates: &[String],
         job: &str,
+        seen: (u64, &str),
     ) -> Option<ScoreRequest> {
-        let deltas: Vec<(Delta, i64)> = candidates
+        let (snapshot_index, eval) = seen;
+        let mut deltas: Vec<(Delta, i64)> = candidates
             .iter()
             .map(|node| {
                 (
@@ -477,6 +494,38 @@ impl Cluster {
                 )
             })
             .collect();
+        // Moves of allocations committed after the request's snapshot: the
+        // request's columns do not hold those allocations, so the shadow
+        // cluster as of that snapshot did not hold their moves either.
+        let later: Vec<&Moved> = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|(index, _)| *index > snapshot_index)
+            .filter_map(|(_, id)| self.moved.get(id))
+            .filter(|m| m.eval != eval)
+            .collect();
+        if !later.is_empty() {
+            let position: HashMap<&str, usize> = candidates
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
+            for m in later {
+                if let Some(&i) = position.get(m.from.as_str()) {
+                    deltas[i].0.add(m.resources, 1);
+                    if m.job == job {
+                        deltas[i].1 += 1;
+                    }
+                }
+                if let Some(&i) = m.to.as_deref().and_then(|to| position.get(to)) {
+                    deltas[i].0.add(m.resources, -1);
+                    if m.job == job {
+                        deltas[i].1 -= 1;
+                    }
+                }
+            }
+        }
         if deltas.iter().all(|(d, j)| d.is_zero() && *j == 0) {
             return None;
         }
@@ -528,10 +577,6 @@ fn with_room(r: &ScoreRequest) -> Vec<usize> {
 
 /// `r` with only the candidates at `keep`, in that order.
 fn subset(r: &ScoreRequest, keep: &[usize]) -> ScoreRequest {
-    fn pick<T: Copy>(v: &[T], keep: &[usize]) -> Vec<T> {
-        keep.iter().filter_map(|&i| v.get(i).copied()).collect()
-    }
-    let n = &r.nodes;
     let width = r.attribute_names.len();
     let attributes = keep
         .iter()
@@ -547,16 +592,7 @@ fn subset(r: &ScoreRequest, keep: &[usize]) -> ScoreRequest {
         placement: r.placement,
         job_priority: r.job_priority,
         ask: r.ask,
-        nodes: orch_plugin_runtime::NodeColumns {
-            cpu_capacity: pick(&n.cpu_capacity, keep),
-            memory_capacity: pick(&n.memory_capacity, keep),
-            disk_capacity: pick(&n.disk_capacity, keep),
-            cpu_allocated: pick(&n.cpu_allocated, keep),
-            memory_allocated: pick(&n.memory_allocated, keep),
-            disk_allocated: pick(&n.disk_allocated, keep),
-            job_allocs: pick(&n.job_allocs, keep),
-            total_allocs: pick(&n.total_allocs, keep),
-        },
+        nodes: r.nodes.select(keep),
         attribute_names: r.attribute_names.clone(),
         strings: r.strings.clone(),
         attributes,
@@ -687,6 +723,8 @@ impl LaneWorker {
                 from: alloc.node_id.clone(),
                 to: node,
                 resources: alloc.resources,
+                index: alloc.create_index,
+                eval: alloc.eval_id.clone(),
             };
             if m.to.as_deref() != Some(m.from.as_str()) {
                 moved += 1;
@@ -756,7 +794,12 @@ impl LaneWorker {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             cluster.prune(&self.store);
-            cluster.adjusted(request, &d.candidates, &d.job_id)
+            cluster.adjusted(
+                request,
+                &d.candidates,
+                &d.job_id,
+                (d.snapshot_index, &d.eval_id),
+            )
         };
         let node = match shifted {
             // Nothing differs on these candidates: the same answer.
@@ -786,6 +829,12 @@ impl LaneWorker {
                 .fetch_add(1, Ordering::Relaxed);
         }
         if let Some(from) = d.picked_node() {
+            // Offered once committed: the allocation is in the state.
+            let index = self
+                .store
+                .snapshot()
+                .alloc(&d.alloc_id)
+                .map_or(d.snapshot_index + 1, |a| a.create_index);
             let mut cluster = self
                 .shared
                 .cluster
@@ -798,6 +847,8 @@ impl LaneWorker {
                     from: from.to_owned(),
                     to: node.clone(),
                     resources: d.ask,
+                    index,
+                    eval: d.eval_id.clone(),
                 },
             );
         }
@@ -910,6 +961,8 @@ mod tests {
                 memory: 0,
                 disk: 0,
             },
+            index: 5,
+            eval: "e0".into(),
         }
     }
 
@@ -923,7 +976,7 @@ mod tests {
         assert_eq!(c.delta["n2"].cpu, 400);
         let candidates = vec!["n1".to_owned(), "n2".to_owned()];
         let shifted = c
-            .adjusted(&request(&[400, 200]), &candidates, "web")
+            .adjusted(&request(&[400, 200]), &candidates, "web", (10, "e"))
             .unwrap();
         assert_eq!(shifted.nodes.cpu_allocated, vec![0, 600]);
         assert_eq!(shifted.nodes.job_allocs, vec![0, 1]);
@@ -935,7 +988,33 @@ mod tests {
         let m = c.moved.remove("a1").unwrap();
         c.shift(&m, -1);
         assert!(c.delta.is_empty() && c.job_delta.is_empty());
-        assert!(c.adjusted(&request(&[0, 0]), &candidates, "web").is_none());
+        assert!(
+            c.adjusted(&request(&[0, 0]), &candidates, "web", (10, "e"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_request_older_than_a_move_does_not_see_it_unless_its_own_plan_made_it() {
+        let mut c = Cluster::default();
+        c.insert("a1".into(), moved("n1", Some("n2"), 400));
+        let candidates = vec!["n1".to_owned(), "n2".to_owned()];
+        // Made on snapshot 4, before the move's commit (5), by another
+        // evaluation: the real allocation is not in its columns either.
+        assert!(
+            c.adjusted(&request(&[0, 0]), &candidates, "web", (4, "e1"))
+                .is_none()
+        );
+        // By the evaluation that placed it: its columns hold it.
+        let shifted = c
+            .adjusted(&request(&[400, 0]), &candidates, "web", (4, "e0"))
+            .unwrap();
+        assert_eq!(shifted.nodes.cpu_allocated, vec![0, 400]);
+        // On a later snapshot: seen.
+        assert!(
+            c.adjusted(&request(&[400, 0]), &candidates, "web", (5, "e1"))
+                .is_some()
+        );
     }
 
     #[test]
