@@ -434,7 +434,21 @@ fn decisions_are_stored_compressed_and_rows_from_before_still_read() {
         [serde_json::to_string(&old).unwrap()],
     )
     .unwrap();
-    assert_eq!(store.decision("old").unwrap(), Some(old));
+    assert_eq!(store.decision("old").unwrap(), Some(old.clone()));
+    // One written compressed before records had a binary layout: the
+    // whole record as JSON, LZ4-packed (format 1).
+    let packed_json = orch_model::Decision {
+        alloc_id: "lz".into(),
+        ..old
+    };
+    db.execute(
+        "INSERT INTO decisions (alloc_id, eval_id, body, packed) VALUES ('lz', 'e', '', ?1)",
+        [lz4_flex::compress_prepend_size(
+            serde_json::to_string(&packed_json).unwrap().as_bytes(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(store.decision("lz").unwrap(), Some(packed_json));
     // A damaged one is an error that names it, not a panic.
     db.execute(
         "UPDATE decisions SET packed = x'ffffffff00' WHERE alloc_id = 'x'",
