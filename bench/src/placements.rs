@@ -34,9 +34,10 @@ pub struct PlacementArgs {
     /// Scheduler worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// Candidates scored per placement.
-    #[arg(long, default_value_t = 64)]
-    candidates: usize,
+    /// Candidates scored per placement, one run per value (a value at
+    /// least the node count scores every node).
+    #[arg(long, value_delimiter = ',', default_values_t = [64])]
+    candidates: Vec<usize>,
     /// `full` (fsync every commit, the server's default) or `normal`.
     #[arg(long, default_value = "full")]
     durability: String,
@@ -56,6 +57,8 @@ pub struct PlacementArgs {
 #[derive(Serialize)]
 struct Row {
     nodes: usize,
+    /// Candidates scored per placement (at most the nodes).
+    candidates: usize,
     scorer: String,
     /// Shadow candidates beside it.
     shadows: usize,
@@ -99,10 +102,6 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
     let component: Arc<dyn Scorer> =
         Arc::new(Component::new(runtime.scorer(&loaded, limits)?).map_err(|e| anyhow::anyhow!(e))?);
     let native: Arc<dyn Scorer> = Arc::new(Native::new(orch_scorer_binpack::Binpack));
-    let sampling = Sampling {
-        candidates: args.candidates,
-        percent: 0,
-    };
     if args.shadows.iter().any(|&n| n > 3) {
         anyhow::bail!("--shadows: at most 3 shadow candidates (spread, epvm, round-robin)");
     }
@@ -113,9 +112,17 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         .scorer;
     let shadow_scorers = shadow_scorers(&runtime, args.looping_shadow)?;
     let mut rows = Vec::new();
-    for &n in &args.nodes {
+    for (&n, &c) in args
+        .nodes
+        .iter()
+        .flat_map(|n| args.candidates.iter().map(move |c| (n, c)))
+    {
+        let sampling = Sampling {
+            candidates: c,
+            percent: 0,
+        };
         for (name, scorer) in [("component", &component), ("native", &native)] {
-            eprint!("{n} nodes, binpack {name}: ");
+            eprint!("{n} nodes, {} candidates, binpack {name}: ", c.min(n));
             let replayer = (name == "component").then_some(spread.as_ref());
             let row = one_run(
                 &args,
@@ -131,7 +138,10 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             rows.push(row);
         }
         for &k in args.shadows.iter().filter(|&&k| k > 0) {
-            eprint!("{n} nodes, binpack component + {k} shadows: ");
+            eprint!(
+                "{n} nodes, {} candidates, binpack component + {k} shadows: ",
+                c.min(n)
+            );
             let row = one_run(
                 &args,
                 n,
@@ -151,12 +161,13 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "placements end to end: {} jobs × {} allocations, {} workers, {} candidates, durability {}",
-        args.jobs, args.count, args.workers, args.candidates, args.durability
+        "placements end to end: {} jobs × {} allocations, {} workers, durability {}",
+        args.jobs, args.count, args.workers, args.durability
     );
     println!(
-        "{:>7}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}  {:>14}  {:>9}",
+        "{:>7}  {:>10}  {:<10}  {:>7}  {:>10}  {:>8}  {:>12}  {:>11}  {:>9}  {:>10}  {:>8}  {:>14}  {:>20}  {:>14}  {:>9}",
         "NODES",
+        "CANDIDATES",
         "SCORER",
         "SHADOWS",
         "PLACEMENTS",
@@ -173,8 +184,12 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
     );
     for r in &rows {
         let same = |s: &str, k: usize| {
-            rows.iter()
-                .find(|o| o.nodes == r.nodes && o.scorer == s && o.shadows == k)
+            rows.iter().find(|o| {
+                o.nodes == r.nodes
+                    && o.candidates == r.candidates
+                    && o.scorer == s
+                    && o.shadows == k
+            })
         };
         let vs_native = match (r.scorer.as_str(), r.shadows, same("native", 0)) {
             ("component", 0, Some(n)) => {
@@ -202,8 +217,9 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
             String::new()
         };
         println!(
-            "{:>7}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}  {:>14}  {:>9}",
+            "{:>7}  {:>10}  {:<10}  {:>7}  {:>10}  {:>8.2}  {:>12.0}  {:>11.1}  {:>9.1}  {:>10.0}  {:>8}  {:>14}  {:>20}  {:>14}  {:>9}",
             r.nodes,
+            r.candidates,
             r.scorer,
             r.shadows,
             r.placements,
@@ -341,6 +357,7 @@ fn one_run(
     let placements = state.alloc_count();
     Ok(Row {
         nodes,
+        candidates: sampling.limit(nodes),
         scorer: name.to_owned(),
         placements,
         evaluations,

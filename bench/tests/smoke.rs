@@ -26,6 +26,10 @@ fn placements_runs_on_a_small_cluster_with_the_component_and_natively() {
             "5",
             "--durability",
             "normal",
+            "--candidates",
+            "64,1000",
+            "--shadows",
+            "0,1",
             "--json",
         ])
         .output()
@@ -34,14 +38,29 @@ fn placements_runs_on_a_small_cluster_with_the_component_and_natively() {
     assert!(out.status.success(), "{stderr}");
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    // Sampled and every node scored, each with the component, natively,
+    // and the component with a shadow.
+    assert_eq!(rows.len(), 6, "{rows:?}");
     let mut scorers = Vec::new();
     for row in rows {
         assert_eq!(row["nodes"], 200, "{row}");
         assert_eq!(row["placements"], 30, "every allocation placed: {row}");
         assert!(row["placements_per_sec"].as_f64().unwrap() > 0.0, "{row}");
         scorers.push(row["scorer"].as_str().unwrap().to_owned());
+        if row["shadows"] == 1 {
+            // Every decision offered to the shadow was answered or dropped.
+            let seen = ["shadow_scored", "shadow_faults", "shadow_dropped"]
+                .iter()
+                .map(|k| row[k].as_u64().unwrap())
+                .sum::<u64>();
+            assert_eq!(seen, 30, "{row}");
+        }
     }
+    let candidates: Vec<u64> = rows
+        .iter()
+        .map(|r| r["candidates"].as_u64().unwrap())
+        .collect();
+    assert_eq!(candidates, [64, 64, 64, 200, 200, 200], "{rows:?}");
     assert!(scorers.iter().any(|s| s.contains("native")), "{scorers:?}");
     assert!(scorers.iter().any(|s| !s.contains("native")), "{scorers:?}");
 }
