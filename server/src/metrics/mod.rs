@@ -9,8 +9,9 @@
 //!   [`Tally`] when the scheduler is built, so the workers only add to
 //!   atomics: no label lookup, no lock.
 //! - **read at scrape time** ([`Scrape`]): evaluations, nodes and allocations
-//!   by status from the latest snapshot, the broker's queues, the writer's
-//!   queue.
+//!   by status as the latest snapshot counts them (the state keeps those
+//!   counts as it changes, so a scrape costs the same however many there
+//!   are), the broker's queues, the writer's queue.
 //!
 //! One [`Metrics`] per control plane (`serve::run` makes it), never a
 //! global: tests run several servers in one process.
@@ -284,15 +285,13 @@ impl Scrape<'_> {
     fn registry(&self) -> Registry {
         let mut r = Registry::with_prefix("orch");
 
+        // Kept by the state as it changes: no walk of the evaluations.
+        let counts = self.state.by_status();
         let evals = Labeled::default();
-        let mut by_status = [0i64; 5];
-        for e in self.state.evals() {
-            by_status[eval_slot(e.status)] += 1;
-        }
         for s in EVAL_STATUSES {
             evals
                 .get_or_create(&[("status", s.as_str())])
-                .set(by_status[eval_slot(s)]);
+                .set(gauge(counts.evals(s)));
         }
         r.register("evaluations", "Evaluations in the state by status", evals);
 
@@ -316,26 +315,18 @@ impl Scrape<'_> {
         );
 
         let nodes = Labeled::default();
-        let mut by_status = [0i64; 3];
-        for n in self.state.nodes() {
-            by_status[node_slot(n.status)] += 1;
-        }
         for s in NODE_STATUSES {
             nodes
                 .get_or_create(&[("status", s.as_str())])
-                .set(by_status[node_slot(s)]);
+                .set(gauge(counts.nodes(s)));
         }
         r.register("nodes", "Nodes by status", nodes);
 
         let allocs = Labeled::default();
-        let mut by_status = [0i64; 5];
-        for a in self.state.allocs() {
-            by_status[client_slot(a.client_status)] += 1;
-        }
         for s in CLIENT_STATUSES {
             allocs
                 .get_or_create(&[("client_status", s.as_str())])
-                .set(by_status[client_slot(s)]);
+                .set(gauge(counts.allocs(s)));
         }
         r.register(
             "allocations",
@@ -379,8 +370,7 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-// Every status, so each series is there from the start (at 0); the slot
-// functions are exhaustive, so a new status fails to compile here.
+// Every status, so each series is there from the start (at 0).
 const EVAL_STATUSES: [EvalStatus; 5] = [
     EvalStatus::Pending,
     EvalStatus::Blocked,
@@ -400,34 +390,6 @@ const CLIENT_STATUSES: [ClientStatus; 5] = [
     ClientStatus::Failed,
     ClientStatus::Lost,
 ];
-
-fn eval_slot(s: EvalStatus) -> usize {
-    match s {
-        EvalStatus::Pending => 0,
-        EvalStatus::Blocked => 1,
-        EvalStatus::Complete => 2,
-        EvalStatus::Failed => 3,
-        EvalStatus::Canceled => 4,
-    }
-}
-
-fn node_slot(s: NodeStatus) -> usize {
-    match s {
-        NodeStatus::Initializing => 0,
-        NodeStatus::Ready => 1,
-        NodeStatus::Down => 2,
-    }
-}
-
-fn client_slot(s: ClientStatus) -> usize {
-    match s {
-        ClientStatus::Pending => 0,
-        ClientStatus::Running => 1,
-        ClientStatus::Complete => 2,
-        ClientStatus::Failed => 3,
-        ClientStatus::Lost => 4,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ mod memory;
 mod sql;
 mod writer;
 
-pub use memory::{State, Usage};
+pub use memory::{ByStatus, State, Usage};
 pub use sql::{DecisionRow, Durability, ShadowRow};
 pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome, WriterStats};
 
