@@ -60,7 +60,8 @@ pub struct Decision {
     /// Nodes filtered out before scoring, by reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nodes_filtered: BTreeMap<String, u64>,
-    /// Feasible nodes that were not sampled.
+    /// Nodes the walk did not reach once it had its candidates, feasible or
+    /// not (they were not examined).
     #[serde(default)]
     pub nodes_skipped: u64,
     /// The candidates, by node id.
