@@ -180,7 +180,6 @@ impl Scheduler {
         &self.name
     }
 
-
     pub fn splits(&self) -> &[Split] {
         &self.splits
     }
@@ -275,6 +274,11 @@ impl Scheduler {
 
     pub fn fallback(&self) -> Option<&Arc<dyn Scorer>> {
         self.fallback.as_ref()
+    }
+
+    /// The fallback's name in decision records, when there is one.
+    pub fn fallback_name(&self) -> Option<&str> {
+        self.fallback.as_ref().map(|_| self.fallback_name.as_str())
     }
 
     pub fn scorer(&self) -> &Arc<dyn Scorer> {
