@@ -42,8 +42,8 @@ pub struct StatusArgs {
     /// score.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Also say why the allocation is not on this node: outscored (its
-    /// score beside the winner's) if it was a candidate, otherwise what
+    /// Also say why the allocation is not on this node: outscored or tied
+    /// (its score beside the winner's) if it was a candidate, otherwise what
     /// the group's checks make of the node as it is now. A node id, id
     /// prefix or name; with --json, only this answer is printed.
     #[arg(long, value_name = "NODE")]

@@ -119,6 +119,12 @@ pub fn alloc_why_not(w: &AllocWhyNot, nodes: &BTreeMap<String, String>) -> Strin
 /// node lost to another.
 fn verdict(v: &NodeVerdict, node_id: &str) -> (String, Option<String>) {
     match v {
+        NodeVerdict::NotEvaluated { reason } => (
+            format!(
+                "not evaluated: {reason} (a placement evaluates only nodes that are ready, eligible and not draining)"
+            ),
+            None,
+        ),
         NodeVerdict::Filtered { reason } => (format!("filtered by {reason}"), None),
         NodeVerdict::Exhausted {
             dimension,
@@ -150,6 +156,18 @@ fn verdict(v: &NodeVerdict, node_id: &str) -> (String, Option<String>) {
                 score(node.score),
                 score(winner.score),
                 signed(node.score - winner.score)
+            ),
+            Some(beside(part_names, node, winner)),
+        ),
+        NodeVerdict::Tied {
+            part_names,
+            node,
+            winner,
+        } => (
+            format!(
+                "tied with {} at {}, which the walk reached first (a tie goes to the first candidate)",
+                label(&winner.node_id, Some(&winner.node_name)),
+                score(winner.score)
             ),
             Some(beside(part_names, node, winner)),
         ),
@@ -318,6 +336,14 @@ mod tests {
                                 feasible: 5,
                             },
                         ),
+                        placed(
+                            "web.frontend[4]",
+                            NodeVerdict::Tied {
+                                part_names: parts(),
+                                node: scores(N2, "box-2", 0.75, 0.0, &[0.6, 0.9]),
+                                winner: scores(N1, "box-1", 0.75, 0.0, &[0.7, 0.8]),
+                            },
+                        ),
                     ],
                 },
                 GroupWhyNot {
@@ -386,6 +412,15 @@ mod tests {
                 WhyNotBasis::Now,
                 NodeVerdict::Filtered {
                     reason: "constraint ${attr.kernel.name} = linux".into(),
+                },
+            ),
+            &names,
+        ));
+        text.push_str(&alloc_why_not(
+            &alloc_why(
+                WhyNotBasis::Now,
+                NodeVerdict::NotEvaluated {
+                    reason: "the node is down".into(),
                 },
             ),
             &names,

@@ -121,10 +121,12 @@ impl Allocation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllocMetric {
-    /// Nodes in the snapshot.
+    /// Schedulable nodes (ready, eligible, not draining) in the snapshot:
+    /// those the placement could examine. A node that takes nothing new is
+    /// in no count here.
     pub nodes_evaluated: u64,
     /// Nodes that were filtered out, by reason (`constraint ${attr.os} = linux`,
-    /// `missing driver exec`, `node not ready`, ...).
+    /// `missing driver exec`, `distinct_hosts`, ...).
     #[serde(default)]
     pub nodes_filtered: BTreeMap<String, u64>,
     /// Nodes that passed the filters but had no room.

@@ -55,12 +55,13 @@ pub struct Decision {
     /// replayed against this or another scorer.
     #[serde(default)]
     pub inputs: CandidateInputs,
-    /// Nodes in the snapshot.
+    /// Schedulable nodes (ready, eligible, not draining) when it was placed.
     pub nodes_evaluated: u64,
     /// Nodes filtered out before scoring, by reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nodes_filtered: BTreeMap<String, u64>,
-    /// Feasible nodes that were not sampled.
+    /// Nodes the walk did not reach once it had its candidates, feasible or
+    /// not (they were not examined).
     #[serde(default)]
     pub nodes_skipped: u64,
     /// The candidates, by node id.

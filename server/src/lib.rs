@@ -63,7 +63,7 @@ pub use scheduler::{
 };
 pub use serve::{ControlPlane, OnListening, ServeError, ServerOptions, run};
 pub use state::{
-    AllocUpdate, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome, Refusal, State,
-    Store, StoreError, StoreOptions, Usage, WriterStats,
+    AllocUpdate, ByStatus, CommitEvents, CommitListener, Durability, NodeChange, Op, Outcome,
+    Refusal, State, Store, StoreError, StoreOptions, Usage, WriterStats,
 };
 pub use state::{DecisionRow, PackedDecision, PackedShadow, ShadowRow, pack_plan};

@@ -239,8 +239,12 @@ pub struct StatusUpdated {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NodeVerdict {
-    /// Passed over before anything was scored: the node takes nothing new
-    /// (its status, eligibility or drain), or it fails one of the group's
+    /// Not among the nodes a placement evaluates: the node takes nothing
+    /// new (it is not ready, it is draining, or it is ineligible), so no
+    /// metric of the placement counts it (`nodes_evaluated` is of the
+    /// others); `reason` says which.
+    NotEvaluated { reason: String },
+    /// Passed over before anything was scored: it fails one of the group's
     /// checks (datacenter, driver, constraint, `distinct_hosts`); `reason`
     /// is what the evaluation's metrics count it under.
     Filtered { reason: String },
@@ -257,6 +261,14 @@ pub enum NodeVerdict {
     NotSampled { sampled: u64, feasible: u64 },
     /// A candidate the winner outscored: both rows, part by part.
     Outscored {
+        part_names: Vec<String>,
+        node: CandidateScore,
+        winner: CandidateScore,
+    },
+    /// A candidate whose final score equals the winner's: a tie goes to
+    /// the candidate the walk reached first, which the winner was. Both
+    /// rows, part by part.
+    Tied {
         part_names: Vec<String>,
         node: CandidateScore,
         winner: CandidateScore,

@@ -699,6 +699,9 @@ mod tests {
             groups: vec![GroupWhyNot {
                 group: "web".into(),
                 placements: vec![
+                    placed(NodeVerdict::NotEvaluated {
+                        reason: "the node is draining".into(),
+                    }),
                     placed(NodeVerdict::Filtered {
                         reason: "distinct_hosts".into(),
                     }),
@@ -712,6 +715,11 @@ mod tests {
                         feasible: 9,
                     }),
                     placed(NodeVerdict::Outscored {
+                        part_names: parts(),
+                        node: row("n2"),
+                        winner: row("n1"),
+                    }),
+                    placed(NodeVerdict::Tied {
                         part_names: parts(),
                         node: row("n2"),
                         winner: row("n1"),

@@ -108,7 +108,8 @@ pub struct UsageSample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScorerFigures {
     pub name: String,
-    /// `primary`, `shadow` or `split`; `past` for a scorer that made
+    /// `primary`, `shadow`, `split` or `fallback` (it answers what the
+    /// primary or a split fails on); `past` for a scorer that made
     /// decisions in the window but has no role now.
     pub role: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -121,8 +122,12 @@ pub struct ScorerFigures {
     pub latency_p50_us: u64,
     pub latency_p99_us: u64,
     /// Calls that failed (traps, deadlines, bad answers, breaker open).
+    /// For the primary and a split, the placements it failed on that
+    /// another scorer answered; none for the fallback.
     pub faults: u64,
-    /// Placements another scorer made because this one failed.
+    /// Placements another scorer made because this one failed: the
+    /// fallback's decisions are among the primary's and the splits'
+    /// fallbacks.
     pub fallbacks: u64,
     /// Shadow decisions dropped because its queue was full (since its
     /// lane started).

@@ -153,9 +153,10 @@ impl RunArgs {
 pub struct PlanArgs {
     /// The job file (TOML).
     pub file: PathBuf,
-    /// Also say what became of this node in each group: filtered (by
-    /// what), without room, not sampled, outscored (its score beside the
-    /// winner's) or picked. A node id, id prefix or name.
+    /// Also say what became of this node in each group: not evaluated
+    /// (down, draining, ineligible), filtered (by what), without room, not
+    /// sampled, outscored or tied (its score beside the winner's) or
+    /// picked. A node id, id prefix or name.
     #[arg(long, value_name = "NODE")]
     pub why_not: Option<String>,
     /// Print the server's plan as JSON.

@@ -742,23 +742,29 @@ mod tests {
             history.push(sample(t, "binpack", 1 + t / 4, 0.5 + t as f64 / 30.0));
             history.push(sample(t, "spread", (1 + t).min(10), 0.36));
         }
+        // The primary failed on 3 placements, which the fallback answered.
+        let mut binpack = figures(
+            "binpack",
+            "primary",
+            None,
+            Some(packing(4, 0.9, vec![1.0, 0.95, 0.9, 0.75])),
+        );
+        (binpack.faults, binpack.fallbacks) = (3, 3);
+        let mut fallback = figures("epvm", "fallback", None, None);
+        fallback.decisions = 3;
         let c = Comparison {
             history,
             since_ms: NOW - 3_600_000,
             index: 77,
             scorers: vec![
-                figures(
-                    "binpack",
-                    "primary",
-                    None,
-                    Some(packing(4, 0.9, vec![1.0, 0.95, 0.9, 0.75])),
-                ),
+                binpack,
                 figures(
                     "spread",
                     "shadow",
                     Some(0.25),
                     Some(packing(10, 0.36, vec![0.4; 10])),
                 ),
+                fallback,
             ],
         };
         assert_snapshot(

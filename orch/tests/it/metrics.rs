@@ -228,6 +228,38 @@ fn metrics_count_what_the_scorers_and_the_server_did() {
         "{:?}",
         scrape.docs
     );
+
+    // The shadow's role ends: its series go (once its lane has stopped),
+    // and the primary's count on.
+    let out = server.orch(&["scheduler", "candidate", "remove", "spread"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    let (text, scrape) = loop {
+        // (The function, not the scrape above.)
+        let (_, _, text) = self::scrape(&server, "");
+        if !text.contains(r#"scorer="spread""#) {
+            let parsed = parse(&text);
+            break (text, parsed);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the removed shadow's series stayed:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        number(&scrape, "orch_scorer_decisions_total", &binpack),
+        Some(total),
+        "{text}"
+    );
+    assert_eq!(
+        number(&scrape, "orch_scorer_shadow_dropped_total", &spread),
+        None
+    );
 }
 
 #[test]

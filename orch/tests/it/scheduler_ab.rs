@@ -546,3 +546,83 @@ fn a_looping_shadow_never_holds_up_the_primary() {
         (Some("binpack"), Some(0))
     );
 }
+
+#[test]
+fn the_fallback_answers_for_the_primary_and_compare_shows_it_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let looping = orch_conformance::fixture_wasm("loops-on-cue");
+    std::fs::write(
+        dir.path().join("orch.toml"),
+        format!(
+            "data_dir = \"data\"\nworkers = 2\n[heartbeat]\nttl_ms = 3600000\ngrace_ms = 3600000\n\
+             [scheduler]\nscorer = \"loopy\"\nfallback = \"binpack\"\n\
+             [scheduler.scorers.loopy]\nplugin = \"{}\"\ndeadline_ms = 50\n",
+            looping.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(dir.path());
+    for i in 0..3 {
+        server.register(&node(i, 8000, 16_384, "dc1", &[("orch-loop-cue", "yes")]));
+    }
+    // The primary spins on every placement: binpack answers each.
+    for j in 0..4 {
+        submit(
+            &server,
+            &job(
+                &format!("cued-{j}"),
+                1,
+                500,
+                256,
+                Some("${meta.orch-loop-cue}"),
+            ),
+        );
+    }
+    // The records are committed with the allocations.
+    allocations(&server, 4);
+    let compare = server.get("/v1/scheduler/compare");
+    let figures = |name: &str| {
+        compare["scorers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {compare:#}"))
+            .clone()
+    };
+    let loopy = figures("loopy");
+    assert_eq!(loopy["role"], "primary", "{loopy}");
+    assert_eq!(
+        (
+            loopy["decisions"].as_u64(),
+            loopy["faults"].as_u64(),
+            loopy["fallbacks"].as_u64()
+        ),
+        (Some(0), Some(4), Some(4)),
+        "{loopy}"
+    );
+    let binpack = figures("binpack");
+    assert_eq!(binpack["role"], "fallback", "{binpack}");
+    assert!(
+        binpack["label"].as_str().unwrap().starts_with("binpack "),
+        "{binpack}"
+    );
+    assert_eq!(
+        (
+            binpack["decisions"].as_u64(),
+            binpack["faults"].as_u64(),
+            binpack["fallbacks"].as_u64()
+        ),
+        (Some(4), Some(0), Some(0)),
+        "{binpack}"
+    );
+    assert!(binpack["latency_p50_us"].as_u64().unwrap() > 0, "{binpack}");
+    let text = orch_ok(&server, &["scheduler", "compare"]);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("binpack "))
+        .unwrap_or_else(|| panic!("no binpack row:\n{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..3], ["binpack", "fallback", "4"], "{text}");
+}

@@ -2,7 +2,8 @@
 //! alloc status --why-not` against a real `orch server` with simulated
 //! nodes, one of them excluded by the job's constraint and one outscored;
 //! and a blocked evaluation's reasons in `orch eval status` and `orch job
-//! status`.
+//! status`, which count no node that takes nothing new, as its why-not
+//! says.
 
 use crate::common::{Server, sleep_job_file};
 use orch_testkit::node;
@@ -288,4 +289,29 @@ fn a_blocked_evaluation_says_why_in_eval_and_job_status() {
     for line in reasons.iter().chain([&waiting.as_str()]) {
         assert!(text.contains(line), "{line:?} in\n{text}");
     }
+
+    // A node that takes nothing new is not evaluated: the why-not says so,
+    // and the failure counts the other nodes only.
+    let out = server.orch(&["node", "eligibility", &MAC_1[..8], "--disable"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let file = file.to_str().unwrap();
+    let out = server.orch(&["job", "plan", file, "--why-not", "mac-1"]);
+    let text = stdout(&out);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", both(&out));
+    assert!(text.contains("  * 2 nodes evaluated\n"), "{text}");
+    assert!(
+        text.contains(
+            "  1 allocation not placed: not evaluated: the node is ineligible (a placement evaluates only nodes that are ready, eligible and not draining)\n"
+        ),
+        "{text}"
+    );
+    let out = server.orch(&["job", "plan", file, "--json", "--why-not", "mac-1"]);
+    let plan = json_of(&out);
+    assert_schema("JobPlanResponse", &plan);
+    let verdict = &plan["why_not"]["groups"][0]["placements"][0]["verdict"];
+    assert_eq!(verdict["kind"], "not_evaluated", "{plan:#}");
+    assert_eq!(
+        plan["failed_tg_allocs"]["frontend"]["nodes_evaluated"], 2,
+        "{plan:#}"
+    );
 }

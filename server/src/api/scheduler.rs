@@ -306,6 +306,7 @@ pub async fn compare(
     let lanes = lineup.shadows().stats();
     let s = &status.settings;
     let label_of = |name: &str| status.running.get(name).map_or("", |(l, _)| l.as_str());
+    let scheduler = lineup.current().get();
     let mut roles = vec![Role {
         name: &s.primary.value,
         role: "primary",
@@ -321,6 +322,15 @@ pub async fn compare(
                 .iter()
                 .find(|l| l.name == *name)
                 .map_or(0, |l| l.dropped),
+        });
+    }
+    // Named in the records as the scheduler in force names it.
+    if let (Some(name), Some(fallback)) = (scheduler.fallback_name(), scheduler.fallback()) {
+        roles.push(Role {
+            name,
+            role: "fallback",
+            label: fallback.label(),
+            drops: 0,
         });
     }
     let mut scorers = figures(&roles, &decisions, &shadows);

@@ -7,10 +7,16 @@
 //!   and a shadow's drops and agreements; the store writer's commits (in
 //!   `state/writer.rs`). Each scorer's counters are resolved once into a
 //!   [`Tally`] when the scheduler is built, so the workers only add to
-//!   atomics: no label lookup, no lock.
+//!   atomics: no label lookup, no lock. A scorer's series are shown while
+//!   it is in its role: once nothing counts into them (the scheduler or the
+//!   shadow lane that held its tally is gone, its role ended), they are
+//!   removed, as Prometheus client libraries remove the series of a label
+//!   set that will never change again. A role that comes back starts at
+//!   zero, which `rate()` reads as a counter reset.
 //! - **read at scrape time** ([`Scrape`]): evaluations, nodes and allocations
-//!   by status from the latest snapshot, the broker's queues, the writer's
-//!   queue.
+//!   by status as the latest snapshot counts them (the state keeps those
+//!   counts as it changes, so a scrape costs the same however many there
+//!   are), the broker's queues, the writer's queue.
 //!
 //! One [`Metrics`] per control plane (`serve::run` makes it), never a
 //! global: tests run several servers in one process.
@@ -29,7 +35,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The content type of what [`Metrics::render`] writes.
@@ -81,6 +88,8 @@ struct Inner {
     fallbacks: Family<ScorerLabels, Counter>,
     dropped: Family<ScorerLabels, Counter>,
     agreed: Family<ScorerLabels, Counter>,
+    /// How many live tallies count into each scorer's series.
+    holders: Mutex<HashMap<ScorerLabels, usize>>,
 }
 
 impl Default for Metrics {
@@ -152,17 +161,26 @@ impl Metrics {
             fallbacks,
             dropped,
             agreed,
+            holders: Mutex::new(HashMap::new()),
         }))
     }
 
-    /// Scorer `name`'s counters in `role`, created at zero the first time.
-    /// A counter a role never moves (a shadow's fallbacks) is not shown.
+    /// Scorer `name`'s counters in `role`: those of a tally of it still
+    /// alive (a scheduler replaced by one with the same lineup, a shadow
+    /// lane restarted with a new scorer under the same name keep counting
+    /// on), else new at zero. They are shown until the last tally of them,
+    /// with its clones, is dropped. A counter a role never moves (a
+    /// shadow's fallbacks) is not shown.
     pub fn tally(&self, name: &str, role: Role) -> Tally {
         let labels = ScorerLabels {
             scorer: name.to_owned(),
             role,
         };
         let i = &self.0;
+        // Held while the series are looked up, so that they are not
+        // removed in between by the last other tally of them going.
+        let mut holders = i.holders.lock().unwrap_or_else(|p| p.into_inner());
+        *holders.entry(labels.clone()).or_default() += 1;
         let policy = matches!(role, Role::Primary | Role::Split);
         let shadow = role == Role::Shadow;
         Tally {
@@ -184,6 +202,28 @@ impl Metrics {
             } else {
                 Counter::default()
             },
+            _shown: Some(Arc::new(Shown {
+                metrics: self.clone(),
+                labels,
+            })),
+        }
+    }
+
+    /// One tally of `labels` fewer; its series go with the last.
+    fn release(&self, labels: &ScorerLabels) {
+        let i = &self.0;
+        let mut holders = i.holders.lock().unwrap_or_else(|p| p.into_inner());
+        match holders.get_mut(labels) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                holders.remove(labels);
+                i.decisions.remove(labels);
+                i.calls.remove(labels);
+                i.faults.remove(labels);
+                i.fallbacks.remove(labels);
+                i.dropped.remove(labels);
+                i.agreed.remove(labels);
+            }
         }
     }
 
@@ -198,7 +238,7 @@ impl Metrics {
 }
 
 /// One scorer's counters in one role. Counting adds to atomics; nothing is
-/// looked up.
+/// looked up. Clones count into the same series, and keep them shown.
 #[derive(Debug, Clone)]
 pub struct Tally {
     decisions: Counter,
@@ -207,6 +247,21 @@ pub struct Tally {
     fallbacks: Counter,
     dropped: Counter,
     agreed: Counter,
+    /// Held for its drop; `None` when [`Tally::detached`].
+    _shown: Option<Arc<Shown>>,
+}
+
+/// Keeps a scorer's series shown while a tally of them lives.
+#[derive(Debug)]
+struct Shown {
+    metrics: Metrics,
+    labels: ScorerLabels,
+}
+
+impl Drop for Shown {
+    fn drop(&mut self) {
+        self.metrics.release(&self.labels);
+    }
 }
 
 impl Default for Tally {
@@ -226,6 +281,7 @@ impl Tally {
             fallbacks: Counter::default(),
             dropped: Counter::default(),
             agreed: Counter::default(),
+            _shown: None,
         }
     }
 
@@ -284,15 +340,13 @@ impl Scrape<'_> {
     fn registry(&self) -> Registry {
         let mut r = Registry::with_prefix("orch");
 
+        // Kept by the state as it changes: no walk of the evaluations.
+        let counts = self.state.by_status();
         let evals = Labeled::default();
-        let mut by_status = [0i64; 5];
-        for e in self.state.evals() {
-            by_status[eval_slot(e.status)] += 1;
-        }
         for s in EVAL_STATUSES {
             evals
                 .get_or_create(&[("status", s.as_str())])
-                .set(by_status[eval_slot(s)]);
+                .set(gauge(counts.evals(s)));
         }
         r.register("evaluations", "Evaluations in the state by status", evals);
 
@@ -316,26 +370,18 @@ impl Scrape<'_> {
         );
 
         let nodes = Labeled::default();
-        let mut by_status = [0i64; 3];
-        for n in self.state.nodes() {
-            by_status[node_slot(n.status)] += 1;
-        }
         for s in NODE_STATUSES {
             nodes
                 .get_or_create(&[("status", s.as_str())])
-                .set(by_status[node_slot(s)]);
+                .set(gauge(counts.nodes(s)));
         }
         r.register("nodes", "Nodes by status", nodes);
 
         let allocs = Labeled::default();
-        let mut by_status = [0i64; 5];
-        for a in self.state.allocs() {
-            by_status[client_slot(a.client_status)] += 1;
-        }
         for s in CLIENT_STATUSES {
             allocs
                 .get_or_create(&[("client_status", s.as_str())])
-                .set(by_status[client_slot(s)]);
+                .set(gauge(counts.allocs(s)));
         }
         r.register(
             "allocations",
@@ -379,8 +425,7 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-// Every status, so each series is there from the start (at 0); the slot
-// functions are exhaustive, so a new status fails to compile here.
+// Every status, so each series is there from the start (at 0).
 const EVAL_STATUSES: [EvalStatus; 5] = [
     EvalStatus::Pending,
     EvalStatus::Blocked,
@@ -401,41 +446,13 @@ const CLIENT_STATUSES: [ClientStatus; 5] = [
     ClientStatus::Lost,
 ];
 
-fn eval_slot(s: EvalStatus) -> usize {
-    match s {
-        EvalStatus::Pending => 0,
-        EvalStatus::Blocked => 1,
-        EvalStatus::Complete => 2,
-        EvalStatus::Failed => 3,
-        EvalStatus::Canceled => 4,
-    }
-}
-
-fn node_slot(s: NodeStatus) -> usize {
-    match s {
-        NodeStatus::Initializing => 0,
-        NodeStatus::Ready => 1,
-        NodeStatus::Down => 2,
-    }
-}
-
-fn client_slot(s: ClientStatus) -> usize {
-    match s {
-        ClientStatus::Pending => 0,
-        ClientStatus::Running => 1,
-        ClientStatus::Complete => 2,
-        ClientStatus::Failed => 3,
-        ClientStatus::Lost => 4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, reason = "tests may")]
     use super::*;
     use crate::scheduler::{Native, ScoreError, Scorer};
     use crate::testing::{Harness, count, job, node};
-    use crate::{Sampling, Scheduler};
+    use crate::{Sampling, Scheduler, Split};
     use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
 
     /// Refuses every request.
@@ -579,6 +596,74 @@ mod tests {
         let fallback = metrics.tally("also-broken", Role::Fallback).counts();
         assert_eq!(primary, (0, 1, 0), "decisions, faults, fallbacks");
         assert_eq!(fallback, (0, 1, 0));
+    }
+
+    #[test]
+    fn a_scorers_series_are_shown_while_it_is_in_its_role() {
+        let metrics = Metrics::new();
+        let mut h = Harness::new(binpack());
+        h.scheduler = Scheduler::new(binpack(), Sampling::default())
+            .named("binpack")
+            .with_fallback(binpack())
+            .fallback_named("last-resort")
+            .with_metrics(&metrics);
+        h.nodes(vec![node("a", 4000, 8192, &[])]);
+        h.register(job(count(1)));
+        h.run();
+        let primary = r#"{scorer="binpack",role="primary"}"#;
+        let decisions =
+            |text: &str, labels: &str| value(text, &format!("orch_scorer_decisions_total{labels}"));
+        let text = render(&metrics, &h);
+        assert_eq!(decisions(&text, primary), Some(1.0));
+        assert!(text.contains(r#"scorer="last-resort""#), "{text}");
+
+        // As the lineup changes it: the next scheduler is built, then put
+        // in place of the one in force. The fallback is gone and a split
+        // comes; the primary, in the same role, counts on.
+        let split = Split {
+            name: "spread".into(),
+            scorer: Arc::new(Native::new(orch_scorer_spread::Spread)),
+            candidate: orch_model::Candidate {
+                mode: orch_model::CandidateMode::Split,
+                weight: Some(50),
+                jobs: Vec::new(),
+            },
+            tally: Tally::detached(),
+        };
+        h.scheduler = Scheduler::new(binpack(), Sampling::default())
+            .named("binpack")
+            .with_splits(vec![split])
+            .with_metrics(&metrics);
+        let text = render(&metrics, &h);
+        assert_eq!(decisions(&text, primary), Some(1.0));
+        assert!(!text.contains(r#"scorer="last-resort""#), "{text}");
+        let split = r#"{scorer="spread",role="split"}"#;
+        assert_eq!(decisions(&text, split), Some(0.0));
+        assert_eq!(
+            value(&text, &format!("orch_scorer_fallbacks_total{split}")),
+            Some(0.0)
+        );
+
+        // Spread promoted: binpack is no longer the primary, nor spread a
+        // split.
+        h.scheduler = Scheduler::new(binpack(), Sampling::default())
+            .named("spread")
+            .with_metrics(&metrics);
+        let text = render(&metrics, &h);
+        assert!(!text.contains(r#"scorer="binpack""#), "{text}");
+        assert!(!text.contains(r#"role="split""#), "{text}");
+        assert_eq!(
+            decisions(&text, r#"{scorer="spread",role="primary"}"#),
+            Some(0.0)
+        );
+
+        // Binpack back as the primary: a new series, from zero.
+        h.scheduler = Scheduler::new(binpack(), Sampling::default())
+            .named("binpack")
+            .with_metrics(&metrics);
+        let text = render(&metrics, &h);
+        assert_eq!(decisions(&text, primary), Some(0.0));
+        assert!(!text.contains(r#"scorer="spread""#), "{text}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `orch scheduler compare`: every scorer that runs, side by side, over a
 //! window of decisions — how many it made, how often a shadow agrees with
-//! the primary, how long its calls take, how often it failed — and how
-//! packed its cluster is now: the real one for the primary, its shadow
-//! cluster for a shadow.
+//! the primary, how long its calls take, how often it failed (and the
+//! fallback answered for it) — and how packed its cluster is now: the real
+//! one for the primary, its shadow cluster for a shadow.
 
 use super::Current;
 use super::shadow::{Delta, Shadows};
@@ -21,7 +21,9 @@ pub const EXHAUSTED: f64 = 0.05;
 
 /// A scorer in force and its role.
 pub struct Role<'a> {
+    /// Its name in the settings, as decision records name it.
     pub name: &'a str,
+    /// `primary`, `split`, `shadow` or `fallback`.
     pub role: &'a str,
     pub label: &'a str,
     /// Shadow decisions dropped since its lane started.
@@ -29,16 +31,28 @@ pub struct Role<'a> {
 }
 
 /// The figures of each scorer: those in `roles` first, in that order, then
-/// any other that made decisions in the window (`past`).
+/// any other that made decisions in the window (`past`). A name in two
+/// roles (a fallback that is the primary's built-in) is shown once, in the
+/// first: the records name who answered, not in which role.
+///
+/// A policy's (the primary's, a split's) faults are the placements it
+/// failed on, and its fallbacks those another scorer answered for it, as
+/// the records say: the same number, since a placement no one answered
+/// leaves no record. The fallback's decisions are those it answered; it
+/// stands in for no one, so it has neither.
 pub fn figures(
     roles: &[Role<'_>],
     decisions: &[DecisionRow],
     shadows: &[ShadowRow],
 ) -> Vec<ScorerFigures> {
-    let mut names: Vec<String> = roles.iter().map(|r| r.name.to_owned()).collect();
-    for d in decisions {
-        if !names.contains(&d.scorer_name) {
-            names.push(d.scorer_name.clone());
+    let mut names: Vec<String> = Vec::new();
+    let known = roles
+        .iter()
+        .map(|r| r.name)
+        .chain(decisions.iter().map(|d| d.scorer_name.as_str()));
+    for name in known {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
         }
     }
     names
@@ -366,12 +380,20 @@ mod tests {
                 label: "spread 0.1.0",
                 drops: 3,
             },
+            Role {
+                name: "epvm",
+                role: "fallback",
+                label: "epvm 0.1.0",
+                drops: 0,
+            },
         ];
         let decisions = [
             row("binpack", "binpack", 10, false),
             row("binpack", "binpack", 30, false),
             // The primary failed; the fallback answered.
             row("epvm", "binpack", 20, true),
+            // A split candidate since removed.
+            row("round-robin", "round-robin", 5, false),
         ];
         let shadow = |agrees, fault| ShadowRow {
             candidate: "spread".into(),
@@ -385,11 +407,47 @@ mod tests {
             shadow(false, true),
         ];
         let f = figures(&roles, &decisions, &shadows);
-        assert_eq!(f.len(), 3);
+        assert_eq!(f.len(), 4);
+        // The primary failed once: a fault, and a fallback the fallback
+        // answered.
         assert_eq!((f[0].decisions, f[0].faults, f[0].fallbacks), (2, 1, 1));
         assert_eq!((f[0].latency_p50_us, f[0].latency_p99_us), (10, 30));
         assert_eq!((f[1].decisions, f[1].faults, f[1].drops), (3, 1, 3));
         assert_eq!(f[1].agreement, Some(0.5));
-        assert_eq!((f[2].name.as_str(), f[2].role.as_str()), ("epvm", "past"));
+        let fallback = &f[2];
+        assert_eq!(
+            (fallback.name.as_str(), fallback.role.as_str()),
+            ("epvm", "fallback")
+        );
+        assert_eq!(fallback.label, "epvm 0.1.0");
+        assert_eq!(
+            (fallback.decisions, fallback.faults, fallback.fallbacks),
+            (1, 0, 0)
+        );
+        assert_eq!((fallback.latency_p50_us, fallback.latency_p99_us), (20, 20));
+        assert_eq!(
+            (f[3].name.as_str(), f[3].role.as_str(), f[3].decisions),
+            ("round-robin", "past", 1)
+        );
+    }
+
+    #[test]
+    fn a_name_in_two_roles_is_shown_once_in_the_first() {
+        let role = |name, role| Role {
+            name,
+            role,
+            label: "",
+            drops: 0,
+        };
+        // The built-in binpack as the primary and as the fallback.
+        let roles = [role("binpack", "primary"), role("binpack", "fallback")];
+        let decisions = [
+            row("binpack", "binpack", 10, false),
+            row("binpack", "binpack", 20, true),
+        ];
+        let f = figures(&roles, &decisions, &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].role, "primary");
+        assert_eq!((f[0].decisions, f[0].fallbacks), (2, 1));
     }
 }

@@ -276,6 +276,11 @@ impl Scheduler {
         self.fallback.as_ref()
     }
 
+    /// The fallback's name in decision records, when there is one.
+    pub fn fallback_name(&self) -> Option<&str> {
+        self.fallback.as_ref().map(|_| self.fallback_name.as_str())
+    }
+
     pub fn scorer(&self) -> &Arc<dyn Scorer> {
         &self.scorer
     }

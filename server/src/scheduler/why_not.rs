@@ -176,13 +176,13 @@ pub fn alloc_why_not(
 }
 
 /// What the scheduler makes of `node` for an allocation of a group asking
-/// `ask`, against one state: passed over (it takes nothing new, or the
-/// first check it fails), without room (the first dimension short), or
-/// [`NodeVerdict::Fits`]: a node sampling makes a candidate when it
+/// `ask`, against one state: not evaluated (it takes nothing new), filtered
+/// (the first check it fails), without room (the first dimension short),
+/// or [`NodeVerdict::Fits`]: a node sampling makes a candidate when it
 /// reaches it.
 fn explain(node: &Node, feasibility: &Feasibility, ask: Resources, at: &At<'_>) -> NodeVerdict {
     if let Some(reason) = unschedulable(node) {
-        return NodeVerdict::Filtered { reason };
+        return NodeVerdict::NotEvaluated { reason };
     }
     match sample::examine(node, |id| at.usage(id), feasibility, ask, at, &at.overlay) {
         Ok(_) => NodeVerdict::Fits,
@@ -202,14 +202,15 @@ fn explain(node: &Node, feasibility: &Feasibility, ask: Resources, at: &At<'_>) 
 }
 
 /// Why `node` is not among the nodes sampling walks at all, if it is not
-/// ([`Node::schedulable`], said).
+/// ([`Node::schedulable`], said). A placement's metrics count only the
+/// nodes it walks (`nodes_evaluated`), so no reason of these is counted.
 fn unschedulable(node: &Node) -> Option<String> {
     if node.status != NodeStatus::Ready {
-        Some(format!("node status ({})", node.status.as_str()))
+        Some(format!("the node is {}", node.status.as_str()))
     } else if node.drain {
-        Some("node drain".to_owned())
+        Some("the node is draining".to_owned())
     } else if node.eligibility == Eligibility::Ineligible {
-        Some("node eligibility (ineligible)".to_owned())
+        Some("the node is ineligible".to_owned())
     } else {
         None
     }
@@ -238,16 +239,25 @@ fn scored(state: &State, d: &Decision, node: &str) -> Option<NodeVerdict> {
     let i = d.candidates.iter().position(|c| c == node)?;
     let pick = d.pick as usize;
     let part_names = d.part_names.clone();
-    Some(if i == pick {
-        NodeVerdict::Picked {
+    let node = candidate(state, d, i);
+    if i == pick {
+        return Some(NodeVerdict::Picked { part_names, node });
+    }
+    let winner = candidate(state, d, pick);
+    // `select` keeps the first of equal final scores, comparing these very
+    // sums exactly: a candidate with the winner's score lost only by
+    // coming later in the walk.
+    Some(if node.score == winner.score {
+        NodeVerdict::Tied {
             part_names,
-            node: candidate(state, d, i),
+            node,
+            winner,
         }
     } else {
         NodeVerdict::Outscored {
             part_names,
-            node: candidate(state, d, i),
-            winner: candidate(state, d, pick),
+            node,
+            winner,
         }
     })
 }
@@ -434,17 +444,11 @@ mod tests {
         other_dc.datacenter = "dc2".into();
         let mut no_exec = node("no-exec", 4000, 8192, &[("kernel.name", "linux")]);
         no_exec.drivers.clear();
-        let mut drained = node("drained", 4000, 8192, &[("kernel.name", "linux")]);
-        drained.drain = true;
-        let mut ineligible = node("ineligible", 4000, 8192, &[("kernel.name", "linux")]);
-        ineligible.eligibility = Eligibility::Ineligible;
         h.nodes(vec![
             node("ok", 4000, 8192, &[("kernel.name", "linux")]),
             node("mac", 4000, 8192, &[("kernel.name", "darwin")]),
             other_dc,
             no_exec,
-            drained,
-            ineligible,
         ]);
         let j = job(json!({
             "datacenters": ["dc1"],
@@ -454,8 +458,6 @@ mod tests {
             ("mac", "constraint ${attr.kernel.name} = linux"),
             ("other-dc", "datacenter not in the job's datacenters"),
             ("no-exec", "missing driver exec"),
-            ("drained", "node drain"),
-            ("ineligible", "node eligibility (ineligible)"),
         ] {
             let (dry, why) = plan_why_not(&h, &j, name);
             assert_eq!(
@@ -465,15 +467,85 @@ mod tests {
             );
             assert_eq!(why.node_name, name);
             // The reason is the one the decision's metrics count.
-            if !reason.starts_with("node ") {
-                assert_eq!(dry.plan.decisions[0].nodes_filtered.get(reason), Some(&1));
-            }
+            assert_eq!(dry.plan.decisions[0].nodes_filtered.get(reason), Some(&1));
         }
         let (_, why) = plan_why_not(&h, &j, "ok");
         assert!(
             matches!(verdicts(&why)[0].1, NodeVerdict::Picked { .. }),
             "{why:?}"
         );
+    }
+
+    #[test]
+    fn a_node_that_takes_nothing_new_is_not_evaluated_as_the_metrics_say() {
+        let h = harness();
+        let mut drained = node("drained", 4000, 8192, &[]);
+        drained.drain = true;
+        let mut ineligible = node("ineligible", 4000, 8192, &[]);
+        ineligible.eligibility = Eligibility::Ineligible;
+        let mut down = node("down", 4000, 8192, &[]);
+        down.status = NodeStatus::Down;
+        h.nodes(vec![node("ok", 4000, 8192, &[]), drained, ineligible, down]);
+        // One fits, one does not: a decision, and a failure with metrics.
+        let j = job(json!({"group": [{"count": 2, "task": [{"resources": {"cpu": 3000}}]}]}));
+        for (name, reason) in [
+            ("drained", "the node is draining"),
+            ("ineligible", "the node is ineligible"),
+            ("down", "the node is down"),
+        ] {
+            let (dry, why) = plan_why_not(&h, &j, name);
+            let not_evaluated = NodeVerdict::NotEvaluated {
+                reason: reason.to_owned(),
+            };
+            assert_eq!(
+                why.groups[0].placements,
+                [
+                    PlacementWhyNot {
+                        allocation: Some("web.g[0]".into()),
+                        unplaced: 0,
+                        verdict: not_evaluated.clone(),
+                    },
+                    PlacementWhyNot {
+                        allocation: None,
+                        unplaced: 1,
+                        verdict: not_evaluated,
+                    }
+                ],
+                "{name}"
+            );
+            // Neither the decision nor the failure counts the node: they
+            // evaluated the one node that takes allocations, and filtered
+            // none.
+            let d = &dry.plan.decisions[0];
+            assert_eq!((d.nodes_evaluated, d.nodes_filtered.len()), (1, 0));
+            let failed = &dry.failed_tg_allocs["g"];
+            assert_eq!(failed.nodes_evaluated, 1);
+            assert!(failed.nodes_filtered.is_empty(), "{failed:?}");
+        }
+    }
+
+    #[test]
+    fn a_candidate_with_the_winners_score_tied_and_lost_on_walk_order() {
+        let h = harness();
+        h.nodes(vec![node("a", 4000, 8192, &[]), node("b", 4000, 8192, &[])]);
+        let j = job(json!({}));
+        let state = h.state();
+        let dry = h.scheduler.dry_run(&state, &j, h.now()).unwrap();
+        let d = &dry.plan.decisions[0];
+        assert_eq!(d.scores[0], d.scores[1], "two nodes alike score alike");
+        assert_eq!(d.pick, 0, "the first of equals wins");
+        let why = dry
+            .why_not(&state, &j, state.node(&d.candidates[1]).unwrap())
+            .unwrap();
+        let v = verdicts(&why);
+        let NodeVerdict::Tied { node, winner, .. } = v[0].1 else {
+            panic!("{v:?}");
+        };
+        assert_eq!(
+            (node.node_id.as_str(), winner.node_id.as_str()),
+            (d.candidates[1].as_str(), d.candidates[0].as_str())
+        );
+        assert_eq!(node.score, winner.score);
     }
 
     #[test]

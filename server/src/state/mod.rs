@@ -17,7 +17,7 @@ mod record;
 mod sql;
 mod writer;
 
-pub use memory::{State, Usage};
+pub use memory::{ByStatus, State, Usage};
 pub use record::{PackedDecision, pack_plan};
 pub use sql::{DecisionRow, Durability, PackedShadow, ShadowRow};
 pub use writer::{AllocUpdate, CommitEvents, NodeChange, Op, Outcome, WriterStats};
