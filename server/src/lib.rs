@@ -49,8 +49,7 @@ pub use broker::{Broker, BrokerError, BrokerOptions, BrokerStats, Lease};
 pub use config::{
     ApiConfig, Change, Config, ConfigError, Entry, HeartbeatConfig, LimitsConfig, Lineup,
     LineupError, LineupStatus, RegistryAuthConfig, Reloaded, Reloader, SamplingConfig,
-    SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig, load_scheduler,
-    load_scorer, load_scorer_with,
+    SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig,
 };
 pub use heartbeat::Heartbeats;
 pub use metrics::{Metrics, Role, Scrape, Tally};

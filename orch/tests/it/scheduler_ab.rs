@@ -128,6 +128,14 @@ fn status(server: &Server) -> Value {
     s
 }
 
+/// The entry of `list` (a JSON array of objects with a `name`) named
+/// `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list:#}"))
+}
+
 /// Every allocation of the cluster, waiting until there are `n`.
 fn allocations(server: &Server, n: usize) -> Vec<Value> {
     server
@@ -161,13 +169,7 @@ fn shadow_drained(server: &Server, name: &str, offered: u64) -> Value {
             })
         },
     );
-    s["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()["shadow"]
-        .clone()
+    named(&s["candidates"], name)["shadow"].clone()
 }
 
 #[test]
@@ -356,17 +358,8 @@ fn a_shadow_measures_its_own_cluster_and_promote_and_split_switch_policies_live(
 
     let compare: Value =
         serde_json::from_str(&orch_ok(&server, &["scheduler", "compare", "--json"])).unwrap();
-    let figures = |name: &str| -> Value {
-        compare["scorers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing: {compare:#}"))
-            .clone()
-    };
-    let binpack = figures("binpack");
-    let spread = figures("spread");
+    let binpack = named(&compare["scorers"], "binpack");
+    let spread = named(&compare["scorers"], "spread");
     assert_eq!(binpack["decisions"].as_u64(), Some(total as u64));
     assert_eq!(spread["decisions"].as_u64(), Some(total as u64));
     let (b, s) = (&binpack["packing"], &spread["packing"]);
@@ -532,13 +525,7 @@ fn a_looping_shadow_never_holds_up_the_primary() {
     // Five deadlines trip its breaker; the rest are refused at once.
     server.logged("shadow loopy: its breaker is open");
     let compare = server.get("/v1/scheduler/compare");
-    let loopy = compare["scorers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "loopy")
-        .unwrap()
-        .clone();
+    let loopy = named(&compare["scorers"], "loopy");
     assert_eq!(loopy["faults"].as_u64(), Some(12), "{loopy}");
     let binpack = &compare["scorers"][0];
     assert_eq!(

@@ -9,9 +9,7 @@
 //! verified; a tag only through the digest `orch plugin add` pinned in the
 //! `orch.lock` beside the config.
 
-use super::{Config, SchedulerConfig};
-use crate::scheduler::Scheduler;
-use crate::scheduler::score::{Component, Scorer};
+use crate::scheduler::score::Component;
 use orch_model::closest;
 use orch_plugin_runtime::{Digest, Limits, PluginError, Runtime};
 use orch_registry::{CredentialSource, Credentials, Reference, RegistryError, Resolver, Store};
@@ -19,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Nodes in the request a scorer must answer before it is accepted: enough
 /// to be typical, few enough to cost nothing next to compiling.
@@ -298,57 +295,6 @@ fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
     orch_builtins::get(name)
         .filter(|b| b.kind == "scorer")
         .map(|b| b.wasm)
-}
-
-/// Loads the scorer `config` names (paths relative to `base_dir`) and
-/// accepts it only if it passes the basic checks under `config`'s limits:
-/// it compiles, is a scorer of the world this host speaks with nothing
-/// imported beyond WASI, answers `info()` with a name and a version, and
-/// scores a typical request with one finite score in [-1, 1] per node.
-pub fn load_scorer(
-    config: &SchedulerConfig,
-    base_dir: &Path,
-    runtime: &Runtime,
-) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
-    load_scorer_with(config, base_dir, &BTreeMap::new(), runtime)
-}
-
-/// [`load_scorer`], pulling an `oci://` scorer with `registries`'
-/// credentials when the store does not hold it.
-pub fn load_scorer_with(
-    config: &SchedulerConfig,
-    base_dir: &Path,
-    registries: &BTreeMap<String, RegistryAuthConfig>,
-    runtime: &Runtime,
-) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
-    let source = ScorerSource::resolve(&config.scorer, base_dir)?;
-    let bytes = source.read_with(registries)?;
-    let scorer = accept(runtime, &source.name(), &bytes, config.limits.limits())?;
-    Ok(Arc::new(scorer))
-}
-
-/// The scheduler `config` describes: its scorer, loaded and checked by
-/// [`load_scorer`], with its sampling.
-pub fn load_scheduler(config: &Config, runtime: &Runtime) -> Result<Scheduler, ScorerLoadError> {
-    let scorer = load_scorer_with(
-        &config.scheduler,
-        &config.base_dir,
-        &config.registry,
-        runtime,
-    )?;
-    let scheduler = Scheduler::new(scorer, config.scheduler.sampling.sampling());
-    match &config.scheduler.fallback {
-        None => Ok(scheduler),
-        Some(name) => {
-            let fallback = SchedulerConfig {
-                scorer: name.clone(),
-                fallback: None,
-                ..config.scheduler.clone()
-            };
-            let fallback = load_scorer(&fallback, &config.base_dir, runtime)?;
-            Ok(scheduler.with_fallback(fallback))
-        }
-    }
 }
 
 pub(crate) fn accept(

@@ -180,7 +180,6 @@ impl Scheduler {
         &self.name
     }
 
-
     pub fn splits(&self) -> &[Split] {
         &self.splits
     }
