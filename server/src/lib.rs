@@ -48,8 +48,8 @@ pub use api::{ApiContext, ApiError, DEFAULT_WAIT, MAX_WAIT, router, routes};
 pub use broker::{Broker, BrokerError, BrokerOptions, BrokerStats, Lease};
 pub use config::{
     ApiConfig, Change, Config, ConfigError, Entry, HeartbeatConfig, LimitsConfig, Lineup,
-    LineupError, LineupStatus, RegistryAuthConfig, Reloaded, Reloader, SamplingConfig,
-    SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig,
+    LineupError, LineupStatus, MAX_SCORER_BYTES, RegistryAuthConfig, Reloaded, Reloader,
+    SamplingConfig, SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig,
 };
 pub use heartbeat::Heartbeats;
 pub use metrics::{Metrics, Role, Scrape, Tally};

@@ -238,8 +238,24 @@ fn settings_changed_at_run_time_survive_a_restart_and_bad_changes_change_nothing
     assert!(e.contains("\"Bad\" is not a scorer name"), "{e}");
     let e = orch_refused(&server, &["scheduler", "scorer", "remove", "binpack"]);
     assert!(e.contains("binpack is the primary"), "{e}");
+    // A file the API names is read only from under the config's folder,
+    // whether it is there or not.
+    for far in ["/etc/passwd", "/nonexistent.wasm", "../elsewhere.wasm"] {
+        let e = orch_refused(&server, &["scheduler", "scorer", "add", "far", far]);
+        assert!(
+            e.contains("scheduler.scorers.far.plugin")
+                && e.contains("is not under")
+                && e.contains("push it to a registry"),
+            "{e}"
+        );
+        assert!(!e.contains("does not exist"), "{e}");
+    }
     // A scorer that cannot even answer a typical request is not added…
-    let looping = orch_conformance::fixture_wasm("loop-forever");
+    std::fs::copy(
+        orch_conformance::fixture_wasm("loop-forever"),
+        dir.path().join("loopy.wasm"),
+    )
+    .unwrap();
     let e = orch_refused(
         &server,
         &[
@@ -247,7 +263,7 @@ fn settings_changed_at_run_time_survive_a_restart_and_bad_changes_change_nothing
             "scorer",
             "add",
             "loopy",
-            looping.to_str().unwrap(),
+            "loopy.wasm",
             "--deadline-ms",
             "50",
         ],
@@ -255,16 +271,14 @@ fn settings_changed_at_run_time_survive_a_restart_and_bad_changes_change_nothing
     assert!(e.contains("failed the basic checks"), "{e}");
     // …and one that answers but fails `orch plugin test` is known by name
     // but cannot be a candidate or the primary, with the reason.
-    let stateful = orch_conformance::fixture_wasm("keeps-state");
+    std::fs::copy(
+        orch_conformance::fixture_wasm("keeps-state"),
+        dir.path().join("stateful.wasm"),
+    )
+    .unwrap();
     orch_ok(
         &server,
-        &[
-            "scheduler",
-            "scorer",
-            "add",
-            "stateful",
-            stateful.to_str().unwrap(),
-        ],
+        &["scheduler", "scorer", "add", "stateful", "stateful.wasm"],
     );
     let known = status(&server);
     let e = orch_refused(

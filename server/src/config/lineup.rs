@@ -8,7 +8,7 @@
 //! scorer keeps its warm instances and its breaker.
 
 use super::scorer::{ScorerLoadError, ScorerSource, accept, builtin_names};
-use super::settings::Settings;
+use super::settings::{Settings, confined_problem};
 use super::{Config, ConfigError, LimitsConfig, RegistryAuthConfig, Reloaded, SchedulerConfig};
 use crate::metrics::{Metrics, Tally};
 use crate::scheduler::compare::History;
@@ -115,7 +115,7 @@ struct LineupState {
 }
 
 /// What `orch scheduler status` shows.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LineupStatus {
     pub settings: Settings,
     /// Name → (label, digest) of each scorer with a role.
@@ -300,6 +300,13 @@ impl Lineup {
     /// conformance suite), they are stored, and only then put in force.
     /// Blocks while a component compiles: call it off the async threads.
     pub fn change(&self, store: &Store, change: Change) -> Result<LineupStatus, LineupError> {
+        if let Change::PutScorer { name, spec } = &change {
+            // Before anything looks at the file.
+            let at = format!("scheduler.scorers.{name}.plugin");
+            if let Some(p) = confined_problem(&spec.plugin, &at, &self.core.base_dir) {
+                return Err(LineupError::Invalid { problems: vec![p] });
+            }
+        }
         let mut st = self.lock();
         let (overrides, vetted) = self.overrides_after(&st, &change)?;
         let settings = Settings::of(&st.file, &overrides);

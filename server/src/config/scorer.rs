@@ -22,6 +22,12 @@ use std::path::{Path, PathBuf};
 /// to be typical, few enough to cost nothing next to compiling.
 const BASIC_NODES: usize = 16;
 
+/// The largest scorer component read, from a file or a registry: far above
+/// any real one (a componentize-py scorer, the largest seen, is ~18 MB),
+/// and a bound on what naming a file or a reference can make the server
+/// hold in memory.
+pub const MAX_SCORER_BYTES: u64 = 64 << 20;
+
 /// Why a scorer was not accepted. Each variant names the scorer (its path,
 /// or `builtin:NAME`) and, once its bytes were read, its digest.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,12 @@ pub enum ScorerLoadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "scorer {}: larger than {} MiB, the most a scorer component may be; check that the path names a .wasm scorer component",
+        path.display(),
+        MAX_SCORER_BYTES >> 20
+    )]
+    TooLarge { path: PathBuf },
     /// Not a component, not a scorer of the supported world, forbidden
     /// imports, compile timeout: the runtime's own error, which names the
     /// plugin and its digest.
@@ -161,7 +173,7 @@ pub(crate) fn resolver(
         path: PathBuf::from("$ORCH_PLUGIN_STORE"),
         detail: "no plugin store: set $ORCH_PLUGIN_STORE or $HOME".to_owned(),
     })?;
-    let mut resolver = Resolver::new(Store::new(store), lock);
+    let mut resolver = Resolver::new(Store::new(store), lock).at_most(MAX_SCORER_BYTES);
     for (host, auth) in registries {
         if let Ok(credentials) = auth.credentials() {
             resolver = resolver.with_credentials(
@@ -264,14 +276,14 @@ impl ScorerSource {
                     path: PathBuf::from(name),
                 }
             }),
-            Self::File(path) => {
-                std::fs::read(path)
-                    .map(Cow::Owned)
-                    .map_err(|source| ScorerLoadError::Read {
-                        path: path.clone(),
-                        source,
-                    })
-            }
+            Self::File(path) => match orch_registry::read_at_most(path, MAX_SCORER_BYTES) {
+                Ok(Some(bytes)) => Ok(Cow::Owned(bytes)),
+                Ok(None) => Err(ScorerLoadError::TooLarge { path: path.clone() }),
+                Err(source) => Err(ScorerLoadError::Read {
+                    path: path.clone(),
+                    source,
+                }),
+            },
         }
     }
 }

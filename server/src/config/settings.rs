@@ -318,6 +318,37 @@ pub(crate) fn plugin_problem(plugin: &str, at: &str, base_dir: &Path) -> Option<
     }
 }
 
+/// Whether a scorer named from the API may be read: a built-in, an
+/// `oci://` reference, or a file that lies under `base_dir` once symlinks
+/// are followed (for a path that does not exist, its deepest existing
+/// folder must), so that a request cannot make the server read, or say
+/// whether there is, a file anywhere else. The config file's own paths are
+/// the operator's and are not held to this.
+pub(crate) fn confined_problem(plugin: &str, at: &str, base_dir: &Path) -> Option<Problem> {
+    let Ok(ScorerSource::File(path)) = ScorerSource::resolve(plugin, base_dir) else {
+        // Built-ins and references; a bad one is reported by the checks.
+        return None;
+    };
+    let inside = base_dir.canonicalize().is_ok_and(|base| {
+        path.ancestors()
+            .find_map(|p| p.canonicalize().ok())
+            .is_some_and(|real| real.starts_with(&base))
+    });
+    (!inside).then(|| {
+        Problem::new(
+            at,
+            format!(
+                "{plugin} is not under {}, the config file's folder: a scorer named through the API is read only from there",
+                base_dir.display()
+            ),
+        )
+        .hint(format!(
+            "copy the component under {}, or push it to a registry and name it oci://…",
+            base_dir.display()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests may")]
