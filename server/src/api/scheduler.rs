@@ -137,6 +137,14 @@ fn refused(e: LineupError) -> ApiError {
             e.to_string(),
         ),
         LineupError::Store(e) => ApiError::from(e),
+        LineupError::Stale { why, error } => {
+            let mut e = refused(*error);
+            e.body.message = format!(
+                "{}; note: the settings changed at run time are not in force ({why}), and every change is checked with them; `orch scheduler reset` drops them",
+                e.body.message
+            );
+            e
+        }
     }
 }
 
@@ -277,6 +285,8 @@ fn since(params: &mut Params) -> Result<u64, ApiError> {
 }
 
 /// `GET /v1/scheduler/compare?since=1h&spread_by=${node.datacenter}`.
+/// Reading the records and measuring each cluster take a while on a big
+/// cluster: done off the async threads.
 pub async fn compare(
     Ctx(ctx): Ctx<ApiContext>,
     mut params: Params,
@@ -292,55 +302,55 @@ pub async fn compare(
         )));
     }
     let state = params.block(&ctx.store).await?;
-    // The picture over time has a point for now too.
-    lineup.history().record_if_due(
-        &ctx.store,
-        lineup.current(),
-        lineup.shadows(),
-        std::time::Duration::from_secs(1),
-    );
     let store = ctx.store.clone();
-    let (decisions, shadows) =
-        blocking_io(move || store.compare_rows(since_ms).map_err(ApiError::from)).await?;
-    let status = lineup.status();
-    let lanes = lineup.shadows().stats();
-    let s = &status.settings;
-    let label_of = |name: &str| status.running.get(name).map_or("", |(l, _)| l.as_str());
-    let mut roles = vec![Role {
-        name: &s.primary.value,
-        role: "primary",
-        label: label_of(&s.primary.value),
-        drops: 0,
-    }];
-    for (name, entry) in &s.candidates {
-        roles.push(Role {
-            name,
-            role: entry.value.mode.as_str(),
-            label: label_of(name),
-            drops: lanes
-                .iter()
-                .find(|l| l.name == *name)
-                .map_or(0, |l| l.dropped),
-        });
-    }
-    let mut scorers = figures(&roles, &decisions, &shadows);
-    for f in &mut scorers {
-        f.packing = match f.role.as_str() {
-            "primary" => Some(packing(&state, None, 0, &spread_by)),
-            "shadow" => lineup
-                .shadows()
-                .cluster_delta(&f.name)
-                .map(|(delta, unplaced)| packing(&state, Some(&delta), unplaced, &spread_by)),
-            _ => None,
-        };
-    }
-    Ok(Indexed(
-        state.index(),
-        Json(Comparison {
+    let comparison = blocking_io(move || {
+        // The picture over time has a point for now too.
+        lineup.history().record_if_due(
+            &store,
+            lineup.current(),
+            lineup.shadows(),
+            std::time::Duration::from_secs(1),
+        );
+        let (decisions, shadows) = store.compare_rows(since_ms).map_err(ApiError::from)?;
+        let status = lineup.status();
+        let lanes = lineup.shadows().stats();
+        let s = &status.settings;
+        let label_of = |name: &str| status.running.get(name).map_or("", |(l, _)| l.as_str());
+        let mut roles = vec![Role {
+            name: &s.primary.value,
+            role: "primary",
+            label: label_of(&s.primary.value),
+            drops: 0,
+        }];
+        for (name, entry) in &s.candidates {
+            roles.push(Role {
+                name,
+                role: entry.value.mode.as_str(),
+                label: label_of(name),
+                drops: lanes
+                    .iter()
+                    .find(|l| l.name == *name)
+                    .map_or(0, |l| l.dropped),
+            });
+        }
+        let mut scorers = figures(&roles, &decisions, &shadows);
+        for f in &mut scorers {
+            f.packing = match f.role.as_str() {
+                "primary" => Some(packing(&state, None, 0, &spread_by)),
+                "shadow" => lineup
+                    .shadows()
+                    .cluster_delta(&f.name)
+                    .map(|(delta, unplaced)| packing(&state, Some(&delta), unplaced, &spread_by)),
+                _ => None,
+            };
+        }
+        Ok(Comparison {
             since_ms,
             index: state.index(),
             scorers,
             history: lineup.history().since(since_ms),
-        }),
-    ))
+        })
+    })
+    .await?;
+    Ok(Indexed(comparison.index, Json(comparison)))
 }
