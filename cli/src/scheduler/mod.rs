@@ -256,7 +256,8 @@ impl ResetArgs {
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// Only decisions made this recently (e.g. 30m, 2h); default: all.
+    /// Only decisions made this recently (e.g. 30m, 2h), or `all`;
+    /// default: the last 24h.
     #[arg(long)]
     pub since: Option<String>,
     /// The node attribute allocations are counted by for spread.

@@ -547,3 +547,89 @@ fn a_looping_shadow_never_holds_up_the_primary() {
         (Some("binpack"), Some(0))
     );
 }
+
+/// `GET path`: the status and the body.
+fn get_status(server: &Server, path: &str) -> (u16, Value) {
+    let resp = ureq::get(&format!("{}{path}", server.addr))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn decision_pages_read_one_window_and_compare_looks_back_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), "");
+    let server = Server::start(dir.path());
+    for i in 0..3 {
+        server.register(&node(i, 8000, 16_384, "dc1", &[]));
+    }
+    submit(&server, &job("paged", 7, 500, 256, None));
+    allocations(&server, 7);
+
+    // The first page counts them all and says where its window starts;
+    // the later ones ask for that window and count nothing again.
+    let hour = 3_600_000;
+    let asked = orch_model::now_ms();
+    let first = server.get("/v1/scheduler/decisions?since=1h&limit=3");
+    let answered = orch_model::now_ms();
+    assert_eq!(first["total"].as_u64(), Some(7), "{first:#}");
+    let since_ms = first["since_ms"].as_u64().unwrap();
+    assert!(
+        (asked - hour..=answered - hour).contains(&since_ms),
+        "{since_ms}"
+    );
+    let mut seen = first["decisions"].as_array().unwrap().len();
+    let mut next = first["next"].as_u64();
+    while let Some(after) = next {
+        let page = server.get(&format!(
+            "/v1/scheduler/decisions?since_ms={since_ms}&after={after}&limit=3"
+        ));
+        assert_eq!(page["total"].as_u64(), Some(0), "{page:#}");
+        assert_eq!(page["since_ms"].as_u64(), Some(since_ms));
+        seen += page["decisions"].as_array().unwrap().len();
+        next = page["next"].as_u64();
+    }
+    assert_eq!(seen, 7);
+    let (status, e) = get_status(&server, "/v1/scheduler/decisions?since=1h&since_ms=5");
+    assert_eq!(status, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("not both"), "{e}");
+
+    // The CLI's replay reads the same records.
+    let report: Value = serde_json::from_str(&orch_ok(
+        &server,
+        &[
+            "scheduler",
+            "replay",
+            "--with",
+            "spread",
+            "--since",
+            "1h",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(report["decisions"].as_u64(), Some(7), "{report:#}");
+
+    // compare: the last 24 hours unless asked otherwise.
+    let asked = orch_model::now_ms();
+    let day = server.get("/v1/scheduler/compare");
+    let answered = orch_model::now_ms();
+    let since_ms = day["since_ms"].as_u64().unwrap();
+    assert!(
+        (asked - 24 * hour..=answered - 24 * hour).contains(&since_ms),
+        "{since_ms}"
+    );
+    assert_eq!(
+        named(&day["scorers"], "binpack")["decisions"].as_u64(),
+        Some(7)
+    );
+    let all = server.get("/v1/scheduler/compare?since=all");
+    assert_eq!(all["since_ms"].as_u64(), Some(0));
+    let text = orch_ok(&server, &["scheduler", "compare", "--since", "all"]);
+    assert!(text.contains("since the first recorded"), "{text}");
+}

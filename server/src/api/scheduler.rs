@@ -21,6 +21,7 @@ use orch_wire::{
     ShadowCounters,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 pub async fn status(
     Ctx(ctx): Ctx<ApiContext>,
@@ -225,13 +226,19 @@ fn view(lineup: &Lineup, status: &LineupStatus, index: u64) -> SchedulerStatus {
 /// Most records per page of `/v1/scheduler/decisions`.
 const MAX_PAGE: usize = 1000;
 
+/// How far back `compare` looks unless asked otherwise.
+const COMPARE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// `GET /v1/scheduler/decisions?since=1h&job=ID&after=CURSOR&limit=N`:
-/// decision records oldest first, a page at a time, for a replay.
+/// decision records oldest first, a page at a time, for a replay. The
+/// first page (no `after`) counts the records in all and says where the
+/// window starts (`since_ms`), for the later pages to ask with, so a replay
+/// reads one window however long it takes.
 pub async fn decisions(
     Ctx(ctx): Ctx<ApiContext>,
     mut params: Params,
 ) -> Result<Indexed<Json<DecisionPage>>, ApiError> {
-    let since_ms = since(&mut params)?;
+    let since_ms = window(&mut params, None)?;
     let job = params.take("job");
     let number = |params: &mut Params, name: &str, default: u64| -> Result<u64, ApiError> {
         match params.take(name) {
@@ -265,34 +272,51 @@ pub async fn decisions(
         index,
         Json(DecisionPage {
             decisions: page.into_iter().map(|(_, d)| d).collect(),
-            total,
+            total: total.unwrap_or(0),
+            since_ms,
             next,
         }),
     ))
 }
 
-/// `since=DURATION` as the start of a window in ms since the epoch; 0
-/// (every record) when absent.
-fn since(params: &mut Params) -> Result<u64, ApiError> {
-    let Some(text) = params.take("since") else {
-        return Ok(0);
-    };
-    let d = text
-        .parse::<Dur>()
-        .map_err(|e| ApiError::bad_request(format!("since: {e}")))?
-        .0;
-    Ok(now_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+/// Where the window of a read starts, in ms since the epoch:
+/// `since_ms=MS` as it is; `since=DURATION` back from now, `since=all`
+/// (or 0) from the first record; without either, `default` back from now,
+/// or from the first record.
+fn window(params: &mut Params, default: Option<Duration>) -> Result<u64, ApiError> {
+    let back =
+        |d: Duration| now_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    match (params.take("since"), params.take("since_ms")) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "give since (a duration back from now) or since_ms (a time), not both",
+        )),
+        (None, Some(ms)) => ms.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "since_ms must be a time in ms since the epoch (the since_ms of an earlier answer), not {ms:?}"
+            ))
+        }),
+        (Some(text), None) if text.trim() == "all" => Ok(0),
+        (Some(text), None) => {
+            let d = text
+                .parse::<Dur>()
+                .map_err(|e| ApiError::bad_request(format!("since: {e}; or since=all for every record")))?
+                .0;
+            Ok(if d.is_zero() { 0 } else { back(d) })
+        }
+        (None, None) => Ok(default.map_or(0, back)),
+    }
 }
 
-/// `GET /v1/scheduler/compare?since=1h&spread_by=${node.datacenter}`.
-/// Reading the records and measuring each cluster take a while on a big
-/// cluster: done off the async threads.
+/// `GET /v1/scheduler/compare?since=1h&spread_by=${node.datacenter}`: the
+/// last 24 hours unless `since` says otherwise. Reading the records and
+/// measuring each cluster take a while on a big cluster: done off the async
+/// threads.
 pub async fn compare(
     Ctx(ctx): Ctx<ApiContext>,
     mut params: Params,
 ) -> Result<Indexed<Json<Comparison>>, ApiError> {
     let lineup = lineup(&ctx)?;
-    let since_ms = since(&mut params)?;
+    let since_ms = window(&mut params, Some(COMPARE_WINDOW))?;
     let spread_by = params
         .take("spread_by")
         .unwrap_or_else(|| "${node.datacenter}".to_owned());

@@ -47,6 +47,10 @@ fn from_config<T>(value: T) -> Entry<T> {
 /// Longest scorer name.
 const MAX_NAME: usize = 64;
 
+/// Most candidates beside the primary: each shadow scores every decision
+/// again and keeps a cluster of its own.
+pub const MAX_CANDIDATES: usize = 8;
+
 impl Settings {
     /// The file's settings with `overrides` on top.
     pub fn of(file: &SchedulerConfig, overrides: &SchedulerOverrides) -> Self {
@@ -220,6 +224,18 @@ impl Settings {
                         .hint("globs of job ids, e.g. [\"web-*\"]; leave jobs out for every job"),
                 );
             }
+        }
+        if self.candidates.len() > MAX_CANDIDATES {
+            problems.push(
+                Problem::new(
+                    "scheduler.candidates",
+                    format!(
+                        "{} candidates, more than the {MAX_CANDIDATES} a scheduler runs beside its primary",
+                        self.candidates.len()
+                    ),
+                )
+                .hint("remove a candidate before adding another"),
+            );
         }
         if split_total > 100 {
             problems.push(
@@ -453,5 +469,27 @@ mod tests {
         );
         let sprd = &problems[6];
         assert_eq!(sprd.hint.as_deref(), Some("did you mean `spread`?"));
+    }
+
+    #[test]
+    fn at_most_eight_candidates() {
+        let listed = |n: usize| {
+            let mut text = String::new();
+            for i in 0..n {
+                text.push_str(&format!(
+                    "[scheduler.scorers.c{i}]\nplugin = \"spread\"\n[scheduler.candidates.c{i}]\nmode = \"shadow\"\n"
+                ));
+            }
+            Settings::of(&file(&text), &SchedulerOverrides::default())
+        };
+        assert_eq!(fields(&listed(MAX_CANDIDATES)), Vec::<String>::new());
+        let problems = listed(MAX_CANDIDATES + 1).problems(Path::new("/nowhere"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "scheduler.candidates");
+        assert!(
+            problems[0].message.contains("more than the 8"),
+            "{}",
+            problems[0]
+        );
     }
 }
