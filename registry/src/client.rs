@@ -30,8 +30,9 @@ const MANIFEST_TYPES: &[&str] = &[
 ];
 
 /// A component bigger than this is refused before downloading it (the
-/// largest seen here, a componentize-py one, is ~18 MB).
-const MAX_LAYER_BYTES: u64 = 512 << 20;
+/// largest seen here, a componentize-py one, is ~18 MB), unless the client
+/// is given a lower bound ([`Client::at_most`]).
+pub const MAX_LAYER_BYTES: u64 = 512 << 20;
 
 /// The size of the pieces a component is uploaded in.
 const PUSH_CHUNK_BYTES: usize = 1 << 20;
@@ -81,6 +82,8 @@ pub struct Client {
     runtime: tokio::runtime::Runtime,
     secure: oci_client::Client,
     plain: oci_client::Client,
+    /// The largest component a pull accepts.
+    max_bytes: u64,
 }
 
 impl Client {
@@ -112,7 +115,17 @@ impl Client {
             runtime,
             secure: client(ClientProtocol::Https)?,
             plain: client(ClientProtocol::Http)?,
+            max_bytes: MAX_LAYER_BYTES,
         })
+    }
+
+    /// Pulls refuse a component larger than `bytes` (never more than
+    /// [`MAX_LAYER_BYTES`]): before downloading when the manifest says so,
+    /// else as soon as the download passes it.
+    #[must_use]
+    pub fn at_most(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes.min(MAX_LAYER_BYTES);
+        self
     }
 
     fn oci(&self, reference: &Reference) -> &oci_client::Client {
@@ -180,12 +193,11 @@ impl Client {
             detail: format!("{reference}: the manifest's layer digest: {e}"),
         })?;
         let declared = u64::try_from(layer.size).unwrap_or(0);
-        if declared > MAX_LAYER_BYTES {
-            return Err(RegistryError::NotWasm {
-                reference: reference.to_string(),
-                found: format!(
-                    "a layer of {declared} bytes, more than the {MAX_LAYER_BYTES} a plugin may be"
-                ),
+        if declared > self.max_bytes {
+            return Err(RegistryError::TooLarge {
+                plugin: reference.to_string(),
+                found: format!("its layer is {declared} bytes"),
+                limit: self.max_bytes,
             });
         }
         let mut stream = oci.pull_blob_stream(&image, &layer).await.map_err(fail)?;
@@ -199,10 +211,11 @@ impl Client {
                 Ok(chunk) => {
                     hasher.update(&chunk);
                     bytes.extend_from_slice(&chunk);
-                    if bytes.len() as u64 > MAX_LAYER_BYTES {
-                        return Err(RegistryError::NotWasm {
-                            reference: reference.to_string(),
-                            found: format!("a layer of more than {MAX_LAYER_BYTES} bytes"),
+                    if bytes.len() as u64 > self.max_bytes {
+                        return Err(RegistryError::TooLarge {
+                            plugin: reference.to_string(),
+                            found: format!("its layer is more than {} bytes", self.max_bytes),
+                            limit: self.max_bytes,
                         });
                     }
                     progress(Progress {

@@ -46,6 +46,17 @@ pub enum RegistryError {
         "{reference} is not a WASM component artifact: {found}; orch loads artifacts with a config of media type application/vnd.wasm.config.v0+json and one layer of application/wasm (`orch plugin push FILE REF` makes one)"
     )]
     NotWasm { reference: String, found: String },
+    /// A component larger than the reader accepts; nothing was kept.
+    #[error(
+        "{plugin}: {found}, more than the {} MiB a plugin may be here; build it smaller (a release build, stripped of debug info)",
+        limit >> 20
+    )]
+    TooLarge {
+        /// The reference, or the stored file.
+        plugin: String,
+        found: String,
+        limit: u64,
+    },
     #[error(
         "{reference} is not in the lock file {}; run `orch plugin add {reference}` to pull it and pin its digest, or pin the digest in the reference (…@sha256:HEX)",
         lock.display()

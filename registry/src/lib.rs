@@ -37,4 +37,4 @@ pub use lock::{LockEntry, LockFile};
 pub use orch_model::Digest;
 pub use reference::Reference;
 pub use resolve::{Resolved, Resolver, default_store_dir};
-pub use store::Store;
+pub use store::{Store, read_at_most};

@@ -30,6 +30,8 @@ pub struct Resolver {
     store: Store,
     lock: PathBuf,
     credentials: BTreeMap<String, (Credentials, CredentialSource)>,
+    /// The largest component it hands out, pulled or stored.
+    max_bytes: u64,
 }
 
 impl Resolver {
@@ -38,7 +40,16 @@ impl Resolver {
             store,
             lock: lock.into(),
             credentials: BTreeMap::new(),
+            max_bytes: crate::client::MAX_LAYER_BYTES,
         }
+    }
+
+    /// Refuses components larger than `bytes`, whether pulled or in the
+    /// store, without reading more of one than that.
+    #[must_use]
+    pub fn at_most(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
     }
 
     /// Credentials for `registry` (`HOST:PORT`) from the config; the
@@ -73,7 +84,9 @@ impl Resolver {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(Artifact, PathBuf), RegistryError> {
         let auth = self.auth(reference.registry())?;
-        let artifact = Client::new()?.pull(reference, &auth, progress)?;
+        let artifact = Client::new()?
+            .at_most(self.max_bytes)
+            .pull(reference, &auth, progress)?;
         let path = self.store.put(&artifact)?;
         Ok((artifact, path))
     }
@@ -103,7 +116,9 @@ impl Resolver {
                 part: "digest",
                 problem: "missing".to_owned(),
             })?;
-        if let Some((component_digest, path, bytes)) = self.store.get(&manifest_digest)? {
+        if let Some((component_digest, path, bytes)) =
+            self.store.get_at_most(&manifest_digest, self.max_bytes)?
+        {
             return Ok(Resolved {
                 reference: pinned,
                 manifest_digest,

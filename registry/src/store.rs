@@ -52,6 +52,16 @@ impl Store {
         &self,
         manifest: &Digest,
     ) -> Result<Option<(Digest, PathBuf, Vec<u8>)>, RegistryError> {
+        self.get_at_most(manifest, crate::client::MAX_LAYER_BYTES)
+    }
+
+    /// [`Self::get`], refusing a component larger than `max_bytes` without
+    /// reading more of it than that.
+    pub fn get_at_most(
+        &self,
+        manifest: &Digest,
+        max_bytes: u64,
+    ) -> Result<Option<(Digest, PathBuf, Vec<u8>)>, RegistryError> {
         let link = self.manifest_path(manifest);
         let component = match std::fs::read_to_string(&link) {
             Ok(text) => match text.trim().parse::<Digest>() {
@@ -62,8 +72,15 @@ impl Store {
             Err(e) => return Err(RegistryError::file(link, format!("cannot read: {e}"))),
         };
         let path = self.component_path(&component);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let bytes = match read_at_most(&path, max_bytes) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(RegistryError::TooLarge {
+                    plugin: path.display().to_string(),
+                    found: format!("the stored component is more than {max_bytes} bytes"),
+                    limit: max_bytes,
+                });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RegistryError::file(path, format!("cannot read: {e}"))),
         };
@@ -73,6 +90,16 @@ impl Store {
         }
         Ok(Some((component, path, bytes)))
     }
+}
+
+/// The whole of `path`, or `None` when it holds more than `max` bytes (of
+/// which no more than `max + 1` are read).
+pub fn read_at_most(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {

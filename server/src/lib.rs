@@ -48,9 +48,8 @@ pub use api::{ApiContext, ApiError, DEFAULT_WAIT, MAX_WAIT, router, routes};
 pub use broker::{Broker, BrokerError, BrokerOptions, BrokerStats, Lease};
 pub use config::{
     ApiConfig, Change, Config, ConfigError, Entry, HeartbeatConfig, LimitsConfig, Lineup,
-    LineupError, LineupStatus, RegistryAuthConfig, Reloaded, Reloader, SamplingConfig,
-    SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig, load_scheduler,
-    load_scorer, load_scorer_with,
+    LineupError, LineupStatus, MAX_SCORER_BYTES, RegistryAuthConfig, Reloaded, Reloader,
+    SamplingConfig, SchedulerConfig, ScorerLoadError, ScorerSource, Settings, StateConfig,
 };
 pub use heartbeat::Heartbeats;
 pub use metrics::{Metrics, Role, Scrape, Tally};

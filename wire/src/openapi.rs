@@ -368,6 +368,15 @@ mod tests {
         checker.check("Allocation", &alloc);
         checker.check("Decision", &decision);
         checker.check(
+            "DecisionPage",
+            &DecisionPage {
+                decisions: vec![decision.clone()],
+                total: 3,
+                since_ms: 1,
+                next: Some(2),
+            },
+        );
+        checker.check(
             "AllocationDetail",
             &AllocationDetail {
                 allocation: alloc.clone(),

@@ -184,8 +184,14 @@ pub struct ResourcePacking {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionPage {
     pub decisions: Vec<orch_model::Decision>,
-    /// Records matching the query in all (this page and the others).
+    /// Records matching the query in all (this page and the others),
+    /// counted for the first page (no `after`); 0 on the later pages.
     pub total: u64,
+    /// Where the window starts, in ms since the epoch (0: the first
+    /// record): pass it as `since_ms` for the later pages, so they read the
+    /// same window as the first.
+    #[serde(default)]
+    pub since_ms: u64,
     /// Pass as `after` for the next page; absent on the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<u64>,

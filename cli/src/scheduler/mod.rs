@@ -67,7 +67,8 @@ impl SchedulerCommand {
 pub enum ScorerCommand {
     /// Know a scorer by NAME (replacing one of that name): a built-in
     /// (`builtin:spread`), a path to a .wasm component on the server's
-    /// machine, or `oci://…`. It must load and answer a typical request.
+    /// machine under its config file's folder, or `oci://…`. It must load
+    /// and answer a typical request.
     Add(ScorerAddArgs),
     /// Forget a scorer known by name; it must have no role.
     Remove(NameArgs),
@@ -109,8 +110,9 @@ pub struct ScorerAddArgs {
     /// The name candidates, promote and decision records use (a-z, 0-9,
     /// - and _).
     pub name: String,
-    /// `builtin:NAME`, a path to a .wasm component (on the server's
-    /// machine, relative to its config file's folder), or `oci://…`.
+    /// `builtin:NAME`, a path to a .wasm component on the server's
+    /// machine under its config file's folder (relative to it), or
+    /// `oci://…`.
     pub plugin: String,
     /// Deadline of one call, in ms (default: `[scheduler.limits]`).
     #[arg(long)]
@@ -254,7 +256,8 @@ impl ResetArgs {
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// Only decisions made this recently (e.g. 30m, 2h); default: all.
+    /// Only decisions made this recently (e.g. 30m, 2h), or `all`;
+    /// default: the last 24h.
     #[arg(long)]
     pub since: Option<String>,
     /// The node attribute allocations are counted by for spread.

@@ -30,7 +30,7 @@ pub struct ReplayArgs {
     /// a .wasm component here, `builtin:NAME`, or `oci://…`.
     #[arg(long = "with", value_name = "SCORER")]
     pub with: String,
-    /// Only decisions made this recently (e.g. 30m, 2h).
+    /// Only decisions made this recently (e.g. 30m, 2h); default: all.
     #[arg(long, conflicts_with = "job")]
     pub since: Option<String>,
     /// Only this job's decisions.
@@ -114,9 +114,6 @@ impl ReplayArgs {
         let scorer = ComponentScorer::new(plugin)
             .with_context(|| format!("{name} did not describe itself (info())"))?;
         let mut query: Vec<(&str, String)> = vec![("limit", PAGE.to_string())];
-        if let Some(since) = &self.since {
-            query.push(("since", since.clone()));
-        }
         if let Some(job) = &self.job {
             query.push(("job", job.clone()));
         }
@@ -136,13 +133,23 @@ impl ReplayArgs {
         let bar = replay_bar();
         let mut scoring = Duration::ZERO;
         let mut after = 0u64;
+        // The first page says where the window starts; the later ones ask
+        // for that same window, however long the replay takes.
+        let mut window = self.since.clone().map(|since| ("since", since));
         loop {
             let mut q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let cursor = after.to_string();
             q.push(("after", &cursor));
+            if let Some((key, value)) = &window {
+                q.push((*key, value.as_str()));
+            }
             let page: Reply<DecisionPage> = client.get(&routes::SCHEDULER_DECISIONS, &[], &q)?;
-            if let Some(bar) = &bar {
-                bar.set_length(page.body.total);
+            if after == 0 {
+                window = Some(("since_ms", page.body.since_ms.to_string()));
+                if let Some(bar) = &bar {
+                    // Counted on the first page only.
+                    bar.set_length(page.body.total);
+                }
             }
             let started = Instant::now();
             for d in &page.body.decisions {

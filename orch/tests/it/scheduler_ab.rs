@@ -128,6 +128,14 @@ fn status(server: &Server) -> Value {
     s
 }
 
+/// The entry of `list` (a JSON array of objects with a `name`) named
+/// `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list:#}"))
+}
+
 /// Every allocation of the cluster, waiting until there are `n`.
 fn allocations(server: &Server, n: usize) -> Vec<Value> {
     server
@@ -161,13 +169,7 @@ fn shadow_drained(server: &Server, name: &str, offered: u64) -> Value {
             })
         },
     );
-    s["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()["shadow"]
-        .clone()
+    named(&s["candidates"], name)["shadow"].clone()
 }
 
 #[test]
@@ -236,8 +238,24 @@ fn settings_changed_at_run_time_survive_a_restart_and_bad_changes_change_nothing
     assert!(e.contains("\"Bad\" is not a scorer name"), "{e}");
     let e = orch_refused(&server, &["scheduler", "scorer", "remove", "binpack"]);
     assert!(e.contains("binpack is the primary"), "{e}");
+    // A file the API names is read only from under the config's folder,
+    // whether it is there or not.
+    for far in ["/etc/passwd", "/nonexistent.wasm", "../elsewhere.wasm"] {
+        let e = orch_refused(&server, &["scheduler", "scorer", "add", "far", far]);
+        assert!(
+            e.contains("scheduler.scorers.far.plugin")
+                && e.contains("is not under")
+                && e.contains("push it to a registry"),
+            "{e}"
+        );
+        assert!(!e.contains("does not exist"), "{e}");
+    }
     // A scorer that cannot even answer a typical request is not added…
-    let looping = orch_conformance::fixture_wasm("loop-forever");
+    std::fs::copy(
+        orch_conformance::fixture_wasm("loop-forever"),
+        dir.path().join("loopy.wasm"),
+    )
+    .unwrap();
     let e = orch_refused(
         &server,
         &[
@@ -245,7 +263,7 @@ fn settings_changed_at_run_time_survive_a_restart_and_bad_changes_change_nothing
             "scorer",
             "add",
             "loopy",
-            looping.to_str().unwrap(),
+            "loopy.wasm",
             "--deadline-ms",
             "50",
         ],
@@ -253,16 +271,14 @@ fn settings_changed_at_run_time_survive_a_restart_and_bad_changes_change_nothing
     assert!(e.contains("failed the basic checks"), "{e}");
     // …and one that answers but fails `orch plugin test` is known by name
     // but cannot be a candidate or the primary, with the reason.
-    let stateful = orch_conformance::fixture_wasm("keeps-state");
+    std::fs::copy(
+        orch_conformance::fixture_wasm("keeps-state"),
+        dir.path().join("stateful.wasm"),
+    )
+    .unwrap();
     orch_ok(
         &server,
-        &[
-            "scheduler",
-            "scorer",
-            "add",
-            "stateful",
-            stateful.to_str().unwrap(),
-        ],
+        &["scheduler", "scorer", "add", "stateful", "stateful.wasm"],
     );
     let known = status(&server);
     let e = orch_refused(
@@ -356,17 +372,8 @@ fn a_shadow_measures_its_own_cluster_and_promote_and_split_switch_policies_live(
 
     let compare: Value =
         serde_json::from_str(&orch_ok(&server, &["scheduler", "compare", "--json"])).unwrap();
-    let figures = |name: &str| -> Value {
-        compare["scorers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing: {compare:#}"))
-            .clone()
-    };
-    let binpack = figures("binpack");
-    let spread = figures("spread");
+    let binpack = named(&compare["scorers"], "binpack");
+    let spread = named(&compare["scorers"], "spread");
     assert_eq!(binpack["decisions"].as_u64(), Some(total as u64));
     assert_eq!(spread["decisions"].as_u64(), Some(total as u64));
     let (b, s) = (&binpack["packing"], &spread["packing"]);
@@ -532,13 +539,7 @@ fn a_looping_shadow_never_holds_up_the_primary() {
     // Five deadlines trip its breaker; the rest are refused at once.
     server.logged("shadow loopy: its breaker is open");
     let compare = server.get("/v1/scheduler/compare");
-    let loopy = compare["scorers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "loopy")
-        .unwrap()
-        .clone();
+    let loopy = named(&compare["scorers"], "loopy");
     assert_eq!(loopy["faults"].as_u64(), Some(12), "{loopy}");
     let binpack = &compare["scorers"][0];
     assert_eq!(
@@ -625,4 +626,90 @@ fn the_fallback_answers_for_the_primary_and_compare_shows_it_so() {
         .split_whitespace()
         .collect();
     assert_eq!(row[..3], ["binpack", "fallback", "4"], "{text}");
+}
+
+/// `GET path`: the status and the body.
+fn get_status(server: &Server, path: &str) -> (u16, Value) {
+    let resp = ureq::get(&format!("{}{path}", server.addr))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.into_body().read_json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn decision_pages_read_one_window_and_compare_looks_back_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), "");
+    let server = Server::start(dir.path());
+    for i in 0..3 {
+        server.register(&node(i, 8000, 16_384, "dc1", &[]));
+    }
+    submit(&server, &job("paged", 7, 500, 256, None));
+    allocations(&server, 7);
+
+    // The first page counts them all and says where its window starts;
+    // the later ones ask for that window and count nothing again.
+    let hour = 3_600_000;
+    let asked = orch_model::now_ms();
+    let first = server.get("/v1/scheduler/decisions?since=1h&limit=3");
+    let answered = orch_model::now_ms();
+    assert_eq!(first["total"].as_u64(), Some(7), "{first:#}");
+    let since_ms = first["since_ms"].as_u64().unwrap();
+    assert!(
+        (asked - hour..=answered - hour).contains(&since_ms),
+        "{since_ms}"
+    );
+    let mut seen = first["decisions"].as_array().unwrap().len();
+    let mut next = first["next"].as_u64();
+    while let Some(after) = next {
+        let page = server.get(&format!(
+            "/v1/scheduler/decisions?since_ms={since_ms}&after={after}&limit=3"
+        ));
+        assert_eq!(page["total"].as_u64(), Some(0), "{page:#}");
+        assert_eq!(page["since_ms"].as_u64(), Some(since_ms));
+        seen += page["decisions"].as_array().unwrap().len();
+        next = page["next"].as_u64();
+    }
+    assert_eq!(seen, 7);
+    let (status, e) = get_status(&server, "/v1/scheduler/decisions?since=1h&since_ms=5");
+    assert_eq!(status, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("not both"), "{e}");
+
+    // The CLI's replay reads the same records.
+    let report: Value = serde_json::from_str(&orch_ok(
+        &server,
+        &[
+            "scheduler",
+            "replay",
+            "--with",
+            "spread",
+            "--since",
+            "1h",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(report["decisions"].as_u64(), Some(7), "{report:#}");
+
+    // compare: the last 24 hours unless asked otherwise.
+    let asked = orch_model::now_ms();
+    let day = server.get("/v1/scheduler/compare");
+    let answered = orch_model::now_ms();
+    let since_ms = day["since_ms"].as_u64().unwrap();
+    assert!(
+        (asked - 24 * hour..=answered - 24 * hour).contains(&since_ms),
+        "{since_ms}"
+    );
+    assert_eq!(
+        named(&day["scorers"], "binpack")["decisions"].as_u64(),
+        Some(7)
+    );
+    let all = server.get("/v1/scheduler/compare?since=all");
+    assert_eq!(all["since_ms"].as_u64(), Some(0));
+    let text = orch_ok(&server, &["scheduler", "compare", "--since", "all"]);
+    assert!(text.contains("since the first recorded"), "{text}");
 }

@@ -21,6 +21,7 @@ use orch_wire::{
     ShadowCounters,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 pub async fn status(
     Ctx(ctx): Ctx<ApiContext>,
@@ -137,6 +138,14 @@ fn refused(e: LineupError) -> ApiError {
             e.to_string(),
         ),
         LineupError::Store(e) => ApiError::from(e),
+        LineupError::Stale { why, error } => {
+            let mut e = refused(*error);
+            e.body.message = format!(
+                "{}; note: the settings changed at run time are not in force ({why}), and every change is checked with them; `orch scheduler reset` drops them",
+                e.body.message
+            );
+            e
+        }
     }
 }
 
@@ -217,13 +226,19 @@ fn view(lineup: &Lineup, status: &LineupStatus, index: u64) -> SchedulerStatus {
 /// Most records per page of `/v1/scheduler/decisions`.
 const MAX_PAGE: usize = 1000;
 
+/// How far back `compare` looks unless asked otherwise.
+const COMPARE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// `GET /v1/scheduler/decisions?since=1h&job=ID&after=CURSOR&limit=N`:
-/// decision records oldest first, a page at a time, for a replay.
+/// decision records oldest first, a page at a time, for a replay. The
+/// first page (no `after`) counts the records in all and says where the
+/// window starts (`since_ms`), for the later pages to ask with, so a replay
+/// reads one window however long it takes.
 pub async fn decisions(
     Ctx(ctx): Ctx<ApiContext>,
     mut params: Params,
 ) -> Result<Indexed<Json<DecisionPage>>, ApiError> {
-    let since_ms = since(&mut params)?;
+    let since_ms = window(&mut params, None)?;
     let job = params.take("job");
     let number = |params: &mut Params, name: &str, default: u64| -> Result<u64, ApiError> {
         match params.take(name) {
@@ -257,32 +272,51 @@ pub async fn decisions(
         index,
         Json(DecisionPage {
             decisions: page.into_iter().map(|(_, d)| d).collect(),
-            total,
+            total: total.unwrap_or(0),
+            since_ms,
             next,
         }),
     ))
 }
 
-/// `since=DURATION` as the start of a window in ms since the epoch; 0
-/// (every record) when absent.
-fn since(params: &mut Params) -> Result<u64, ApiError> {
-    let Some(text) = params.take("since") else {
-        return Ok(0);
-    };
-    let d = text
-        .parse::<Dur>()
-        .map_err(|e| ApiError::bad_request(format!("since: {e}")))?
-        .0;
-    Ok(now_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+/// Where the window of a read starts, in ms since the epoch:
+/// `since_ms=MS` as it is; `since=DURATION` back from now, `since=all`
+/// (or 0) from the first record; without either, `default` back from now,
+/// or from the first record.
+fn window(params: &mut Params, default: Option<Duration>) -> Result<u64, ApiError> {
+    let back =
+        |d: Duration| now_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    match (params.take("since"), params.take("since_ms")) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "give since (a duration back from now) or since_ms (a time), not both",
+        )),
+        (None, Some(ms)) => ms.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "since_ms must be a time in ms since the epoch (the since_ms of an earlier answer), not {ms:?}"
+            ))
+        }),
+        (Some(text), None) if text.trim() == "all" => Ok(0),
+        (Some(text), None) => {
+            let d = text
+                .parse::<Dur>()
+                .map_err(|e| ApiError::bad_request(format!("since: {e}; or since=all for every record")))?
+                .0;
+            Ok(if d.is_zero() { 0 } else { back(d) })
+        }
+        (None, None) => Ok(default.map_or(0, back)),
+    }
 }
 
-/// `GET /v1/scheduler/compare?since=1h&spread_by=${node.datacenter}`.
+/// `GET /v1/scheduler/compare?since=1h&spread_by=${node.datacenter}`: the
+/// last 24 hours unless `since` says otherwise. Reading the records and
+/// measuring each cluster take a while on a big cluster: done off the async
+/// threads.
 pub async fn compare(
     Ctx(ctx): Ctx<ApiContext>,
     mut params: Params,
 ) -> Result<Indexed<Json<Comparison>>, ApiError> {
     let lineup = lineup(&ctx)?;
-    let since_ms = since(&mut params)?;
+    let since_ms = window(&mut params, Some(COMPARE_WINDOW))?;
     let spread_by = params
         .take("spread_by")
         .unwrap_or_else(|| "${node.datacenter}".to_owned());
@@ -292,65 +326,65 @@ pub async fn compare(
         )));
     }
     let state = params.block(&ctx.store).await?;
-    // The picture over time has a point for now too.
-    lineup.history().record_if_due(
-        &ctx.store,
-        lineup.current(),
-        lineup.shadows(),
-        std::time::Duration::from_secs(1),
-    );
     let store = ctx.store.clone();
-    let (decisions, shadows) =
-        blocking_io(move || store.compare_rows(since_ms).map_err(ApiError::from)).await?;
-    let status = lineup.status();
-    let lanes = lineup.shadows().stats();
-    let s = &status.settings;
-    let label_of = |name: &str| status.running.get(name).map_or("", |(l, _)| l.as_str());
-    let scheduler = lineup.current().get();
-    let mut roles = vec![Role {
-        name: &s.primary.value,
-        role: "primary",
-        label: label_of(&s.primary.value),
-        drops: 0,
-    }];
-    for (name, entry) in &s.candidates {
-        roles.push(Role {
-            name,
-            role: entry.value.mode.as_str(),
-            label: label_of(name),
-            drops: lanes
-                .iter()
-                .find(|l| l.name == *name)
-                .map_or(0, |l| l.dropped),
-        });
-    }
-    // Named in the records as the scheduler in force names it.
-    if let (Some(name), Some(fallback)) = (scheduler.fallback_name(), scheduler.fallback()) {
-        roles.push(Role {
-            name,
-            role: "fallback",
-            label: fallback.label(),
+    let comparison = blocking_io(move || {
+        // The picture over time has a point for now too.
+        lineup.history().record_if_due(
+            &store,
+            lineup.current(),
+            lineup.shadows(),
+            std::time::Duration::from_secs(1),
+        );
+        let (decisions, shadows) = store.compare_rows(since_ms).map_err(ApiError::from)?;
+        let status = lineup.status();
+        let lanes = lineup.shadows().stats();
+        let s = &status.settings;
+        let label_of = |name: &str| status.running.get(name).map_or("", |(l, _)| l.as_str());
+        let mut roles = vec![Role {
+            name: &s.primary.value,
+            role: "primary",
+            label: label_of(&s.primary.value),
             drops: 0,
-        });
-    }
-    let mut scorers = figures(&roles, &decisions, &shadows);
-    for f in &mut scorers {
-        f.packing = match f.role.as_str() {
-            "primary" => Some(packing(&state, None, 0, &spread_by)),
-            "shadow" => lineup
-                .shadows()
-                .cluster_delta(&f.name)
-                .map(|(delta, unplaced)| packing(&state, Some(&delta), unplaced, &spread_by)),
-            _ => None,
-        };
-    }
-    Ok(Indexed(
-        state.index(),
-        Json(Comparison {
+        }];
+        for (name, entry) in &s.candidates {
+            roles.push(Role {
+                name,
+                role: entry.value.mode.as_str(),
+                label: label_of(name),
+                drops: lanes
+                    .iter()
+                    .find(|l| l.name == *name)
+                    .map_or(0, |l| l.dropped),
+            });
+        }
+        // Named in the records as the scheduler in force names it.
+        let scheduler = lineup.current().get();
+        if let (Some(name), Some(fallback)) = (scheduler.fallback_name(), scheduler.fallback()) {
+            roles.push(Role {
+                name,
+                role: "fallback",
+                label: fallback.label(),
+                drops: 0,
+            });
+        }
+        let mut scorers = figures(&roles, &decisions, &shadows);
+        for f in &mut scorers {
+            f.packing = match f.role.as_str() {
+                "primary" => Some(packing(&state, None, 0, &spread_by)),
+                "shadow" => lineup
+                    .shadows()
+                    .cluster_delta(&f.name)
+                    .map(|(delta, unplaced)| packing(&state, Some(&delta), unplaced, &spread_by)),
+                _ => None,
+            };
+        }
+        Ok(Comparison {
             since_ms,
             index: state.index(),
             scorers,
             history: lineup.history().since(since_ms),
-        }),
-    ))
+        })
+    })
+    .await?;
+    Ok(Indexed(comparison.index, Json(comparison)))
 }

@@ -5,10 +5,16 @@
 //! in force, so a restart finds it.
 //!
 //! Loaded scorers are kept by digest and limits: a change that keeps a
-//! scorer keeps its warm instances and its breaker.
+//! scorer keeps its warm instances and its breaker. Only what the lineup
+//! in force uses or names is kept.
+//!
+//! Changes are made one at a time, and the slow part of one (reading,
+//! pulling and compiling a component, the conformance suite: seconds) never
+//! holds up a reader: [`Lineup::status`] reads a snapshot that a change
+//! replaces whole once it is in force.
 
 use super::scorer::{ScorerLoadError, ScorerSource, accept, builtin_names};
-use super::settings::Settings;
+use super::settings::{Settings, confined_problem};
 use super::{Config, ConfigError, LimitsConfig, RegistryAuthConfig, Reloaded, SchedulerConfig};
 use crate::metrics::{Metrics, Tally};
 use crate::scheduler::compare::History;
@@ -23,6 +29,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What a loaded scorer is cached by.
+type Key = (Digest, LimitsConfig);
 
 /// A change to the scheduler settings, as the API asks for it.
 #[derive(Debug, Clone)]
@@ -79,13 +88,26 @@ pub enum LineupError {
     },
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// Refused while the stored run-time settings are not in force.
+    #[error(
+        "{error}; note: the settings changed at run time are not in force ({why}), and every change is checked with them; `orch scheduler reset` drops them"
+    )]
+    Stale {
+        /// Why the stored settings could not be applied over the file.
+        why: String,
+        error: Box<LineupError>,
+    },
 }
 
 /// The scorers in force and how they came to be.
 pub struct Lineup {
     core: Core,
     current: Current,
-    state: Mutex<LineupState>,
+    /// Held by a change (a reload, an API change) from start to end, so
+    /// changes are made one at a time; readers never take it.
+    work: Mutex<LineupState>,
+    /// What readers see, replaced whole when a change is put in force.
+    shown: Mutex<Shown>,
     /// Each cluster's packing over time, for `orch scheduler compare`.
     history: Arc<History>,
 }
@@ -103,19 +125,39 @@ struct Core {
 struct LineupState {
     file: SchedulerConfig,
     overrides: SchedulerOverrides,
+    /// The settings in force.
     settings: Settings,
     /// Why what was set at run time is not in force, when it could not be
-    /// applied over the file at start.
+    /// applied over the file.
     stale: Option<String>,
-    loaded: HashMap<(Digest, LimitsConfig), Arc<dyn Scorer>>,
-    /// Plugins that passed the conformance suite, by digest and limits.
-    conforming: HashSet<(Digest, LimitsConfig)>,
+    loaded: HashMap<Key, Arc<dyn Scorer>>,
+    /// Plugins that passed the conformance suite.
+    conforming: HashSet<Key>,
+    /// What each scorer name was last loaded as.
+    named: HashMap<String, Key>,
     /// The scorer in force under each name that has a role.
     running: BTreeMap<String, Arc<dyn Scorer>>,
+    /// Every scorer the scheduler in force uses, the fallback too.
+    in_force: HashSet<Key>,
+}
+
+/// A scheduler assembled, not yet in force.
+struct Built {
+    scheduler: Scheduler,
+    shadows: Vec<ShadowSpec>,
+    /// The scorer under each name with a role.
+    running: BTreeMap<String, Arc<dyn Scorer>>,
+    uses: HashSet<Key>,
+}
+
+/// The snapshot readers get.
+struct Shown {
+    status: Arc<LineupStatus>,
+    files: Arc<Vec<PathBuf>>,
 }
 
 /// What `orch scheduler status` shows.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LineupStatus {
     pub settings: Settings,
     /// Name → (label, digest) of each scorer with a role.
@@ -145,7 +187,9 @@ impl Lineup {
             stale: None,
             loaded: HashMap::new(),
             conforming: HashSet::new(),
+            named: HashMap::new(),
             running: BTreeMap::new(),
+            in_force: HashSet::new(),
         };
         let core = Core {
             runtime,
@@ -155,50 +199,24 @@ impl Lineup {
             counter: Arc::new(AtomicU64::new(0)),
             metrics: metrics.clone(),
         };
-        let built = if st.overrides.is_empty() {
-            {
-                let settings = st.settings.clone();
-                core.build(&mut st, &settings)
-            }
-        } else {
-            let problems = st.settings.problems(&core.base_dir);
-            let with_overrides = if problems.is_empty() {
-                {
-                    let settings = st.settings.clone();
-                    core.build(&mut st, &settings)
-                }
-                .map_err(|e| e.to_string())
-            } else {
-                Err(problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "))
-            };
-            match with_overrides {
-                Ok(built) => Ok(built),
-                Err(why) => {
-                    tracing::error!(
-                        "scheduler: the settings changed at run time cannot be applied over the config: {why}; running with the config's alone (`orch scheduler reset` drops them)"
-                    );
-                    st.stale = Some(why);
-                    st.settings = Settings::of(&st.file, &SchedulerOverrides::default());
-                    {
-                        let settings = st.settings.clone();
-                        core.build(&mut st, &settings)
-                    }
-                }
-            }
-        };
-        let (scheduler, specs) = built?;
-        log_lineup(&scheduler, &specs);
-        core.shadows.sync(specs);
-        let current = Current::new(scheduler);
+        let (settings, built, stale) = core.settle(&mut st, &config.scheduler)?;
+        if let Some(why) = &stale {
+            tracing::error!(
+                "scheduler: the settings changed at run time cannot be applied over the config: {why}; running with the config's alone (`orch scheduler reset` drops them)"
+            );
+        }
+        log_lineup(&built.scheduler, &built.shadows);
+        core.shadows.sync(built.shadows);
+        let current = Current::new(built.scheduler);
+        st.adopt(settings, built.running, built.uses, stale);
+        st.prune();
+        let shown = Mutex::new(core.shown(&st));
         let history = History::start(store.clone(), current.clone(), core.shadows.clone());
         Ok(Self {
             core,
             current,
-            state: Mutex::new(st),
+            work: Mutex::new(st),
+            shown,
             history,
         })
     }
@@ -221,226 +239,313 @@ impl Lineup {
         &self.core.runtime
     }
 
-    /// The settings in force and the scorers behind them.
-    pub fn status(&self) -> LineupStatus {
-        let st = self.lock();
-        LineupStatus {
-            settings: st.settings.clone(),
-            running: st
-                .running
-                .iter()
-                .map(|(name, s)| (name.clone(), (s.label().to_owned(), s.digest().to_owned())))
-                .collect(),
-            stale: st.stale.clone(),
-        }
+    /// The settings in force and the scorers behind them. Never waits for
+    /// a change in progress: it shows the last one put in force.
+    pub fn status(&self) -> Arc<LineupStatus> {
+        lock(&self.shown).status.clone()
     }
 
     /// Files of the scorers in force, for the config watcher.
     pub fn scorer_files(&self) -> Vec<PathBuf> {
-        let st = self.lock();
-        st.running
-            .keys()
-            .filter_map(|name| st.settings.spec(name))
-            .filter_map(
-                |spec| match ScorerSource::resolve(&spec.plugin, &self.core.base_dir) {
-                    Ok(ScorerSource::File(path)) => Some(path),
-                    _ => None,
-                },
-            )
-            .collect()
+        lock(&self.shown).files.to_vec()
     }
 
     /// Applies the config file's `[scheduler]` (a reload), with what was
-    /// set at run time still on top.
+    /// set at run time still on top. While what was set at run time is not
+    /// in force (stale), the reload is applied like a start: with it when
+    /// it now fits the file, else the file's alone.
     pub fn set_file(&self, config: &Config) -> Reloaded {
-        let mut st = self.lock();
-        let settings = Settings::of(&config.scheduler, &st.overrides);
-        let problems = settings.problems(&self.core.base_dir);
-        if !problems.is_empty() {
-            let e = ConfigError::Invalid {
-                file: "the config with the settings changed at run time (`orch scheduler reset` drops those)".to_owned(),
-                problems,
-            };
+        let mut st = lock(&self.work);
+        let reloaded = self.reload(&mut st, config);
+        st.prune();
+        reloaded
+    }
+
+    fn reload(&self, st: &mut LineupState, config: &Config) -> Reloaded {
+        let refused = |e: ConfigError| {
             tracing::error!(
                 "config reload refused: {}",
                 e.to_string().replace('\n', "; ")
             );
-            return Reloaded::ConfigRefused(e);
-        }
-        let before: BTreeMap<String, String> = fingerprint(&st.running);
-        let same_settings = settings == st.settings && config.scheduler == st.file;
-        let (scheduler, specs) = match self.core.build(&mut st, &settings) {
-            Ok(built) => built,
-            Err(e) => {
-                tracing::error!(
-                    "config reload refused: {e}; still scoring with {}",
-                    self.current.get().scorer().label()
-                );
-                return Reloaded::ScorerRefused(e);
+            Reloaded::ConfigRefused(e)
+        };
+        let scorer_refused = |e: ScorerLoadError| {
+            tracing::error!(
+                "config reload refused: {e}; still scoring with {}",
+                self.current.get().scorer().label()
+            );
+            Reloaded::ScorerRefused(e)
+        };
+        let file = &config.scheduler;
+        let (settings, built, stale) = if st.stale.is_some() {
+            let alone = Settings::of(file, &SchedulerOverrides::default());
+            let problems = alone.problems(&self.core.base_dir);
+            if !problems.is_empty() {
+                return refused(ConfigError::Invalid {
+                    file: "the config's [scheduler]".to_owned(),
+                    problems,
+                });
+            }
+            match self.core.settle(st, file) {
+                Ok(settled) => settled,
+                Err(e) => return scorer_refused(e),
+            }
+        } else {
+            let settings = Settings::of(file, &st.overrides);
+            let problems = settings.problems(&self.core.base_dir);
+            if !problems.is_empty() {
+                return refused(ConfigError::Invalid {
+                    file: "the config with the settings changed at run time (`orch scheduler reset` drops those)".to_owned(),
+                    problems,
+                });
+            }
+            match self.core.build(st, &settings) {
+                Ok(built) => (settings, built, None),
+                Err(e) => return scorer_refused(e),
             }
         };
-        if same_settings && fingerprint(&st.running) == before {
+        if settings == st.settings
+            && *file == st.file
+            && stale == st.stale
+            && fingerprint(&built.running) == fingerprint(&st.running)
+        {
             return Reloaded::Unchanged;
         }
-        st.file = config.scheduler.clone();
-        st.settings = settings;
-        st.stale = None;
+        match (&st.stale, &stale) {
+            (_, Some(why)) => tracing::error!(
+                "config reload: the settings changed at run time cannot be applied over the config: {why}; applying the config's alone (`orch scheduler reset` drops them)"
+            ),
+            (Some(_), None) => tracing::info!(
+                "config reload: the settings changed at run time apply over the config again"
+            ),
+            (None, None) => {}
+        }
+        st.file = file.clone();
         let applied = Reloaded::Applied {
-            label: scheduler.scorer().label().to_owned(),
-            digest: scheduler.scorer().digest().to_owned(),
+            label: built.scheduler.scorer().label().to_owned(),
+            digest: built.scheduler.scorer().digest().to_owned(),
         };
-        log_lineup(&scheduler, &specs);
-        self.current.set(scheduler);
-        self.core.shadows.sync(specs);
+        self.put_in_force(st, settings, built, stale);
         applied
     }
 
     /// Makes `change`, or nothing: the new settings are checked, every
     /// scorer they name is loaded (and a scorer given a role passes the
     /// conformance suite), they are stored, and only then put in force.
-    /// Blocks while a component compiles: call it off the async threads.
-    pub fn change(&self, store: &Store, change: Change) -> Result<LineupStatus, LineupError> {
-        let mut st = self.lock();
-        let (overrides, vetted) = self.overrides_after(&st, &change)?;
+    /// Blocks while a component compiles and while another change is made:
+    /// call it off the async threads.
+    pub fn change(&self, store: &Store, change: Change) -> Result<Arc<LineupStatus>, LineupError> {
+        let mut st = lock(&self.work);
+        let stale = st.stale.clone();
+        let made = self.make(&mut st, store, &change);
+        st.prune();
+        drop(st);
+        match (made, stale) {
+            (Ok(()), _) => Ok(self.status()),
+            (Err(e @ LineupError::Store(_)), _) | (Err(e), None) => Err(e),
+            (Err(e), Some(why)) => Err(LineupError::Stale {
+                why,
+                error: Box::new(e),
+            }),
+        }
+    }
+
+    fn make(
+        &self,
+        st: &mut LineupState,
+        store: &Store,
+        change: &Change,
+    ) -> Result<(), LineupError> {
+        let base_dir = &self.core.base_dir;
+        if let Change::PutScorer { name, spec } = change {
+            // Before anything looks at the file.
+            let at = format!("scheduler.scorers.{name}.plugin");
+            if let Some(p) = confined_problem(&spec.plugin, &at, base_dir) {
+                return Err(LineupError::Invalid { problems: vec![p] });
+            }
+        }
+        let (overrides, vetted) = overrides_after(st, change)?;
         let settings = Settings::of(&st.file, &overrides);
-        let problems = settings.problems(&self.core.base_dir);
+        let problems = settings.problems(base_dir);
         if !problems.is_empty() {
             return Err(LineupError::Invalid { problems });
         }
-        if let Change::PutScorer { name, .. } = &change {
+        if let Change::PutScorer { name, .. } = change {
             // Known by name means it loads and answers, role or not.
-            self.core.load(&mut st, &settings, name)?;
+            self.core.load(st, &settings, name)?;
         }
         for name in &vetted {
-            self.core.conform(&mut st, &settings, name)?;
+            self.core.conform(st, &settings, name)?;
         }
-        let (scheduler, specs) = self.core.build(&mut st, &settings)?;
+        let built = self.core.build(st, &settings)?;
         store.apply(Op::SetScheduler(overrides))?;
         // As stored: with the commit's index on what changed.
         st.overrides = (**store.snapshot().scheduler_overrides()).clone();
-        st.settings = Settings::of(&st.file, &st.overrides);
-        st.stale = None;
-        log_lineup(&scheduler, &specs);
-        self.current.set(scheduler);
-        self.core.shadows.sync(specs);
-        drop(st);
-        Ok(self.status())
+        let settings = Settings::of(&st.file, &st.overrides);
+        self.put_in_force(st, settings, built, None);
+        Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, LineupState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The stored settings after `change`, and the scorers it gives a role
-    /// that must pass the conformance suite first.
-    fn overrides_after(
+    /// Puts `built` in force with `settings`, and shows it.
+    fn put_in_force(
         &self,
-        st: &LineupState,
-        change: &Change,
-    ) -> Result<(SchedulerOverrides, Vec<String>), LineupError> {
-        let mut o = st.overrides.clone();
-        let now = now_ms();
-
-        let s = &st.settings;
-        let mut vetted = Vec::new();
-        match change {
-            Change::PutScorer { name, spec } => {
-                if builtin_names().contains(&name.as_str())
-                    && spec.plugin != *name
-                    && spec.plugin != format!("builtin:{name}")
-                {
-                    return Err(LineupError::Invalid {
-                        problems: vec![
-                            Problem::new(
-                                format!("scheduler.scorers.{name}"),
-                                format!("{name} is the name of a built-in scorer"),
-                            )
-                            .hint("give this scorer another name"),
-                        ],
-                    });
-                }
-                o.scorers
-                    .insert(name.clone(), stamp_at(now, Some(spec.clone())));
-                // A scorer in a role is replaced in force: vet it too.
-                if s.primary.value == *name || s.candidates.contains_key(name) {
-                    vetted.push(name.clone());
-                }
-            }
-            Change::RemoveScorer { name } => {
-                if !s.scorers.contains_key(name) {
-                    return Err(not_found("scorer", name, s.scorers.keys()));
-                }
-                if let Some(role) = role_of(s, name) {
-                    return Err(LineupError::Invalid {
-                        problems: vec![
-                            Problem::new(
-                                format!("scheduler.scorers.{name}"),
-                                format!("{name} is {role}"),
-                            )
-                            .hint("remove the candidate, or promote another scorer, first"),
-                        ],
-                    });
-                }
-                if st.file.scorers.contains_key(name) {
-                    o.scorers.insert(name.clone(), stamp_at(now, None));
-                } else {
-                    o.scorers.remove(name);
-                }
-            }
-            Change::PutCandidate { name, candidate } => {
-                o.candidates
-                    .insert(name.clone(), stamp_at(now, Some(candidate.clone())));
-                vetted.push(name.clone());
-            }
-            Change::RemoveCandidate { name } => {
-                if !s.candidates.contains_key(name) {
-                    return Err(not_found("candidate", name, s.candidates.keys()));
-                }
-                if st.file.candidates.contains_key(name) {
-                    o.candidates.insert(name.clone(), stamp_at(now, None));
-                } else {
-                    o.candidates.remove(name);
-                }
-            }
-            Change::Promote { name } => {
-                if s.spec(name).is_none() {
-                    let known = s.known();
-                    return Err(not_found("scorer", name, known.iter()));
-                }
-                if s.primary.value == *name {
-                    return Err(LineupError::Invalid {
-                        problems: vec![Problem::new(
-                            "scheduler.scorer",
-                            format!("{name} is the primary already"),
-                        )],
-                    });
-                }
-                let old = s.primary.value.clone();
-                o.primary = Some(stamp_at(now, name.clone()));
-                if st.file.candidates.contains_key(name) {
-                    o.candidates.insert(name.clone(), stamp_at(now, None));
-                } else {
-                    o.candidates.remove(name);
-                }
-                // The old primary keeps watching, in shadow, so the two
-                // can still be compared.
-                o.candidates.insert(
-                    old,
-                    stamp_at(
-                        now,
-                        Some(Candidate {
-                            mode: CandidateMode::Shadow,
-                            weight: None,
-                            jobs: Vec::new(),
-                        }),
-                    ),
-                );
-                vetted.push(name.clone());
-            }
-            Change::Reset => o = SchedulerOverrides::default(),
-        }
-        Ok((o, vetted))
+        st: &mut LineupState,
+        settings: Settings,
+        built: Built,
+        stale: Option<String>,
+    ) {
+        log_lineup(&built.scheduler, &built.shadows);
+        self.current.set(built.scheduler);
+        self.core.shadows.sync(built.shadows);
+        st.adopt(settings, built.running, built.uses, stale);
+        let shown = self.core.shown(st);
+        *lock(&self.shown) = shown;
     }
+}
+
+impl LineupState {
+    /// Records what was put in force.
+    fn adopt(
+        &mut self,
+        settings: Settings,
+        running: BTreeMap<String, Arc<dyn Scorer>>,
+        uses: HashSet<Key>,
+        stale: Option<String>,
+    ) {
+        self.settings = settings;
+        self.running = running;
+        self.in_force = uses;
+        self.stale = stale;
+    }
+
+    /// Forgets the scorers neither in force nor known by name in the
+    /// settings in force, and their conformance results.
+    fn prune(&mut self) {
+        let settings = &self.settings;
+        let running = &self.running;
+        self.named
+            .retain(|name, _| settings.scorers.contains_key(name) || running.contains_key(name));
+        let keep: HashSet<Key> = self
+            .in_force
+            .iter()
+            .chain(self.named.values())
+            .copied()
+            .collect();
+        self.loaded.retain(|key, _| keep.contains(key));
+        self.conforming.retain(|key| keep.contains(key));
+    }
+}
+
+/// The stored settings after `change`, and the scorers it gives a role
+/// that must pass the conformance suite first. The change is read against
+/// what the stored settings ask for, in force or not (they are not while
+/// stale), so a change can mend them.
+fn overrides_after(
+    st: &LineupState,
+    change: &Change,
+) -> Result<(SchedulerOverrides, Vec<String>), LineupError> {
+    let mut o = st.overrides.clone();
+    let now = now_ms();
+    let asked = Settings::of(&st.file, &st.overrides);
+    let s = &asked;
+    let mut vetted = Vec::new();
+    match change {
+        Change::PutScorer { name, spec } => {
+            if builtin_names().contains(&name.as_str())
+                && spec.plugin != *name
+                && spec.plugin != format!("builtin:{name}")
+            {
+                return Err(LineupError::Invalid {
+                    problems: vec![
+                        Problem::new(
+                            format!("scheduler.scorers.{name}"),
+                            format!("{name} is the name of a built-in scorer"),
+                        )
+                        .hint("give this scorer another name"),
+                    ],
+                });
+            }
+            o.scorers
+                .insert(name.clone(), stamp_at(now, Some(spec.clone())));
+            // A scorer in a role is replaced in force: vet it too.
+            if s.primary.value == *name || s.candidates.contains_key(name) {
+                vetted.push(name.clone());
+            }
+        }
+        Change::RemoveScorer { name } => {
+            if !s.scorers.contains_key(name) {
+                return Err(not_found("scorer", name, s.scorers.keys()));
+            }
+            if let Some(role) = role_of(s, name) {
+                return Err(LineupError::Invalid {
+                    problems: vec![
+                        Problem::new(
+                            format!("scheduler.scorers.{name}"),
+                            format!("{name} is {role}"),
+                        )
+                        .hint("remove the candidate, or promote another scorer, first"),
+                    ],
+                });
+            }
+            if st.file.scorers.contains_key(name) {
+                o.scorers.insert(name.clone(), stamp_at(now, None));
+            } else {
+                o.scorers.remove(name);
+            }
+        }
+        Change::PutCandidate { name, candidate } => {
+            o.candidates
+                .insert(name.clone(), stamp_at(now, Some(candidate.clone())));
+            vetted.push(name.clone());
+        }
+        Change::RemoveCandidate { name } => {
+            if !s.candidates.contains_key(name) {
+                return Err(not_found("candidate", name, s.candidates.keys()));
+            }
+            if st.file.candidates.contains_key(name) {
+                o.candidates.insert(name.clone(), stamp_at(now, None));
+            } else {
+                o.candidates.remove(name);
+            }
+        }
+        Change::Promote { name } => {
+            if s.spec(name).is_none() {
+                let known = s.known();
+                return Err(not_found("scorer", name, known.iter()));
+            }
+            if s.primary.value == *name {
+                return Err(LineupError::Invalid {
+                    problems: vec![Problem::new(
+                        "scheduler.scorer",
+                        format!("{name} is the primary already"),
+                    )],
+                });
+            }
+            let old = s.primary.value.clone();
+            o.primary = Some(stamp_at(now, name.clone()));
+            if st.file.candidates.contains_key(name) {
+                o.candidates.insert(name.clone(), stamp_at(now, None));
+            } else {
+                o.candidates.remove(name);
+            }
+            // The old primary keeps watching, in shadow, so the two
+            // can still be compared.
+            o.candidates.insert(
+                old,
+                stamp_at(
+                    now,
+                    Some(Candidate {
+                        mode: CandidateMode::Shadow,
+                        weight: None,
+                        jobs: Vec::new(),
+                    }),
+                ),
+            );
+            vetted.push(name.clone());
+        }
+        Change::Reset => o = SchedulerOverrides::default(),
+    }
+    Ok((o, vetted))
 }
 
 impl Core {
@@ -484,64 +589,100 @@ impl Core {
         Ok(())
     }
 
-    /// Loads every scorer `settings` gives a role and assembles the
-    /// scheduler; on success `st.running` names them.
-    fn build(
+    /// The settings of `file` with the stored ones on top when they fit
+    /// and their scorers load, else the file's alone and why the stored
+    /// ones are not in force (what a start does, and a reload while stale).
+    fn settle(
         &self,
         st: &mut LineupState,
-        settings: &Settings,
-    ) -> Result<(Scheduler, Vec<ShadowSpec>), ScorerLoadError> {
+        file: &SchedulerConfig,
+    ) -> Result<(Settings, Built, Option<String>), ScorerLoadError> {
+        let mut stale = None;
+        if !st.overrides.is_empty() {
+            let settings = Settings::of(file, &st.overrides);
+            let problems = settings.problems(&self.base_dir);
+            if problems.is_empty() {
+                match self.build(st, &settings) {
+                    Ok(built) => return Ok((settings, built, None)),
+                    Err(e) => stale = Some(e.to_string()),
+                }
+            } else {
+                stale = Some(
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+        }
+        let settings = Settings::of(file, &SchedulerOverrides::default());
+        let built = self.build(st, &settings)?;
+        Ok((settings, built, stale))
+    }
+
+    /// Loads every scorer `settings` gives a role and assembles the
+    /// scheduler, without putting it in force.
+    fn build(&self, st: &mut LineupState, settings: &Settings) -> Result<Built, ScorerLoadError> {
         let mut running = BTreeMap::new();
-        let primary = self.load(st, settings, &settings.primary.value)?;
-        running.insert(settings.primary.value.clone(), primary.clone());
+        let mut uses = HashSet::new();
+        let mut load = |st: &mut LineupState, name: &str| {
+            let (scorer, key) = self.load(st, settings, name)?;
+            running.insert(name.to_owned(), scorer.clone());
+            uses.insert(key);
+            Ok::<_, ScorerLoadError>(scorer)
+        };
+        let primary = load(st, &settings.primary.value)?;
+        let mut splits = Vec::new();
+        for (name, candidate) in settings.splits() {
+            splits.push(Split {
+                name: name.to_owned(),
+                scorer: load(st, name)?,
+                candidate: candidate.clone(),
+                tally: Tally::detached(),
+            });
+        }
+        let mut shadows = Vec::new();
+        for (name, entry) in &settings.candidates {
+            if entry.value.mode != CandidateMode::Shadow {
+                continue;
+            }
+            shadows.push(ShadowSpec {
+                name: name.clone(),
+                scorer: load(st, name)?,
+                candidate: entry.value.clone(),
+            });
+        }
         let mut scheduler = Scheduler::new(primary, settings.sampling.sampling())
             .named(settings.primary.value.clone())
             .with_counter(self.counter.clone());
         if let Some(name) = &settings.fallback {
             // A built-in, with the default limits (the config checks it).
-            let fallback =
+            let (fallback, key) =
                 self.load_spec(st, &ScorerSpec::plugin(name.clone()), settings.limits)?;
+            uses.insert(key);
             let display = name.strip_prefix("builtin:").unwrap_or(name);
             scheduler = scheduler.with_fallback(fallback).fallback_named(display);
-        }
-        let mut splits = Vec::new();
-        for (name, candidate) in settings.splits() {
-            let scorer = self.load(st, settings, name)?;
-            running.insert(name.to_owned(), scorer.clone());
-            splits.push(Split {
-                name: name.to_owned(),
-                scorer,
-                candidate: candidate.clone(),
-                tally: Tally::detached(),
-            });
-        }
-        let mut specs = Vec::new();
-        for (name, entry) in &settings.candidates {
-            if entry.value.mode != CandidateMode::Shadow {
-                continue;
-            }
-            let scorer = self.load(st, settings, name)?;
-            running.insert(name.clone(), scorer.clone());
-            specs.push(ShadowSpec {
-                name: name.clone(),
-                scorer,
-                candidate: entry.value.clone(),
-            });
         }
         let scheduler = scheduler
             .with_splits(splits)
             .with_shadows(self.shadows.clone())
             .with_metrics(&self.metrics);
-        st.running = running;
-        Ok((scheduler, specs))
+        Ok(Built {
+            scheduler,
+            shadows,
+            running,
+            uses,
+        })
     }
 
+    /// Scorer `name` of `settings`, loaded (or as loaded before).
     fn load(
         &self,
         st: &mut LineupState,
         settings: &Settings,
         name: &str,
-    ) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
+    ) -> Result<(Arc<dyn Scorer>, Key), ScorerLoadError> {
         let spec = settings
             .spec(name)
             .ok_or_else(|| ScorerLoadError::UnknownBuiltin {
@@ -550,7 +691,9 @@ impl Core {
                 path: self.base_dir.join(name),
             })?;
         let limits = settings.limits_of(&spec);
-        self.load_spec(st, &spec, limits)
+        let (scorer, key) = self.load_spec(st, &spec, limits)?;
+        st.named.insert(name.to_owned(), key);
+        Ok((scorer, key))
     }
 
     fn load_spec(
@@ -558,12 +701,12 @@ impl Core {
         st: &mut LineupState,
         spec: &ScorerSpec,
         limits: LimitsConfig,
-    ) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
+    ) -> Result<(Arc<dyn Scorer>, Key), ScorerLoadError> {
         let source = ScorerSource::resolve(&spec.plugin, &self.base_dir)?;
         let bytes = source.read_with(&self.registry)?;
-        let digest = Digest::of(&bytes);
-        if let Some(scorer) = st.loaded.get(&(digest, limits)) {
-            return Ok(scorer.clone());
+        let key = (Digest::of(&bytes), limits);
+        if let Some(scorer) = st.loaded.get(&key) {
+            return Ok((scorer.clone(), key));
         }
         let scorer: Arc<dyn Scorer> = Arc::new(accept(
             &self.runtime,
@@ -571,8 +714,36 @@ impl Core {
             &bytes,
             limits.limits(),
         )?);
-        st.loaded.insert((digest, limits), scorer.clone());
-        Ok(scorer)
+        st.loaded.insert(key, scorer.clone());
+        Ok((scorer, key))
+    }
+
+    /// What readers are shown of `st`.
+    fn shown(&self, st: &LineupState) -> Shown {
+        let status = LineupStatus {
+            settings: st.settings.clone(),
+            running: st
+                .running
+                .iter()
+                .map(|(name, s)| (name.clone(), (s.label().to_owned(), s.digest().to_owned())))
+                .collect(),
+            stale: st.stale.clone(),
+        };
+        let files = st
+            .running
+            .keys()
+            .filter_map(|name| st.settings.spec(name))
+            .filter_map(
+                |spec| match ScorerSource::resolve(&spec.plugin, &self.base_dir) {
+                    Ok(ScorerSource::File(path)) => Some(path),
+                    _ => None,
+                },
+            )
+            .collect();
+        Shown {
+            status: Arc::new(status),
+            files: Arc::new(files),
+        }
     }
 }
 
@@ -645,4 +816,10 @@ fn log_lineup(scheduler: &Scheduler, shadows: &[ShadowSpec]) {
         ));
     }
     tracing::info!("{line}");
+}
+
+/// A poisoned lock means a change panicked part way; what it guards is
+/// only ever replaced whole or pruned, so carry on.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -36,10 +36,7 @@ mod settings;
 
 pub use lineup::{Change, Lineup, LineupError, LineupStatus};
 pub use reload::{Reloaded, Reloader};
-pub use scorer::{
-    RegistryAuthConfig, ScorerLoadError, ScorerSource, load_scheduler, load_scorer,
-    load_scorer_with,
-};
+pub use scorer::{MAX_SCORER_BYTES, RegistryAuthConfig, ScorerLoadError, ScorerSource};
 pub use settings::{Entry, Settings};
 
 use crate::Durability;

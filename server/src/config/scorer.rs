@@ -9,9 +9,7 @@
 //! verified; a tag only through the digest `orch plugin add` pinned in the
 //! `orch.lock` beside the config.
 
-use super::{Config, SchedulerConfig};
-use crate::scheduler::Scheduler;
-use crate::scheduler::score::{Component, Scorer};
+use crate::scheduler::score::Component;
 use orch_model::closest;
 use orch_plugin_runtime::{Digest, Limits, PluginError, Runtime};
 use orch_registry::{CredentialSource, Credentials, Reference, RegistryError, Resolver, Store};
@@ -19,11 +17,16 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Nodes in the request a scorer must answer before it is accepted: enough
 /// to be typical, few enough to cost nothing next to compiling.
 const BASIC_NODES: usize = 16;
+
+/// The largest scorer component read, from a file or a registry: far above
+/// any real one (a componentize-py scorer, the largest seen, is ~18 MB),
+/// and a bound on what naming a file or a reference can make the server
+/// hold in memory.
+pub const MAX_SCORER_BYTES: u64 = 64 << 20;
 
 /// Why a scorer was not accepted. Each variant names the scorer (its path,
 /// or `builtin:NAME`) and, once its bytes were read, its digest.
@@ -48,6 +51,12 @@ pub enum ScorerLoadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "scorer {}: larger than {} MiB, the most a scorer component may be; check that the path names a .wasm scorer component",
+        path.display(),
+        MAX_SCORER_BYTES >> 20
+    )]
+    TooLarge { path: PathBuf },
     /// Not a component, not a scorer of the supported world, forbidden
     /// imports, compile timeout: the runtime's own error, which names the
     /// plugin and its digest.
@@ -164,7 +173,7 @@ pub(crate) fn resolver(
         path: PathBuf::from("$ORCH_PLUGIN_STORE"),
         detail: "no plugin store: set $ORCH_PLUGIN_STORE or $HOME".to_owned(),
     })?;
-    let mut resolver = Resolver::new(Store::new(store), lock);
+    let mut resolver = Resolver::new(Store::new(store), lock).at_most(MAX_SCORER_BYTES);
     for (host, auth) in registries {
         if let Ok(credentials) = auth.credentials() {
             resolver = resolver.with_credentials(
@@ -267,14 +276,14 @@ impl ScorerSource {
                     path: PathBuf::from(name),
                 }
             }),
-            Self::File(path) => {
-                std::fs::read(path)
-                    .map(Cow::Owned)
-                    .map_err(|source| ScorerLoadError::Read {
-                        path: path.clone(),
-                        source,
-                    })
-            }
+            Self::File(path) => match orch_registry::read_at_most(path, MAX_SCORER_BYTES) {
+                Ok(Some(bytes)) => Ok(Cow::Owned(bytes)),
+                Ok(None) => Err(ScorerLoadError::TooLarge { path: path.clone() }),
+                Err(source) => Err(ScorerLoadError::Read {
+                    path: path.clone(),
+                    source,
+                }),
+            },
         }
     }
 }
@@ -298,57 +307,6 @@ fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
     orch_builtins::get(name)
         .filter(|b| b.kind == "scorer")
         .map(|b| b.wasm)
-}
-
-/// Loads the scorer `config` names (paths relative to `base_dir`) and
-/// accepts it only if it passes the basic checks under `config`'s limits:
-/// it compiles, is a scorer of the world this host speaks with nothing
-/// imported beyond WASI, answers `info()` with a name and a version, and
-/// scores a typical request with one finite score in [-1, 1] per node.
-pub fn load_scorer(
-    config: &SchedulerConfig,
-    base_dir: &Path,
-    runtime: &Runtime,
-) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
-    load_scorer_with(config, base_dir, &BTreeMap::new(), runtime)
-}
-
-/// [`load_scorer`], pulling an `oci://` scorer with `registries`'
-/// credentials when the store does not hold it.
-pub fn load_scorer_with(
-    config: &SchedulerConfig,
-    base_dir: &Path,
-    registries: &BTreeMap<String, RegistryAuthConfig>,
-    runtime: &Runtime,
-) -> Result<Arc<dyn Scorer>, ScorerLoadError> {
-    let source = ScorerSource::resolve(&config.scorer, base_dir)?;
-    let bytes = source.read_with(registries)?;
-    let scorer = accept(runtime, &source.name(), &bytes, config.limits.limits())?;
-    Ok(Arc::new(scorer))
-}
-
-/// The scheduler `config` describes: its scorer, loaded and checked by
-/// [`load_scorer`], with its sampling.
-pub fn load_scheduler(config: &Config, runtime: &Runtime) -> Result<Scheduler, ScorerLoadError> {
-    let scorer = load_scorer_with(
-        &config.scheduler,
-        &config.base_dir,
-        &config.registry,
-        runtime,
-    )?;
-    let scheduler = Scheduler::new(scorer, config.scheduler.sampling.sampling());
-    match &config.scheduler.fallback {
-        None => Ok(scheduler),
-        Some(name) => {
-            let fallback = SchedulerConfig {
-                scorer: name.clone(),
-                fallback: None,
-                ..config.scheduler.clone()
-            };
-            let fallback = load_scorer(&fallback, &config.base_dir, runtime)?;
-            Ok(scheduler.with_fallback(fallback))
-        }
-    }
 }
 
 pub(crate) fn accept(

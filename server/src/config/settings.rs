@@ -47,6 +47,10 @@ fn from_config<T>(value: T) -> Entry<T> {
 /// Longest scorer name.
 const MAX_NAME: usize = 64;
 
+/// Most candidates beside the primary: each shadow scores every decision
+/// again and keeps a cluster of its own.
+pub const MAX_CANDIDATES: usize = 8;
+
 impl Settings {
     /// The file's settings with `overrides` on top.
     pub fn of(file: &SchedulerConfig, overrides: &SchedulerOverrides) -> Self {
@@ -221,6 +225,18 @@ impl Settings {
                 );
             }
         }
+        if self.candidates.len() > MAX_CANDIDATES {
+            problems.push(
+                Problem::new(
+                    "scheduler.candidates",
+                    format!(
+                        "{} candidates, more than the {MAX_CANDIDATES} a scheduler runs beside its primary",
+                        self.candidates.len()
+                    ),
+                )
+                .hint("remove a candidate before adding another"),
+            );
+        }
         if split_total > 100 {
             problems.push(
                 Problem::new(
@@ -316,6 +332,37 @@ pub(crate) fn plugin_problem(plugin: &str, at: &str, base_dir: &Path) -> Option<
         Ok(_) => None,
         Err(e) => Some(Problem::new(at, e.to_string())),
     }
+}
+
+/// Whether a scorer named from the API may be read: a built-in, an
+/// `oci://` reference, or a file that lies under `base_dir` once symlinks
+/// are followed (for a path that does not exist, its deepest existing
+/// folder must), so that a request cannot make the server read, or say
+/// whether there is, a file anywhere else. The config file's own paths are
+/// the operator's and are not held to this.
+pub(crate) fn confined_problem(plugin: &str, at: &str, base_dir: &Path) -> Option<Problem> {
+    let Ok(ScorerSource::File(path)) = ScorerSource::resolve(plugin, base_dir) else {
+        // Built-ins and references; a bad one is reported by the checks.
+        return None;
+    };
+    let inside = base_dir.canonicalize().is_ok_and(|base| {
+        path.ancestors()
+            .find_map(|p| p.canonicalize().ok())
+            .is_some_and(|real| real.starts_with(&base))
+    });
+    (!inside).then(|| {
+        Problem::new(
+            at,
+            format!(
+                "{plugin} is not under {}, the config file's folder: a scorer named through the API is read only from there",
+                base_dir.display()
+            ),
+        )
+        .hint(format!(
+            "copy the component under {}, or push it to a registry and name it oci://…",
+            base_dir.display()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -422,5 +469,27 @@ mod tests {
         );
         let sprd = &problems[6];
         assert_eq!(sprd.hint.as_deref(), Some("did you mean `spread`?"));
+    }
+
+    #[test]
+    fn at_most_eight_candidates() {
+        let listed = |n: usize| {
+            let mut text = String::new();
+            for i in 0..n {
+                text.push_str(&format!(
+                    "[scheduler.scorers.c{i}]\nplugin = \"spread\"\n[scheduler.candidates.c{i}]\nmode = \"shadow\"\n"
+                ));
+            }
+            Settings::of(&file(&text), &SchedulerOverrides::default())
+        };
+        assert_eq!(fields(&listed(MAX_CANDIDATES)), Vec::<String>::new());
+        let problems = listed(MAX_CANDIDATES + 1).problems(Path::new("/nowhere"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "scheduler.candidates");
+        assert!(
+            problems[0].message.contains("more than the 8"),
+            "{}",
+            problems[0]
+        );
     }
 }

@@ -106,6 +106,10 @@ struct Inner {
     stats: Arc<WriterStats>,
 }
 
+/// A page of decision records, each with its row number (the cursor of the
+/// next page); and, for the first page, how many match in all.
+pub type DecisionRows = (Vec<(u64, Decision)>, Option<u64>);
+
 impl Store {
     /// Opens (or creates) the database at `path`, migrates it, loads it into
     /// memory and starts the writer.
@@ -291,14 +295,15 @@ impl Store {
 
     /// Decision records since `since_ms` (of `job` only, if given) stored
     /// after row `after`, oldest first, at most `limit`, each with its row
-    /// number (the next page's cursor); and how many match in all.
+    /// number (the next page's cursor); and, for the first page (`after`
+    /// 0), how many match in all.
     pub fn decisions_since(
         &self,
         since_ms: u64,
         job: Option<&str>,
         after: u64,
         limit: usize,
-    ) -> Result<(Vec<(u64, Decision)>, u64), StoreError> {
+    ) -> Result<DecisionRows, StoreError> {
         let conn = self.reader()?;
         sql::decisions_since(&conn, since_ms, job, after, limit)
     }

@@ -386,21 +386,27 @@ pub(super) fn shadow_rows(conn: &Connection, since_ms: u64) -> Result<Vec<Shadow
 
 /// Decision records made at or after `since_ms` (of `job` only, if
 /// given) and stored after row `after`, oldest first, at most `limit`, each
-/// with its row number (the cursor of the next page); and how many match in
-/// all.
+/// with its row number (the cursor of the next page); and, on the first
+/// page (`after` 0), how many match in all (a count the later pages of one
+/// read need not pay for again).
 pub(super) fn decisions_since(
     conn: &Connection,
     since_ms: u64,
     job: Option<&str>,
     after: u64,
     limit: usize,
-) -> Result<(Vec<(u64, Decision)>, u64), StoreError> {
+) -> Result<super::DecisionRows, StoreError> {
     let since = since_ms.min(i64::MAX as u64) as i64;
-    let total: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM decisions WHERE time_ms >= ?1 AND (?2 IS NULL OR job_id = ?2)",
-        )?
-        .query_row(params![since, job], |r| r.get(0))?;
+    let total = if after == 0 {
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM decisions WHERE time_ms >= ?1 AND (?2 IS NULL OR job_id = ?2)",
+            )?
+            .query_row(params![since, job], |r| r.get(0))?;
+        Some(n.max(0) as u64)
+    } else {
+        None
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT rowid, alloc_id, body, packed, format, frame_id FROM decisions
          WHERE time_ms >= ?1 AND (?2 IS NULL OR job_id = ?2) AND rowid > ?3
@@ -426,7 +432,7 @@ pub(super) fn decisions_since(
         let decision = read_decision(conn, &alloc_id, stored, &mut frames)?;
         out.push((rowid.max(0) as u64, decision));
     }
-    Ok((out, total.max(0) as u64))
+    Ok((out, total))
 }
 
 pub(super) fn set_index(tx: &Transaction<'_>, index: u64) -> Result<(), StoreError> {

@@ -5,7 +5,6 @@
 use orch_plugin_runtime::{Runtime, RuntimeConfig};
 use orch_server::{
     Config, Lineup, Metrics, Reloaded, Reloader, ScorerLoadError, Shadows, Store, StoreOptions,
-    load_scheduler, load_scorer,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,11 +37,22 @@ fn fixture(case: &str) -> PathBuf {
         .join("plugin.wasm")
 }
 
+/// The lineup `config` starts, on a store in `dir/data`.
+fn start(dir: &Path, config: &Config, runtime: Runtime) -> Result<Lineup, ScorerLoadError> {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open(&data.join("state.db"), StoreOptions::default()).unwrap();
+    let metrics = Metrics::new();
+    let shadows = Shadows::start(store.clone(), &metrics).unwrap();
+    Lineup::start(config, runtime, &store, shadows, &metrics)
+}
+
 #[test]
 fn loads_the_builtin_binpack_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse("", &dir.path().join("orch.toml")).unwrap();
-    let scheduler = load_scheduler(&config, &runtime()).unwrap();
+    let lineup = start(dir.path(), &config, runtime()).unwrap();
+    let scheduler = lineup.current().get();
     let scorer = scheduler.scorer();
     assert!(scorer.label().starts_with("binpack "), "{}", scorer.label());
     assert!(
@@ -63,7 +73,9 @@ fn loads_a_scorer_from_a_path_relative_to_the_config() {
     std::fs::write(dir.path().join("plugins/mine.wasm"), builtin("spread")).unwrap();
     let path = write_config(dir.path(), "[scheduler]\nscorer = \"plugins/mine.wasm\"\n");
     let config = Config::load(&path).unwrap();
-    let scorer = load_scorer(&config.scheduler, &config.base_dir, &runtime()).unwrap();
+    let lineup = start(dir.path(), &config, runtime()).unwrap();
+    let scheduler = lineup.current().get();
+    let scorer = scheduler.scorer();
     assert!(scorer.label().starts_with("spread "), "{}", scorer.label());
     assert_eq!(
         scorer.digest(),
@@ -77,7 +89,7 @@ fn a_core_module_is_refused_by_name_and_digest() {
     let wasm = fixture("core-module");
     let text = format!("[scheduler]\nscorer = {:?}\n", wasm.display().to_string());
     let config = Config::parse(&text, &dir.path().join("orch.toml")).unwrap();
-    let e = load_scorer(&config.scheduler, &config.base_dir, &runtime())
+    let e = start(dir.path(), &config, runtime())
         .err()
         .expect("a core module is not a scorer");
     let digest = orch_plugin_runtime::Digest::of(&std::fs::read(&wasm).unwrap());
@@ -94,7 +106,7 @@ fn junk_is_refused_by_name() {
     std::fs::write(dir.path().join("junk.wasm"), b"not wasm at all").unwrap();
     let path = write_config(dir.path(), "[scheduler]\nscorer = \"junk.wasm\"\n");
     let config = Config::load(&path).unwrap();
-    let e = load_scorer(&config.scheduler, &config.base_dir, &runtime())
+    let e = start(dir.path(), &config, runtime())
         .err()
         .expect("junk is not a scorer");
     assert!(matches!(e, ScorerLoadError::Plugin { .. }), "{e:?}");
@@ -108,10 +120,10 @@ fn a_fuel_limit_needs_a_metering_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let text = "[scheduler.limits]\nfuel = 1000000000\n";
     let config = Config::parse(text, &dir.path().join("orch.toml")).unwrap();
-    let e = load_scheduler(&config, &runtime()).err().unwrap();
+    let e = start(dir.path(), &config, runtime()).err().unwrap();
     assert!(matches!(e, ScorerLoadError::FuelNotMetered { .. }), "{e}");
     let metering = Runtime::new(config.runtime_config()).unwrap();
-    load_scheduler(&config, &metering).unwrap();
+    start(&dir.path().join("metering"), &config, metering).unwrap();
 }
 
 /// A lineup loaded from `path` with its store in `dir/data`, and a

@@ -11,5 +11,6 @@
 
 mod api;
 mod config;
+mod lineup;
 mod scheduler;
 mod store;
