@@ -1015,7 +1015,7 @@ fn with_every_node_scored_the_records_of_a_plan_share_a_frame_and_read_back_whol
     assert_eq!(live.len(), 12);
     let mut paged = BTreeMap::new();
     let (page, total) = h.store.decisions_since(0, None, 0, 100).unwrap();
-    assert_eq!(total, 12);
+    assert_eq!(total, Some(12));
     for (_, d) in page {
         paged.insert(d.alloc_id.clone(), d);
     }
