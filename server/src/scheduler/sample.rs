@@ -149,16 +149,7 @@ impl<'a> Pool<'a> {
         if self.filtered[i].is_some() {
             return;
         }
-        let node = &self.nodes[i];
-        let (held, allocs) = usage(&node.id);
-        self.figures[i] = Figures {
-            capacity: node.allocatable(),
-            held,
-            allocs,
-            job: job_allocs.on_node(&node.id),
-            group: job_allocs.group_on_node(&node.id),
-            added: overlay.get(&node.id),
-        };
+        self.figures[i] = Figures::of(&self.nodes[i], usage, job_allocs, overlay);
     }
 
     /// Reads `node`'s figures again after they changed (a placement there,
@@ -210,40 +201,33 @@ impl<'a> Pool<'a> {
                 break;
             }
             examined += 1;
-            if let Some(reason) = self.filtered[i] {
-                match filtered.iter_mut().find(|(r, _)| *r == reason) {
-                    Some((_, count)) => *count += 1,
-                    None => filtered.push((reason, 1)),
-                }
-                continue;
-            }
-            let f = &self.figures[i];
-            let job_here = f.job + f.added.job_allocs;
-            let apart = match self.feasibility.distinct_hosts {
-                None => false,
-                Some(DistinctHosts::Job) => job_here > 0,
-                Some(DistinctHosts::Group) => f.group > 0,
+            let verdict = match self.filtered[i] {
+                Some(reason) => Err(PassedOver::Filtered(reason)),
+                None => self.figures[i].examine(self.feasibility.distinct_hosts, ask),
             };
-            if apart {
-                match filtered.iter_mut().find(|(r, _)| *r == DISTINCT_HOSTS) {
-                    Some((_, count)) => *count += 1,
-                    None => filtered.push((DISTINCT_HOSTS, 1)),
+            match verdict {
+                Ok(node) => {
+                    columns.cpu_capacity.push(node.capacity.cpu_mhz);
+                    columns.memory_capacity.push(node.capacity.memory_mib);
+                    columns.disk_capacity.push(node.capacity.disk_mib);
+                    columns.cpu_allocated.push(node.allocated.cpu_mhz);
+                    columns.memory_allocated.push(node.allocated.memory_mib);
+                    columns.disk_allocated.push(node.allocated.disk_mib);
+                    columns.job_allocs.push(node.job_allocs);
+                    columns.total_allocs.push(node.total_allocs);
                 }
-                continue;
+                Err(PassedOver::Filtered(reason)) => {
+                    match filtered.iter_mut().find(|(r, _)| *r == reason) {
+                        Some((_, count)) => *count += 1,
+                        None => filtered.push((reason, 1)),
+                    }
+                    continue;
+                }
+                Err(PassedOver::Exhausted { dimension, .. }) => {
+                    exhausted[dimension as usize] += 1;
+                    continue;
+                }
             }
-            let used = f.held.saturating_add(f.added.resources);
-            if let Some(dimension) = f.capacity.exhausted(used, ask) {
-                exhausted[dimension as usize] += 1;
-                continue;
-            }
-            columns.cpu_capacity.push(f.capacity.cpu);
-            columns.memory_capacity.push(f.capacity.memory);
-            columns.disk_capacity.push(f.capacity.disk);
-            columns.cpu_allocated.push(used.cpu);
-            columns.memory_allocated.push(used.memory);
-            columns.disk_allocated.push(used.disk);
-            columns.job_allocs.push(job_here);
-            columns.total_allocs.push(f.allocs + f.added.allocs);
             picked.push(self.nodes[i].clone());
         }
         for (reason, count) in filtered {
@@ -286,8 +270,9 @@ pub enum PassedOver<'f> {
 /// Sampling's checks of one node, in the order it makes them: the group's
 /// requirements, `distinct_hosts`, then room for `ask`. What the scorer is
 /// told of the node when it passes. `usage(node)` is only asked of a node
-/// that meets the requirements. [`collect`] walks the nodes with it, and
-/// `why_not` explains one node with it, so the two cannot disagree.
+/// that meets the requirements. [`Pool::collect`] walks the nodes with the
+/// same checks, and `why_not` explains one node with it, so the two cannot
+/// disagree.
 #[inline]
 pub fn examine<'f>(
     node: &Node,
@@ -298,32 +283,59 @@ pub fn examine<'f>(
     overlay: &Overlay,
 ) -> Result<ScorerNode, PassedOver<'f>> {
     feasibility.check(node).map_err(PassedOver::Filtered)?;
-    let added = overlay.get(&node.id);
-    let job_here = job_allocs.on_node(&node.id) + added.job_allocs;
-    let apart = match feasibility.distinct_hosts {
-        None => false,
-        Some(DistinctHosts::Job) => job_here > 0,
-        Some(DistinctHosts::Group) => job_allocs.group_on_node(&node.id) > 0,
-    };
-    if apart {
-        return Err(PassedOver::Filtered(DISTINCT_HOSTS));
+    Figures::of(node, usage, job_allocs, overlay).examine(feasibility.distinct_hosts, ask)
+}
+
+impl Figures {
+    fn of(
+        node: &Node,
+        usage: impl Fn(&str) -> (Resources, u32),
+        job_allocs: &dyn JobAllocs,
+        overlay: &Overlay,
+    ) -> Self {
+        let (held, allocs) = usage(&node.id);
+        Self {
+            capacity: node.allocatable(),
+            held,
+            allocs,
+            job: job_allocs.on_node(&node.id),
+            group: job_allocs.group_on_node(&node.id),
+            added: overlay.get(&node.id),
+        }
     }
-    let (held, allocs) = usage(&node.id);
-    let used = held.saturating_add(added.resources);
-    let capacity = node.allocatable();
-    if let Some(dimension) = capacity.exhausted(used, ask) {
-        return Err(PassedOver::Exhausted {
-            dimension,
-            used,
-            capacity,
-        });
+
+    /// The checks after the group's requirements: `distinct_hosts`, then
+    /// room for `ask`. Both [`examine`] and [`Pool::collect`] end here.
+    #[inline]
+    fn examine(
+        &self,
+        distinct: Option<DistinctHosts>,
+        ask: Resources,
+    ) -> Result<ScorerNode, PassedOver<'static>> {
+        let job_here = self.job + self.added.job_allocs;
+        let apart = match distinct {
+            None => false,
+            Some(DistinctHosts::Job) => job_here > 0,
+            Some(DistinctHosts::Group) => self.group > 0,
+        };
+        if apart {
+            return Err(PassedOver::Filtered(DISTINCT_HOSTS));
+        }
+        let used = self.held.saturating_add(self.added.resources);
+        if let Some(dimension) = self.capacity.exhausted(used, ask) {
+            return Err(PassedOver::Exhausted {
+                dimension,
+                used,
+                capacity: self.capacity,
+            });
+        }
+        Ok(ScorerNode {
+            capacity: scorer_resources(self.capacity),
+            allocated: scorer_resources(used),
+            job_allocs: job_here,
+            total_allocs: self.allocs + self.added.allocs,
+        })
     }
-    Ok(ScorerNode {
-        capacity: scorer_resources(capacity),
-        allocated: scorer_resources(used),
-        job_allocs: job_here,
-        total_allocs: allocs + added.allocs,
-    })
 }
 
 /// What a node `distinct_hosts` keeps the allocation off is filtered under.

@@ -84,6 +84,15 @@ struct Lane {
     shared: Arc<LaneShared>,
 }
 
+impl Lane {
+    /// Stops it: what it still has queued is dropped (and counted so), not
+    /// scored; the call in hand ends first.
+    fn close(self) -> (ShadowSpec, Arc<LaneShared>) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        (self.spec, self.shared)
+    }
+}
+
 struct LaneShared {
     counters: Counters,
     /// Set at shutdown: what is still queued is dropped, not scored.
@@ -166,23 +175,24 @@ impl Shadows {
     /// still had queued is dropped (and counted so); a lane in the middle
     /// of a call ends it first (within its deadline). No lane starts after.
     pub fn shutdown(&self, wait: Duration) -> Vec<LaneStats> {
-        let lanes = std::mem::take(&mut *self.lanes.write().unwrap_or_else(|p| p.into_inner()));
-        // Each lane's thread ends once its queue's sender is gone (here)
-        // and it sees `closing`; the writer ends once every lane's thread
-        // and this have let go of its queue.
-        let stopped: Vec<(ShadowSpec, Arc<LaneShared>)> = lanes
-            .into_values()
-            .map(|lane| {
-                lane.shared.closing.store(true, Ordering::Relaxed);
-                (lane.spec, lane.shared)
-            })
-            .collect();
-        drop(
-            self.records
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
+        let stopped: Vec<(ShadowSpec, Arc<LaneShared>)> = {
+            let mut lanes = self.lanes.write().unwrap_or_else(|p| p.into_inner());
+            // Taken under the lanes' lock: a `sync` racing this finds no
+            // writer and starts nothing.
+            drop(
+                self.records
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(),
+            );
+            // Each lane's thread ends once its queue's sender is gone (here)
+            // and it sees `closing`; the writer ends once every lane's
+            // thread and this have let go of its queue.
+            std::mem::take(&mut *lanes)
+                .into_values()
+                .map(Lane::close)
+                .collect()
+        };
         let written = self
             .written
             .lock()
@@ -208,7 +218,16 @@ impl Shadows {
     pub fn sync(&self, specs: Vec<ShadowSpec>) {
         let mut lanes = self.lanes.write().unwrap_or_else(|p| p.into_inner());
         let wanted: HashSet<String> = specs.iter().map(|s| s.name.clone()).collect();
-        lanes.retain(|name, _| wanted.contains(name));
+        let gone: Vec<String> = lanes
+            .keys()
+            .filter(|name| !wanted.contains(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(lane) = lanes.remove(&name) {
+                lane.close();
+            }
+        }
         for spec in specs {
             // The same loaded scorer (digest and limits): the lane goes on.
             // Another one (new limits, say) gets a new lane, whose cluster
@@ -225,7 +244,9 @@ impl Shadows {
             }
             match self.spawn_lane(spec.clone()) {
                 Ok(lane) => {
-                    lanes.insert(spec.name.clone(), lane);
+                    if let Some(old) = lanes.insert(spec.name.clone(), lane) {
+                        old.close();
+                    }
                 }
                 Err(e) => tracing::error!("shadow {}: cannot start its thread: {e}", spec.name),
             }
@@ -396,8 +417,8 @@ struct Moved {
     eval: String,
 }
 
-/// Moves kept in commit order for requests that lag behind them: as many
-/// as a lane's queue holds, and then some.
+/// The latest moves kept for requests that lag behind them: more than a
+/// lane's queue holds (lanes with a smaller queue lag less).
 const RECENT: usize = 2 * LANE_QUEUE;
 
 /// A lane's shadow cluster, as a delta from the real one.
@@ -497,11 +518,12 @@ impl Cluster {
         // Moves of allocations committed after the request's snapshot: the
         // request's columns do not hold those allocations, so the shadow
         // cluster as of that snapshot did not hold their moves either.
+        // Lanes see decisions in the order workers offer them, not quite
+        // commit order: every recent move is looked at.
         let later: Vec<&Moved> = self
             .recent
             .iter()
-            .rev()
-            .take_while(|(index, _)| *index > snapshot_index)
+            .filter(|(index, _)| *index > snapshot_index)
             .filter_map(|(_, id)| self.moved.get(id))
             .filter(|m| m.eval != eval)
             .collect();

@@ -83,10 +83,14 @@ pub fn pack_plan(decisions: &[Decision]) -> Result<Vec<PackedDecision>, StoreErr
         let rotation = frame.as_ref().and_then(|f| f.rotation_of(d));
         let (base, rotation) = match (frame.as_ref(), rotation) {
             (Some(f), Some(r)) => (Some(f), r),
-            _ if d.candidates.len() >= FRAME_FROM => {
-                frame = Base::of(d);
-                (frame.as_ref(), 0)
-            }
+            _ if d.candidates.len() >= FRAME_FROM => match Base::of(d) {
+                Some(base) => {
+                    frame = Some(base);
+                    (frame.as_ref(), 0)
+                }
+                // Kept whole as JSON; the frame stays for those after it.
+                None => (None, 0),
+            },
             _ => (None, 0),
         };
         out.push(PackedDecision {
@@ -356,7 +360,7 @@ pub(super) struct Frame {
 
 /// Reads a frame back (`id`: the record that refers to it, for errors).
 pub(super) fn unpack_frame(id: &str, packed: &[u8]) -> Result<Frame, StoreError> {
-    let bytes = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt(id, &e))?;
+    let bytes = unpack_bytes(packed).map_err(|e| corrupt(id, &e))?;
     let mut r = Reader::new(id, &bytes);
     let ids = r.ids()?;
     let shape = r.shape()?;
@@ -373,7 +377,7 @@ pub(super) fn unpack_record(
     packed: &[u8],
     frame: Option<&Frame>,
 ) -> Result<Decision, StoreError> {
-    let bytes = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt(id, &e))?;
+    let bytes = unpack_bytes(packed).map_err(|e| corrupt(id, &e))?;
     let mut r = Reader::new(id, &bytes);
     match r.u8()? {
         JSON => serde_json::from_slice(r.rest()).map_err(|e| corrupt(id, &e)),
@@ -461,9 +465,27 @@ fn fill(
         Vec::new()
     };
     if !r.rest().is_empty() {
-        return Err(corrupt(&d.alloc_id, &"bytes left after the arrays"));
+        return Err(corrupt(r.id, &"bytes left after the arrays"));
     }
     Ok(())
+}
+
+/// What `lz4_flex::compress_prepend_size` packed. The size it claims is
+/// checked before anything is allocated for it: LZ4 never packs better than
+/// 255 to 1, and no record comes near 1 GiB, so a larger claim is damage.
+pub(super) fn unpack_bytes(packed: &[u8]) -> Result<Vec<u8>, String> {
+    const MAX: usize = 1 << 30;
+    let (size, body) = packed
+        .split_first_chunk::<4>()
+        .ok_or("it is shorter than its size")?;
+    let size = u32::from_le_bytes(*size) as usize;
+    if size > body.len().saturating_mul(255).saturating_add(16) || size > MAX {
+        return Err(format!(
+            "it says it unpacks to {size} bytes from {}, which LZ4 cannot",
+            body.len()
+        ));
+    }
+    lz4_flex::block::decompress(body, size).map_err(|e| e.to_string())
 }
 
 fn put_u32(out: &mut Vec<u8>, v: usize) {
@@ -694,5 +716,9 @@ mod tests {
         let e = unpack_record("a2", &packed[1].packed, Some(&other)).unwrap_err();
         assert!(e.to_string().contains("does not fit its frame"), "{e}");
         assert!(unpack_record("a2", b"\x01\x00\x00\x00\x07", None).is_err());
+        // A size no LZ4 block can unpack to is refused before anything is
+        // allocated for it.
+        let e = unpack_record("a2", b"\xff\xff\xff\x7f\x00", None).unwrap_err();
+        assert!(e.to_string().contains("LZ4 cannot"), "{e}");
     }
 }

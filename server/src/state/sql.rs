@@ -679,7 +679,7 @@ fn unpack<T: DeserializeOwned>(table: &str, id: &str, packed: &[u8]) -> Result<T
     let corrupt = |detail: String| StoreError::Corrupt {
         detail: format!("{table} row {id:?} does not decode: {detail}"),
     };
-    let json = lz4_flex::decompress_size_prepended(packed).map_err(|e| corrupt(e.to_string()))?;
+    let json = record::unpack_bytes(packed).map_err(corrupt)?;
     let json = String::from_utf8(json).map_err(|e| corrupt(e.to_string()))?;
     decode(table, id, &json)
 }

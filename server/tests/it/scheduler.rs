@@ -932,21 +932,48 @@ proptest! {
     }
 }
 
-#[test]
-fn shadow_answers_are_written_by_shutdown_and_what_was_left_is_counted_as_dropped() {
-    let mut h = harness();
-    let metrics = orch_server::Metrics::new();
-    // A queue of 2: most of the 60 decisions are dropped on offer.
-    let lanes = orch_server::Shadows::with_queue(h.store.clone(), &metrics, 2).unwrap();
-    lanes.sync(vec![orch_server::ShadowSpec {
-        name: "spread".into(),
-        scorer: Arc::new(Native::new(orch_scorer_spread::Spread)),
+/// Spread, 300 ms late: a shadow lane that is busy when asked to stop.
+struct Slow;
+
+impl Scorer for Slow {
+    fn label(&self) -> &str {
+        "slow spread"
+    }
+
+    fn digest(&self) -> &str {
+        "native:slow-spread"
+    }
+
+    fn score(
+        &self,
+        request: &orch_plugin_runtime::ScoreRequest,
+    ) -> Result<orch_plugin_runtime::ScoreResponse, ScoreError> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Native::new(orch_scorer_spread::Spread).score(request)
+    }
+}
+
+fn shadow(name: &str, scorer: Arc<dyn Scorer>) -> orch_server::ShadowSpec {
+    orch_server::ShadowSpec {
+        name: name.into(),
+        scorer,
         candidate: orch_model::Candidate {
             mode: orch_model::CandidateMode::Shadow,
             weight: None,
             jobs: Vec::new(),
         },
-    }]);
+    }
+}
+
+#[test]
+fn shadow_answers_are_written_by_shutdown_and_what_was_left_is_counted_as_dropped() {
+    let mut h = harness();
+    let metrics = orch_server::Metrics::new();
+    // A queue of 2 behind a scorer that takes 300 ms a call: most of the
+    // 60 decisions are dropped on offer, and the lane is in a call, with
+    // more queued, when it is asked to stop.
+    let lanes = orch_server::Shadows::with_queue(h.store.clone(), &metrics, 2).unwrap();
+    lanes.sync(vec![shadow("slow", Arc::new(Slow))]);
     h.scheduler = Scheduler::new(
         Arc::new(Native::new(orch_scorer_binpack::Binpack)),
         Sampling::default(),
@@ -961,38 +988,67 @@ fn shadow_answers_are_written_by_shutdown_and_what_was_left_is_counted_as_droppe
     h.run();
     let live = h.live("web");
     assert_eq!(live.len(), 60, "the primary placed everything");
-    // The lane works through what it kept (the answers wait in the
-    // writer's batch), then shuts down.
-    let waited = std::time::Instant::now();
-    while lanes.stats()[0].queued > 0 {
-        assert!(waited.elapsed().as_secs() < 60, "the lane never caught up");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
     let stats = lanes.shutdown(std::time::Duration::from_secs(30));
     assert_eq!(stats.len(), 1);
     let lane = &stats[0];
     assert_eq!(lane.offered, 60);
     assert_eq!(lane.queued, 0, "nothing is left waiting: {lane:?}");
-    // Every answer the lane gave is in the store once shutdown returns.
+    // The call in hand ends; what was queued behind it is not scored.
+    assert!(lane.scored + lane.faults <= 1, "{lane:?}");
+    // Every answer the lane gave is in the store once shutdown returns,
+    // and every decision is either answered or counted as dropped.
     let recorded = live
         .iter()
         .filter(|a| !h.store.shadows(&a.id).unwrap().is_empty())
         .count() as u64;
     assert_eq!(recorded, lane.scored + lane.faults, "{lane:?}");
     assert_eq!(recorded + lane.dropped, lane.offered, "{lane:?}");
-    assert!(lane.scored > 0, "{lane:?}");
     assert!(lanes.stats().is_empty(), "no lane runs after shutdown");
     // A lane asked for after shutdown does not start.
-    lanes.sync(vec![orch_server::ShadowSpec {
-        name: "late".into(),
-        scorer: Arc::new(Native::new(orch_scorer_spread::Spread)),
-        candidate: orch_model::Candidate {
-            mode: orch_model::CandidateMode::Shadow,
-            weight: None,
-            jobs: Vec::new(),
-        },
-    }]);
+    lanes.sync(vec![shadow(
+        "late",
+        Arc::new(Native::new(orch_scorer_spread::Spread)),
+    )]);
     assert!(lanes.stats().is_empty());
+}
+
+#[test]
+fn a_shadow_lane_writes_every_answer_it_gives() {
+    let mut h = harness();
+    let metrics = orch_server::Metrics::new();
+    let lanes = orch_server::Shadows::start(h.store.clone(), &metrics).unwrap();
+    lanes.sync(vec![shadow(
+        "spread",
+        Arc::new(Native::new(orch_scorer_spread::Spread)),
+    )]);
+    h.scheduler = Scheduler::new(
+        Arc::new(Native::new(orch_scorer_binpack::Binpack)),
+        Sampling::default(),
+    )
+    .with_shadows(lanes.clone());
+    h.nodes(vec![
+        node("a", 64_000, 65_536, &[]),
+        node("b", 64_000, 65_536, &[]),
+    ]);
+    h.register(job(count(20)));
+    h.run();
+    // It works through its queue, then stops: all 20 answered and written.
+    let waited = std::time::Instant::now();
+    while lanes.stats()[0].queued > 0 {
+        assert!(waited.elapsed().as_secs() < 60, "the lane never caught up");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let lane = &lanes.shutdown(std::time::Duration::from_secs(30))[0];
+    assert_eq!(
+        (lane.offered, lane.scored, lane.dropped),
+        (20, 20, 0),
+        "{lane:?}"
+    );
+    for alloc in h.live("web") {
+        let answers = h.store.shadows(&alloc.id).unwrap();
+        assert_eq!(answers.len(), 1, "{}", alloc.name);
+        assert_eq!(answers[0].candidate, "spread");
+    }
 }
 
 #[test]
