@@ -246,6 +246,10 @@ pub fn run(args: PlacementArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one knob of the run; a struct would only rename them"
+)]
 fn one_run(
     args: &PlacementArgs,
     nodes: usize,

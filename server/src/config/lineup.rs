@@ -378,6 +378,22 @@ impl Lineup {
             self.core.conform(st, &settings, name)?;
         }
         let built = self.core.build(st, &settings)?;
+        // What was put through the suite is what runs: a file that changed
+        // between the two reads is refused, not put in force untested.
+        for name in &vetted {
+            if let Some(key) = st.named.get(name)
+                && !st.conforming.contains(key)
+            {
+                return Err(LineupError::NotConforming {
+                    name: name.clone(),
+                    digest: key.0.to_string(),
+                    failures: vec![
+                        "its file changed while the suite ran; nothing was changed, try again"
+                            .to_owned(),
+                    ],
+                });
+            }
+        }
         store.apply(Op::SetScheduler(overrides))?;
         // As stored: with the commit's index on what changed.
         st.overrides = (**store.snapshot().scheduler_overrides()).clone();

@@ -174,6 +174,13 @@ impl Settings {
             if let Some(p) = plugin_problem(&entry.value.plugin, &format!("{at}.plugin"), base_dir)
             {
                 problems.push(p);
+            } else if entry.origin != Origin::Config
+                && let Some(p) =
+                    confined_problem(&entry.value.plugin, &format!("{at}.plugin"), base_dir)
+            {
+                // Set through the API: checked again at every load, so a
+                // link swapped in since does not let it out of the folder.
+                problems.push(p);
             }
             // Only what the spec sets: the rest is `[scheduler.limits]`'s,
             // reported there.

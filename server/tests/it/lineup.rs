@@ -219,6 +219,42 @@ fn a_scorer_named_through_the_api_is_read_only_from_under_the_config_folder() {
         .unwrap();
     assert!(status.settings.scorers.contains_key("mine"));
 
+    // A file swapped for a link to outside after it was taken: the next
+    // start finds the stored setting out of bounds and runs without it.
+    let mine = lineup.change(
+        &rig.store,
+        Change::PutCandidate {
+            name: "mine".into(),
+            candidate: Candidate {
+                mode: CandidateMode::Shadow,
+                weight: None,
+                jobs: Vec::new(),
+            },
+        },
+    );
+    assert!(mine.is_ok(), "{:?}", mine.err());
+    drop(lineup);
+    std::fs::remove_file(base.join("plugins/mine.wasm")).unwrap();
+    std::os::unix::fs::symlink(&outside, base.join("plugins/mine.wasm")).unwrap();
+    let restarted = rig.start("").unwrap();
+    let why = restarted.status().stale.clone().expect("stale settings");
+    assert!(why.contains("is not under"), "{why}");
+    assert!(!restarted.status().running.contains_key("mine"));
+    drop(restarted);
+
+    // A FIFO under the folder is refused, not waited on.
+    let fifo = base.join("plugins/fifo.wasm");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let lineup = rig.start("").unwrap();
+    let refused = lineup.change(&rig.store, put_scorer("fifo", "plugins/fifo.wasm"));
+    assert!(refused.is_err(), "a FIFO was taken as a scorer");
+
     // The config file's own paths are the operator's: not held to it.
     let text = format!(
         "[scheduler.scorers.far]\nplugin = {:?}\n",
