@@ -57,8 +57,8 @@ pub use plan::{AllocStop, Plan, PlanResult};
 pub use scheduler::replay::{Replayed, replay, row as parts_row};
 pub use scheduler::{
     Component as ComponentScorer, Computed, Current, DistinctHosts, DryRun, Feasibility, LaneStats,
-    Native as NativeScorer, ProcessError, Sampling, SchedError, Scheduler, ScoreError, Scorer,
-    ShadowSpec, Shadows, Split, Worker, WorkerOptions, process_eval, request_of, to_sdk,
+    Native as NativeScorer, Placing, ProcessError, Sampling, SchedError, Scheduler, ScoreError,
+    Scorer, ShadowSpec, Shadows, Split, Worker, WorkerOptions, process_eval, request_of, to_sdk,
 };
 pub use serve::{ControlPlane, OnListening, ServeError, ServerOptions, run};
 pub use state::{

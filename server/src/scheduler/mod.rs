@@ -40,7 +40,7 @@ mod worker;
 
 pub use feasible::{DistinctHosts, Feasibility};
 pub use sample::Sampling;
-pub use shadow::{LaneStats, ShadowSpec, Shadows};
+pub use shadow::{LaneStats, Placing, ShadowSpec, Shadows};
 
 pub use score::{Component, Native, ScoreError, Scorer, request_of, to_sdk};
 pub use why_not::alloc_why_not;

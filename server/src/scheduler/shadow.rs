@@ -2,8 +2,8 @@
 //! and say what they would have picked, without placing anything and
 //! without ever delaying the primary.
 //!
-//! Each candidate has a *lane*: a bounded queue and one thread at the
-//! lowest CPU priority. A worker offers a committed decision to each lane
+//! Each candidate has a *lane*: a bounded queue and one thread in the
+//! idle CPU class. A worker offers a committed decision to each lane
 //! with a non-blocking send; when a lane's queue is full the decision is
 //! dropped for that lane and counted. A lane that traps, loops or blocks
 //! only fills its own queue; its breaker (the plugin runtime's) trips and
@@ -26,7 +26,7 @@
 
 use super::score::{Scorer, request_of};
 use crate::metrics::{Metrics, Role, Tally};
-use crate::{Op, PackedShadow, Store};
+use crate::{PackedShadow, Store};
 use orch_model::{Candidate, Decision, Resources, ShadowDecision, bucket, now_ms};
 use orch_plugin_runtime::{ScoreRequest, ScoreResponse};
 use serde::Serialize;
@@ -70,6 +70,8 @@ impl ShadowSpec {
 pub struct Shadows {
     store: Store,
     metrics: Metrics,
+    /// Evaluations the primary is placing now.
+    busy: Arc<Busy>,
     lanes: RwLock<BTreeMap<String, Lane>>,
     /// `None` once shut down.
     records: Mutex<Option<mpsc::SyncSender<ShadowDecision>>>,
@@ -163,6 +165,7 @@ impl Shadows {
         Ok(Arc::new(Self {
             store,
             metrics: metrics.clone(),
+            busy: Arc::new(Busy::default()),
             lanes: RwLock::new(BTreeMap::new()),
             records: Mutex::new(Some(records)),
             written: Mutex::new(Some(written)),
@@ -269,6 +272,8 @@ impl Shadows {
             started_ms: now_ms(),
         });
         let worker = LaneWorker {
+            busy: self.busy.clone(),
+            patience: self.queue / 2,
             name: spec.name.clone(),
             scorer: spec.scorer.clone(),
             shared: shared.clone(),
@@ -283,6 +288,15 @@ impl Shadows {
             queue,
             shared,
         })
+    }
+
+    /// Marks the primary busy placing until the guard is dropped: lanes
+    /// wait meanwhile, so shadow work does not share the CPU (or its
+    /// caches) with placements. A lane whose queue is half full stops
+    /// waiting, so a busy cluster still gets its shadows, at some cost.
+    pub fn primary_busy(&self) -> Placing {
+        self.busy.enter();
+        Placing(self.busy.clone())
     }
 
     /// Whether any lane takes part in `job_id`'s decisions.
@@ -345,6 +359,16 @@ impl Shadows {
     }
 }
 
+/// Decisions offered to a lane and not yet answered or dropped.
+fn lane_stats_queued(shared: &LaneShared) -> usize {
+    let c = &shared.counters;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    usize::try_from(
+        get(&c.offered).saturating_sub(get(&c.scored) + get(&c.faults) + get(&c.dropped)),
+    )
+    .unwrap_or(usize::MAX)
+}
+
 fn lane_stats(spec: &ShadowSpec, shared: &LaneShared) -> LaneStats {
     let c = &shared.counters;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -367,6 +391,49 @@ fn lane_stats(spec: &ShadowSpec, shared: &LaneShared) -> LaneStats {
         unrecorded: get(&c.unrecorded),
         queued: usize::try_from(offered.saturating_sub(scored + faults + dropped))
             .unwrap_or(usize::MAX),
+    }
+}
+
+/// How many evaluations the primary is placing, for lanes to wait on.
+#[derive(Default)]
+struct Busy {
+    placing: Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+impl Busy {
+    fn enter(&self) {
+        *self.placing.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    fn leave(&self) {
+        let mut placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+        *placing = placing.saturating_sub(1);
+        if *placing == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn is_busy(&self) -> bool {
+        *self.placing.lock().unwrap_or_else(|p| p.into_inner()) > 0
+    }
+
+    /// Waits until the primary places nothing, at most `at_most`.
+    fn wait_idle(&self, at_most: Duration) {
+        let placing = self.placing.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .idle
+            .wait_timeout_while(placing, at_most, |n| *n > 0)
+            .map_err(|p| p.into_inner());
+    }
+}
+
+/// The primary placing; see [`Shadows::primary_busy`].
+pub struct Placing(Arc<Busy>);
+
+impl Drop for Placing {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 
@@ -637,6 +704,9 @@ pub(crate) fn pick(d: &Decision, scores: &[f64], indices: Option<&[usize]>) -> u
 
 /// One lane's thread.
 struct LaneWorker {
+    busy: Arc<Busy>,
+    /// Queued decisions past which it stops waiting for the primary.
+    patience: usize,
     name: String,
     scorer: Arc<dyn Scorer>,
     shared: Arc<LaneShared>,
@@ -654,6 +724,14 @@ impl LaneWorker {
         let mut told_open = false;
         // Ends when the lane is dropped (its sender with it).
         while let Ok(decision) = rx.recv() {
+            // The primary first: wait while it places, unless this lane is
+            // falling behind (then it shares the CPU, in the idle class).
+            while !self.shared.closing.load(Ordering::Relaxed)
+                && lane_stats_queued(&self.shared) <= self.patience
+                && self.busy.is_busy()
+            {
+                self.busy.wait_idle(Duration::from_millis(50));
+            }
             if self.shared.closing.load(Ordering::Relaxed) {
                 // Shutting down: what is left is dropped, and counted so.
                 let left = 1 + rx.try_iter().count() as u64;
@@ -884,9 +962,9 @@ impl LaneWorker {
     }
 }
 
-/// Writes answers in batches until every lane and the [`Shadows`] are gone.
-/// Each answer is packed here, at the lowest priority like the lanes, so
-/// the store's writer only inserts rows.
+/// Writes answers in batches until every lane and the [`Shadows`] are gone,
+/// into `shadows.db` (never through the state's writer, which plans wait
+/// on), packing and inserting at the lowest priority like the lanes.
 fn write_records(store: &Store, rx: &mpsc::Receiver<ShadowDecision>) {
     lowest_priority();
     let mut batch = Vec::new();
@@ -915,10 +993,11 @@ fn write_records(store: &Store, rx: &mpsc::Receiver<ShadowDecision>) {
                 }
             }
         }
-        if !batch.is_empty()
-            && let Err(e) = store.apply(Op::RecordShadows(std::mem::take(&mut batch)))
-        {
-            tracing::warn!("shadow answers not recorded: {e}");
+        if !batch.is_empty() {
+            if let Err(e) = store.record_shadows(&batch) {
+                tracing::warn!("{} shadow answers not recorded: {e}", batch.len());
+            }
+            batch.clear();
         }
         if closed {
             return;
@@ -926,9 +1005,24 @@ fn write_records(store: &Store, rx: &mpsc::Receiver<ShadowDecision>) {
     }
 }
 
-/// Puts the calling thread at the lowest CPU priority (nice 19), so that
-/// shadow work only uses what the primary leaves idle. Best effort.
+/// Puts the calling thread in the idle class (Linux's `SCHED_IDLE`: it
+/// runs only on a CPU no other thread wants, and gives way at once when one
+/// does), so shadow work only uses what the primary leaves idle; nice 19
+/// (weight 15 against 1,024) still takes a share while the primary's
+/// threads are runnable. Best effort: nice 19 where the class cannot be
+/// had.
+#[allow(
+    unsafe_code,
+    reason = "sched_setscheduler has no safe wrapper in the crates used here; see SAFETY"
+)]
 fn lowest_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0
+    // names the calling thread; the call changes nothing else.
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+    if idle {
+        return;
+    }
     let tid = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
         tracing::debug!("shadow lane: cannot lower its priority: {e}");

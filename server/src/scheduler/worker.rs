@@ -61,6 +61,8 @@ pub fn process_eval(
     now_ms: u64,
     retries: u32,
 ) -> Result<Option<Evaluation>, ProcessError> {
+    // Shadow lanes wait while the primary places (unless they fall behind).
+    let _placing = scheduler.shadows().map(|s| s.primary_busy());
     let mut state = store.snapshot();
     if state.eval(&eval.id).is_some_and(|e| e.status.is_terminal()) {
         if superseded.is_empty() {

@@ -103,6 +103,9 @@ struct Inner {
     closing: watch::Sender<bool>,
     listener: Arc<RwLock<Option<CommitListener>>>,
     reader: Mutex<Connection>,
+    /// `shadows.db`: written by the shadow answers' thread, read by the API.
+    shadow_writer: Mutex<Connection>,
+    shadow_reader: Mutex<Connection>,
     stats: Arc<WriterStats>,
 }
 
@@ -117,6 +120,10 @@ impl Store {
         let conn = sql::open(path, options.sync)?;
         let state = sql::load(&conn)?;
         let reader = sql::open_reader(path)?;
+        let shadows = path.with_file_name("shadows.db");
+        let shadow_writer = sql::open_shadows(&shadows)?;
+        sql::move_shadows(&conn, &shadows)?;
+        let shadow_reader = sql::open_reader(&shadows)?;
         let (index_tx, index_rx) = watch::channel(state.index());
         let current = Arc::new(RwLock::new(Arc::new(state)));
         let listener: Arc<RwLock<Option<CommitListener>>> = Arc::new(RwLock::new(None));
@@ -142,6 +149,8 @@ impl Store {
                 closing: watch::channel(false).0,
                 listener,
                 reader: Mutex::new(reader),
+                shadow_writer: Mutex::new(shadow_writer),
+                shadow_reader: Mutex::new(shadow_reader),
                 stats,
             }),
         })
@@ -264,9 +273,21 @@ impl Store {
         sql::decision(&conn, alloc_id)
     }
 
+    /// Writes shadow candidates' answers, in one transaction of
+    /// `shadows.db` (never through the state's writer).
+    pub fn record_shadows(&self, rows: &[PackedShadow]) -> Result<(), StoreError> {
+        let mut conn = lock(&self.inner.shadow_writer, "shadow writer")?;
+        let tx = conn.transaction()?;
+        for row in rows {
+            sql::put_shadow(&tx, row)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every shadow candidate's answer for an allocation's placement.
     pub fn shadows(&self, alloc_id: &str) -> Result<Vec<orch_model::ShadowDecision>, StoreError> {
-        let conn = self.reader()?;
+        let conn = lock(&self.inner.shadow_reader, "shadow reader")?;
         sql::shadows_of(&conn, alloc_id)
     }
 
@@ -277,7 +298,7 @@ impl Store {
         name: &str,
         digest: &str,
     ) -> Result<Vec<(String, Option<String>, bool)>, StoreError> {
-        let conn = self.reader()?;
+        let conn = lock(&self.inner.shadow_reader, "shadow reader")?;
         sql::shadow_cluster(&conn, name, digest)
     }
 
@@ -286,11 +307,12 @@ impl Store {
         &self,
         since_ms: u64,
     ) -> Result<(Vec<DecisionRow>, Vec<ShadowRow>), StoreError> {
-        let conn = self.reader()?;
-        Ok((
-            sql::decision_rows(&conn, since_ms)?,
-            sql::shadow_rows(&conn, since_ms)?,
-        ))
+        let decisions = sql::decision_rows(&*self.reader()?, since_ms)?;
+        let shadows = sql::shadow_rows(
+            &*lock(&self.inner.shadow_reader, "shadow reader")?,
+            since_ms,
+        )?;
+        Ok((decisions, shadows))
     }
 
     /// Decision records since `since_ms` (of `job` only, if given) stored
@@ -309,9 +331,14 @@ impl Store {
     }
 
     fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.inner
-            .reader
-            .lock()
-            .map_err(|_| StoreError::Internal("reader connection poisoned".into()))
+        lock(&self.inner.reader, "reader")
     }
+}
+
+fn lock<'a>(
+    conn: &'a Mutex<Connection>,
+    what: &str,
+) -> Result<std::sync::MutexGuard<'a, Connection>, StoreError> {
+    conn.lock()
+        .map_err(|_| StoreError::Internal(format!("the {what} connection is poisoned")))
 }

@@ -111,6 +111,71 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
 ];
 
+/// `shadows.db`, beside the state database: shadow candidates' answers.
+/// They are observations, not state: written by their own thread on their
+/// own connection, they never queue behind or ahead of a plan in the
+/// state's single writer, and their commits are not fsynced (a crash may
+/// lose the last ones; the shadow cluster is rebuilt from what is there).
+const SHADOW_MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE shadow_decisions (
+         alloc_id TEXT NOT NULL,
+         candidate TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         job_id TEXT NOT NULL,
+         time_ms INTEGER NOT NULL,
+         agrees INTEGER NOT NULL,
+         fault INTEGER NOT NULL,
+         scorer_micros INTEGER NOT NULL,
+         cluster_node TEXT,
+         packed BLOB NOT NULL,
+         PRIMARY KEY (alloc_id, candidate)) STRICT;
+     CREATE INDEX shadow_decisions_by_time ON shadow_decisions (candidate, time_ms);",
+)];
+
+/// Opens (or creates) the shadow answers' database at `path` for writing.
+pub(super) fn open_shadows(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(|e| StoreError::open(path, e))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|e| StoreError::open(path, e))?;
+    Migrations::from_slice(SHADOW_MIGRATIONS)
+        .to_latest(&mut conn)
+        .map_err(|e| StoreError::Migrate {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    Ok(conn)
+}
+
+/// Moves shadow answers a state database kept itself (before they had
+/// their own file) into `shadows`, once.
+pub(super) fn move_shadows(conn: &Connection, shadows: &Path) -> Result<(), StoreError> {
+    let any: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main.shadow_decisions)",
+        [],
+        |r| r.get(0),
+    )?;
+    if !any {
+        return Ok(());
+    }
+    conn.execute(
+        "ATTACH DATABASE ?1 AS shadows",
+        params![shadows.display().to_string()],
+    )?;
+    let moved = conn.execute_batch(
+        "BEGIN;
+         INSERT OR IGNORE INTO shadows.shadow_decisions SELECT * FROM main.shadow_decisions;
+         DELETE FROM main.shadow_decisions;
+         COMMIT;",
+    );
+    if moved.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    conn.execute_batch("DETACH DATABASE shadows")?;
+    Ok(moved?)
+}
+
 /// How hard a commit is pushed to disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -50,10 +50,6 @@ pub enum Op {
     /// Replaces the scheduler settings set at run time; entries stamped
     /// with index 0 get this commit's index.
     SetScheduler(orch_model::SchedulerOverrides),
-    /// Shadow candidates' answers, joined to decision records already
-    /// written. Changes nothing readers of the state see, so it does not
-    /// raise the index.
-    RecordShadows(Vec<super::PackedShadow>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,9 +276,7 @@ fn apply_one(
     let savepoint = tx.execute_batch("SAVEPOINT op");
     let result = savepoint.map_err(StoreError::from).and_then(|()| {
         let mut w = Writer { tx, state, events };
-        if !matches!(op, Op::RecordShadows(_)) {
-            w.state.index += 1;
-        }
+        w.state.index += 1;
         w.apply(op)
     });
     match result {
@@ -350,12 +344,6 @@ impl Writer<'_, '_> {
                     .for_each(|c| stamp(&mut c.index));
                 sql::put_scheduler(self.tx, &overrides, index)?;
                 self.state.scheduler = Arc::new(overrides);
-                Ok(self.applied(vec![]))
-            }
-            Op::RecordShadows(shadows) => {
-                for shadow in &shadows {
-                    sql::put_shadow(self.tx, shadow)?;
-                }
                 Ok(self.applied(vec![]))
             }
         }

@@ -1013,7 +1013,7 @@ fn shadow_answers_are_written_by_shutdown_and_what_was_left_is_counted_as_droppe
 }
 
 #[test]
-fn a_shadow_lane_writes_every_answer_it_gives() {
+fn a_shadow_lane_waits_while_the_primary_places_then_writes_every_answer() {
     let mut h = harness();
     let metrics = orch_server::Metrics::new();
     let lanes = orch_server::Shadows::start(h.store.clone(), &metrics).unwrap();
@@ -1030,9 +1030,20 @@ fn a_shadow_lane_writes_every_answer_it_gives() {
         node("a", 64_000, 65_536, &[]),
         node("b", 64_000, 65_536, &[]),
     ]);
+    // While the primary is placing, the lane waits (its queue is far from
+    // half full).
+    let placing = lanes.primary_busy();
     h.register(job(count(20)));
     h.run();
-    // It works through its queue, then stops: all 20 answered and written.
+    let lane = &lanes.stats()[0];
+    assert_eq!(
+        (lane.offered, lane.scored, lane.queued),
+        (20, 0, 20),
+        "{lane:?}"
+    );
+    drop(placing);
+    // Then it works through its queue, and stops: all 20 answered and
+    // written.
     let waited = std::time::Instant::now();
     while lanes.stats()[0].queued > 0 {
         assert!(waited.elapsed().as_secs() < 60, "the lane never caught up");

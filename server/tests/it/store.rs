@@ -701,3 +701,54 @@ fn one_version_of_a_job_is_read_back() {
     assert_eq!(store.job_version("a", u64::MAX).unwrap(), None);
     assert_eq!(store.job_version("b", 0).unwrap(), None);
 }
+
+#[test]
+fn shadow_answers_live_in_their_own_file_and_old_ones_move_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    drop(store);
+    // An answer a state database kept itself, before shadows.db.
+    let answer: orch_model::ShadowDecision = serde_json::from_value(serde_json::json!({
+        "alloc_id": "a1", "job_id": "web", "candidate": "spread", "scorer": "spread 0.1.0",
+        "scorer_digest": "sha256:00", "time_ms": 5, "pick": 1, "agrees": false,
+        "cluster_node": "n2", "scorer_micros": 3,
+    }))
+    .unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    db.execute(
+        "INSERT INTO shadow_decisions (alloc_id, candidate, digest, job_id, time_ms, agrees,
+             fault, scorer_micros, cluster_node, packed)
+         VALUES ('a1', 'spread', 'sha256:00', 'web', 5, 0, 0, 3, 'n2', ?1)",
+        [lz4_flex::compress_prepend_size(
+            serde_json::to_string(&answer).unwrap().as_bytes(),
+        )],
+    )
+    .unwrap();
+    drop(db);
+    let store = open(&dir);
+    assert_eq!(store.shadows("a1").unwrap(), vec![answer.clone()]);
+    assert_eq!(
+        store.shadow_cluster("spread", "sha256:00").unwrap(),
+        vec![("a1".to_owned(), Some("n2".to_owned()), false)]
+    );
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM shadow_decisions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "moved, not copied");
+    // New answers go to shadows.db, never through the state's writer: the
+    // state's index does not move.
+    let index = store.index();
+    let mut again = answer.clone();
+    again.alloc_id = "a2".into();
+    store
+        .record_shadows(&[orch_server::PackedShadow::of(&again).unwrap()])
+        .unwrap();
+    assert_eq!(store.index(), index);
+    assert_eq!(store.shadows("a2").unwrap(), vec![again]);
+    let shadows = rusqlite::Connection::open(dir.path().join("shadows.db")).unwrap();
+    let rows: i64 = shadows
+        .query_row("SELECT COUNT(*) FROM shadow_decisions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2);
+}
