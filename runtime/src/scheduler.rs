@@ -34,6 +34,32 @@ pub struct Node {
 }
 
 impl NodeColumns {
+    /// No nodes, with room for `n`.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            cpu_capacity: Vec::with_capacity(n),
+            memory_capacity: Vec::with_capacity(n),
+            disk_capacity: Vec::with_capacity(n),
+            cpu_allocated: Vec::with_capacity(n),
+            memory_allocated: Vec::with_capacity(n),
+            disk_allocated: Vec::with_capacity(n),
+            job_allocs: Vec::with_capacity(n),
+            total_allocs: Vec::with_capacity(n),
+        }
+    }
+
+    /// Appends a node.
+    pub fn push(&mut self, node: Node) {
+        self.cpu_capacity.push(node.capacity.cpu_mhz);
+        self.memory_capacity.push(node.capacity.memory_mib);
+        self.disk_capacity.push(node.capacity.disk_mib);
+        self.cpu_allocated.push(node.allocated.cpu_mhz);
+        self.memory_allocated.push(node.allocated.memory_mib);
+        self.disk_allocated.push(node.allocated.disk_mib);
+        self.job_allocs.push(node.job_allocs);
+        self.total_allocs.push(node.total_allocs);
+    }
+
     /// The rows `keep` (indices; those out of range are left out), in that
     /// order.
     pub fn select(&self, keep: &[usize]) -> Self {

@@ -180,16 +180,7 @@ impl<'a> Pool<'a> {
         metric.nodes_evaluated = n as u64;
         let room = limit.min(n);
         let mut picked = Vec::with_capacity(room);
-        let mut columns = NodeColumns {
-            cpu_capacity: Vec::with_capacity(room),
-            memory_capacity: Vec::with_capacity(room),
-            disk_capacity: Vec::with_capacity(room),
-            cpu_allocated: Vec::with_capacity(room),
-            memory_allocated: Vec::with_capacity(room),
-            disk_allocated: Vec::with_capacity(room),
-            job_allocs: Vec::with_capacity(room),
-            total_allocs: Vec::with_capacity(room),
-        };
+        let mut columns = NodeColumns::with_capacity(room);
         // Counted here and added to the metric once: a node passed over
         // costs no map update.
         let mut filtered: Vec<(&str, u64)> = Vec::new();
@@ -206,16 +197,7 @@ impl<'a> Pool<'a> {
                 None => self.figures[i].examine(self.feasibility.distinct_hosts, ask),
             };
             match verdict {
-                Ok(node) => {
-                    columns.cpu_capacity.push(node.capacity.cpu_mhz);
-                    columns.memory_capacity.push(node.capacity.memory_mib);
-                    columns.disk_capacity.push(node.capacity.disk_mib);
-                    columns.cpu_allocated.push(node.allocated.cpu_mhz);
-                    columns.memory_allocated.push(node.allocated.memory_mib);
-                    columns.disk_allocated.push(node.allocated.disk_mib);
-                    columns.job_allocs.push(node.job_allocs);
-                    columns.total_allocs.push(node.total_allocs);
-                }
+                Ok(node) => columns.push(node),
                 Err(PassedOver::Filtered(reason)) => {
                     match filtered.iter_mut().find(|(r, _)| *r == reason) {
                         Some((_, count)) => *count += 1,

@@ -363,10 +363,14 @@ impl Shadows {
 fn lane_stats_queued(shared: &LaneShared) -> usize {
     let c = &shared.counters;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    usize::try_from(
-        get(&c.offered).saturating_sub(get(&c.scored) + get(&c.faults) + get(&c.dropped)),
+    pending(
+        get(&c.offered),
+        get(&c.scored) + get(&c.faults) + get(&c.dropped),
     )
-    .unwrap_or(usize::MAX)
+}
+
+fn pending(offered: u64, done: u64) -> usize {
+    usize::try_from(offered.saturating_sub(done)).unwrap_or(usize::MAX)
 }
 
 fn lane_stats(spec: &ShadowSpec, shared: &LaneShared) -> LaneStats {
@@ -389,8 +393,7 @@ fn lane_stats(spec: &ShadowSpec, shared: &LaneShared) -> LaneStats {
         agreed: get(&c.agreed),
         unplaced: get(&c.unplaced),
         unrecorded: get(&c.unrecorded),
-        queued: usize::try_from(offered.saturating_sub(scored + faults + dropped))
-            .unwrap_or(usize::MAX),
+        queued: pending(offered, scored + faults + dropped),
     }
 }
 

@@ -68,9 +68,15 @@ impl PackedDecision {
         &self.alloc_id
     }
 
-    /// One record on its own.
-    pub fn of(d: &Decision) -> Result<Self, StoreError> {
-        Ok(pack_plan(std::slice::from_ref(d))?.remove(0))
+    /// The frame it is stored against, if any.
+    pub(super) fn frame(&self) -> Option<&PackedFrame> {
+        self.frame.as_deref()
+    }
+}
+
+impl PackedFrame {
+    pub(super) fn id(&self) -> &str {
+        &self.id
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::StoreError;
 use super::memory::State;
-use super::record::{self, PackedDecision};
+use super::record::{self, PackedDecision, PackedFrame};
 use orch_model::{Allocation, Decision, Evaluation, Job, Node, SchedulerOverrides, ShadowDecision};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
@@ -576,11 +576,16 @@ pub(super) fn put_eval(tx: &Transaction<'_>, eval: &Evaluation) -> Result<(), St
     Ok(())
 }
 
+/// The frame records of a plan are stored against; the writer writes it
+/// once per plan, with the first of them accepted.
+pub(super) fn put_frame(tx: &Transaction<'_>, frame: &PackedFrame) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO decision_frames (id, packed) VALUES (?1, ?2)")?
+        .execute(params![frame.id, frame.packed])?;
+    Ok(())
+}
+
+/// A record; its frame, if any, is written with [`put_frame`].
 pub(super) fn put_decision(tx: &Transaction<'_>, d: &PackedDecision) -> Result<(), StoreError> {
-    if let Some(frame) = &d.frame {
-        tx.prepare_cached("INSERT OR IGNORE INTO decision_frames (id, packed) VALUES (?1, ?2)")?
-            .execute(params![frame.id, frame.packed])?;
-    }
     tx.prepare_cached(
         "INSERT INTO decisions (alloc_id, eval_id, body, packed, job_id, time_ms, scorer_name,
                                 policy, scorer_micros, fallback, picked, format, frame_id)

@@ -736,6 +736,8 @@ impl Writer<'_, '_> {
             .chain(&unpacked)
             .map(|d| (d.alloc_id(), d))
             .collect();
+        // Frames written so far: the records of a plan share a few.
+        let mut frames = std::collections::HashSet::new();
         for planned in verdict.accepted {
             let old = self.state.alloc(&planned.id).map(|a| a.as_ref());
             let Some(alloc) = crate::plan::placed(old, planned, self.index()) else {
@@ -743,6 +745,11 @@ impl Writer<'_, '_> {
             };
             sql::put_alloc(self.tx, &alloc)?;
             if let Some(decision) = decisions.get(alloc.id.as_str()) {
+                if let Some(frame) = decision.frame()
+                    && frames.insert(frame.id())
+                {
+                    sql::put_frame(self.tx, frame)?;
+                }
                 sql::put_decision(self.tx, decision)?;
             }
             result.placed.push(alloc.id.clone());
